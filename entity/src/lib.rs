@@ -1,0 +1,6 @@
+//! sea-orm entities, one module per table. Plain data: behaviour lives in the app's domain modules.
+pub mod affiliates;
+pub mod program_credentials;
+pub mod sessions;
+pub mod stores;
+pub mod webhook_inbox;

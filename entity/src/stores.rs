@@ -1,0 +1,28 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "stores")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    pub currency: String,
+    /// `active` or `uninstalled`.
+    pub status: String,
+    pub program_api_url: Option<String>,
+    /// `percentage` or `flat`.
+    pub commission_type: String,
+    /// A decimal string: percent for `percentage`, major units per purchase for `flat`.
+    pub commission_value: String,
+    pub commission_updated_at: DateTimeUtc,
+    pub installed_at: DateTimeUtc,
+    pub uninstalled_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

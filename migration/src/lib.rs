@@ -1,0 +1,16 @@
+// async_trait expands `&SchemaManager` with its own lifetimes; spelling them out breaks the impl.
+#![allow(elided_lifetimes_in_paths)]
+//! Schema migrations. They never import `entity`: a migration describes the schema as it was on the
+//! day it was written, whatever the entities look like later.
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_create_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_create_foundation::Migration)]
+    }
+}

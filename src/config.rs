@@ -1,0 +1,482 @@
+//! Typed configuration: the committed `app.toml` (compiled in as the defaults), an optional file given
+//! with `--config`, then `APP__SECTION__KEY` environment variables. Validated once, at start.
+use std::{path::PathBuf, time::Duration};
+
+use base64::{Engine, engine::general_purpose::STANDARD as B64};
+use chrono::NaiveTime;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+use url::Url;
+
+/// The committed defaults. A deployment's own file and the environment override them key by key.
+pub const DEFAULTS: &str = include_str!("../app.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: `{key}` {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        problem: problem.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub security: SecuritySettings,
+    pub platform: PlatformSettings,
+    pub amazon: AmazonSettings,
+    pub program: ProgramSettings,
+    pub sync: SyncSettings,
+    pub workers: WorkerSettings,
+    pub sandbox: SandboxSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub public_url: Url,
+    pub shutdown_timeout_secs: u64,
+    pub body_limit_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+impl DatabaseSettings {
+    pub fn is_sqlite(&self) -> bool {
+        self.url.expose_secret().starts_with("sqlite:")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    pub encryption_key: SecretString,
+    pub key_file: PathBuf,
+    pub session_ttl_minutes: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformSettings {
+    #[serde(deserialize_with = "secret_list")]
+    pub webhook_secrets: Vec<SecretString>,
+    pub webhook_tolerance_secs: u64,
+    pub webhook_body_limit_bytes: usize,
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmazonSettings {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub publisher_id: String,
+    #[serde(deserialize_with = "optional_url")]
+    pub authorize_url: Option<Url>,
+    #[serde(deserialize_with = "optional_url")]
+    pub token_url: Option<Url>,
+    #[serde(deserialize_with = "optional_url")]
+    pub api_url: Option<Url>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramSettings {
+    pub api_url: Url,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncSettings {
+    pub daily_at: String,
+    pub push_after_days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    pub enabled: bool,
+    pub sweep_interval_minutes: u64,
+}
+
+impl WorkerSettings {
+    pub fn sweep_interval(&self) -> Duration {
+        Duration::from_secs(self.sweep_interval_minutes * 60)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSettings {
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Settings {
+    /// Defaults, then `file` (when given; it must exist), then the process environment.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let file = match file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                invalid("--config", format!("cannot read {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+        Self::from_sources(file.as_deref(), std::env::vars())
+    }
+
+    /// Pure form of [`Settings::load`], for tests: an optional TOML text and environment pairs.
+    pub fn from_sources(
+        file: Option<&str>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        use config::{Environment, File, FileFormat};
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("APP__"))
+            .collect();
+        let mut builder =
+            config::Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(text) = file {
+            builder = builder.add_source(File::from_str(text, FileFormat::Toml));
+        }
+        let settings: Settings = builder
+            .add_source(
+                Environment::with_prefix("APP")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .source(Some(env)),
+            )
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.host.trim().is_empty() {
+            return Err(invalid("server.host", "must not be empty"));
+        }
+        if !matches!(self.server.public_url.scheme(), "http" | "https") {
+            return Err(invalid("server.public_url", "must be an http(s) URL"));
+        }
+        if self.server.body_limit_bytes < 1024 {
+            return Err(invalid("server.body_limit_bytes", "must be at least 1024"));
+        }
+        let db = self.database.url.expose_secret();
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database.url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if !self.security.encryption_key.expose_secret().is_empty() {
+            decode_key(&self.security.encryption_key)?;
+        } else if !self.database.is_sqlite() {
+            return Err(invalid(
+                "security.encryption_key",
+                "is required with PostgreSQL (base64 of 32 bytes; e.g. `openssl rand -base64 32`)",
+            ));
+        }
+        if self.security.session_ttl_minutes < 1 {
+            return Err(invalid(
+                "security.session_ttl_minutes",
+                "must be at least 1",
+            ));
+        }
+        for secret in &self.platform.webhook_secrets {
+            decode_webhook_secret(secret)?;
+        }
+        if self.platform.webhook_secrets.is_empty() && !self.sandbox.enabled {
+            return Err(invalid(
+                "platform.webhook_secrets",
+                "must list at least one whsec_ secret when the sandbox is off",
+            ));
+        }
+        if !(1..=86_400).contains(&self.platform.webhook_tolerance_secs) {
+            return Err(invalid(
+                "platform.webhook_tolerance_secs",
+                "must be between 1 and 86400",
+            ));
+        }
+        if self.platform.webhook_body_limit_bytes < 1024 {
+            return Err(invalid(
+                "platform.webhook_body_limit_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if self.amazon.publisher_id.trim().is_empty() {
+            return Err(invalid("amazon.publisher_id", "must not be empty"));
+        }
+        if self.sandbox.enabled && !self.amazon.client_secret.expose_secret().is_empty() {
+            return Err(invalid(
+                "sandbox.enabled",
+                "the sandbox refuses to run with real Amazon credentials (amazon.client_secret is set); \
+                 set APP__SANDBOX__ENABLED=false",
+            ));
+        }
+        self.sync.daily_at()?;
+        if self.sync.push_after_days > 60 {
+            return Err(invalid("sync.push_after_days", "must be between 0 and 60"));
+        }
+        if self.workers.sweep_interval_minutes == 0 {
+            return Err(invalid(
+                "workers.sweep_interval_minutes",
+                "must be at least 1",
+            ));
+        }
+        if self.log.level.trim().is_empty() {
+            return Err(invalid("log.level", "must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+impl SyncSettings {
+    pub fn daily_at(&self) -> Result<NaiveTime, ConfigError> {
+        NaiveTime::parse_from_str(&self.daily_at, "%H:%M")
+            .map_err(|_| invalid("sync.daily_at", "must be \"HH:MM\" (24-hour)"))
+    }
+}
+
+/// The 32-byte AEAD key from its base64 form.
+pub fn decode_key(key: &SecretString) -> Result<[u8; 32], ConfigError> {
+    let bytes = B64
+        .decode(key.expose_secret().trim())
+        .map_err(|_| invalid("security.encryption_key", "is not valid base64"))?;
+    bytes
+        .try_into()
+        .map_err(|_| invalid("security.encryption_key", "must decode to exactly 32 bytes"))
+}
+
+/// The HMAC key of a Standard Webhooks secret: base64 after an optional `whsec_` prefix.
+pub fn decode_webhook_secret(secret: &SecretString) -> Result<Vec<u8>, ConfigError> {
+    let raw = secret.expose_secret().trim();
+    let raw = raw.strip_prefix("whsec_").unwrap_or(raw);
+    let key = B64.decode(raw).map_err(|_| {
+        invalid(
+            "platform.webhook_secrets",
+            "each secret must be whsec_ followed by base64",
+        )
+    })?;
+    if key.is_empty() {
+        return Err(invalid("platform.webhook_secrets", "a secret is empty"));
+    }
+    Ok(key)
+}
+
+/// A list from TOML, or one string from the environment with entries separated by commas or spaces.
+fn secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split([',', ' ']).map(str::to_owned).collect::<Vec<_>>(),
+        OneOrMany::Many(v) => v,
+    };
+    Ok(items
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .map(SecretString::from)
+        .collect())
+}
+
+/// An empty string means "not set".
+fn optional_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    Url::parse(s.trim())
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(format!("invalid URL {s:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn problem(result: Result<Settings, ConfigError>) -> String {
+        result.expect_err("should be refused").to_string()
+    }
+
+    #[test]
+    fn the_committed_defaults_run_as_they_are() {
+        let s = Settings::from_sources(None, env(&[])).unwrap();
+        assert_eq!(s.server.port, 8080);
+        assert!(s.database.is_sqlite());
+        assert!(s.sandbox.enabled);
+        assert_eq!(s.amazon.publisher_id, "12");
+        assert_eq!(s.platform.webhook_tolerance_secs, 300);
+        assert_eq!(
+            s.sync.daily_at().unwrap(),
+            NaiveTime::from_hms_opt(6, 0, 0).unwrap()
+        );
+        assert!(s.amazon.api_url.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_file_overrides_defaults() {
+        let file = "[server]\nport = 7000\nhost = \"0.0.0.0\"\n";
+        let s = Settings::from_sources(
+            Some(file),
+            env(&[("APP__SERVER__PORT", "9000"), ("UNRELATED", "x")]),
+        )
+        .unwrap();
+        assert_eq!((s.server.port, s.server.host.as_str()), (9000, "0.0.0.0"));
+    }
+
+    #[test]
+    fn webhook_secrets_come_as_a_list_or_comma_separated() {
+        let a = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+        let b = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let s = Settings::from_sources(
+            None,
+            env(&[("APP__PLATFORM__WEBHOOK_SECRETS", &format!("{a},{b}"))]),
+        )
+        .unwrap();
+        assert_eq!(s.platform.webhook_secrets.len(), 2);
+        let s =
+            Settings::from_sources(None, env(&[("APP__PLATFORM__WEBHOOK_SECRETS", a)])).unwrap();
+        assert_eq!(s.platform.webhook_secrets.len(), 1);
+        let file = format!("[platform]\nwebhook_secrets = [\"{a}\", \"{b}\"]\n");
+        let s = Settings::from_sources(Some(&file), env(&[])).unwrap();
+        assert_eq!(s.platform.webhook_secrets.len(), 2);
+    }
+
+    #[test]
+    fn bad_keys_and_values_name_themselves() {
+        assert!(
+            problem(Settings::from_sources(
+                None,
+                env(&[("APP__SERVER__PROT", "1")])
+            ))
+            .contains("prot")
+        );
+        assert!(
+            problem(Settings::from_sources(
+                None,
+                env(&[("APP__SERVER__PORT", "x")])
+            ))
+            .contains("server.port")
+        );
+        assert!(
+            problem(Settings::from_sources(
+                None,
+                env(&[("APP__SYNC__DAILY_AT", "6am")])
+            ))
+            .contains("sync.daily_at")
+        );
+        assert!(
+            problem(Settings::from_sources(
+                None,
+                env(&[("APP__PLATFORM__WEBHOOK_SECRETS", "whsec_???")])
+            ))
+            .contains("platform.webhook_secrets")
+        );
+        assert!(
+            problem(Settings::from_sources(
+                None,
+                env(&[("APP__SECURITY__ENCRYPTION_KEY", "c2hvcnQ=")])
+            ))
+            .contains("32 bytes")
+        );
+        assert!(
+            problem(Settings::from_sources(
+                None,
+                env(&[("APP__LOG__FORMAT", "xml")])
+            ))
+            .contains("format")
+        );
+    }
+
+    #[test]
+    fn postgres_requires_an_encryption_key() {
+        let pg = ("APP__DATABASE__URL", "postgres://u@localhost/db");
+        assert!(
+            problem(Settings::from_sources(None, env(&[pg]))).contains("security.encryption_key")
+        );
+        let key = (
+            "APP__SECURITY__ENCRYPTION_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        );
+        assert!(Settings::from_sources(None, env(&[pg, key])).is_ok());
+    }
+
+    #[test]
+    fn the_sandbox_refuses_real_amazon_credentials_and_production_needs_secrets() {
+        let secret = ("APP__AMAZON__CLIENT_SECRET", "real-secret");
+        assert!(problem(Settings::from_sources(None, env(&[secret]))).contains("sandbox"));
+        let off = ("APP__SANDBOX__ENABLED", "false");
+        assert!(
+            problem(Settings::from_sources(None, env(&[secret, off]))).contains("webhook_secrets")
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let s = Settings::from_sources(
+            None,
+            env(&[
+                (
+                    "APP__SECURITY__ENCRYPTION_KEY",
+                    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                ),
+                (
+                    "APP__PLATFORM__WEBHOOK_SECRETS",
+                    "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+                ),
+            ]),
+        )
+        .unwrap();
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("C2FVsBQIhrscChlQIMV"));
+        assert!(!debug.contains("AAAAAAAAAAAAAAAA"));
+    }
+}

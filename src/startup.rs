@@ -1,0 +1,164 @@
+//! The one startup seam: `Application::build` is what `main` runs and what every test spawns.
+use std::{net::TcpListener, sync::Arc, time::Duration};
+
+use actix_session::{SessionMiddleware, config::PersistentSession};
+use actix_web::{
+    App, HttpServer,
+    cookie::{Key, SameSite, time::Duration as CookieDuration},
+    dev::Server,
+    middleware::Logger,
+    web,
+};
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    clock::{SharedClock, SystemClock},
+    config::Settings,
+    crypto::{self, TokenCipher},
+    db, sandbox,
+    state::AppState,
+    stores,
+    web::{routes, session::DbSessionStore},
+    webhooks::verify::Verifier,
+};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// As `build`, with the clock tests control.
+    pub async fn build_with_clock(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        let state = prepare(settings, clock).await?;
+        let address = (
+            state.settings.server.host.as_str(),
+            state.settings.server.port,
+        );
+        let listener = TcpListener::bind(address)
+            .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
+        let port = listener.local_addr()?.port();
+        let server = serve(listener, state.clone())?;
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGTERM/SIGINT (in-flight requests finish), with the background workers
+    /// beside it when `[workers] enabled`.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let workers = self
+            .state
+            .settings
+            .workers
+            .enabled
+            .then(|| tokio::spawn(sweep_loop(self.state.clone(), stop.clone())));
+        let served = self.server.await;
+        stop.cancel();
+        if let Some(workers) = workers {
+            workers.await.context("background worker panicked")?;
+        }
+        served.context("HTTP server failed")
+    }
+}
+
+/// Database, migrations, keys and verifier: everything but the socket.
+pub async fn prepare(settings: Settings, clock: SharedClock) -> anyhow::Result<AppState> {
+    let db = db::connect_and_migrate(&settings.database)
+        .await
+        .context("database unavailable or migration failed")?;
+    let cipher = TokenCipher::new(crypto::load_key(&settings)?);
+    let mut secrets = settings.platform.webhook_secrets.clone();
+    if secrets.is_empty() {
+        // Validation allows this only with the sandbox on.
+        let dir = settings
+            .security
+            .key_file
+            .parent()
+            .unwrap_or_else(|| std::path::Path::new("."));
+        let path = dir.join("sandbox-webhook-secret");
+        secrets.push(sandbox::webhook_secret(&path).context("sandbox webhook secret")?);
+        tracing::info!(path = %path.display(), "sandbox: platform webhooks are verified with the secret in this file");
+    }
+    let verifier = Verifier::new(&secrets, settings.platform.webhook_tolerance_secs)?;
+    Ok(AppState {
+        db,
+        settings: Arc::new(settings),
+        clock,
+        cipher: Arc::new(cipher),
+        verifier: Arc::new(verifier),
+    })
+}
+
+fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
+    let settings = state.settings.clone();
+    let cookie_key = Key::from(&state.cipher.derive("session-cookie"));
+    let secure = settings.server.public_url.scheme() == "https";
+    let ttl = CookieDuration::minutes(settings.security.session_ttl_minutes);
+    let body_limit = settings.server.body_limit_bytes;
+    let webhook_limit = settings.platform.webhook_body_limit_bytes;
+    let data = web::Data::new(state.clone());
+    let server = HttpServer::new(move || {
+        let sessions = SessionMiddleware::builder(
+            DbSessionStore::new(data.db.clone(), data.clock.clone()),
+            cookie_key.clone(),
+        )
+        .cookie_name("ab_session".to_owned())
+        .cookie_http_only(true)
+        .cookie_secure(secure)
+        .cookie_same_site(SameSite::Lax)
+        .session_lifecycle(PersistentSession::default().session_ttl(ttl))
+        .build();
+        App::new()
+            .wrap(sessions)
+            // Paths only: query strings carry signatures and OAuth codes.
+            .wrap(
+                Logger::new("%{route}xi %s %Dms").custom_request_replace("route", |req| {
+                    format!("{} {}", req.method(), req.path())
+                }),
+            )
+            .app_data(data.clone())
+            .app_data(web::PayloadConfig::new(body_limit))
+            .app_data(web::FormConfig::default().limit(body_limit))
+            .app_data(web::JsonConfig::default().limit(body_limit))
+            .configure(|cfg| routes(cfg, webhook_limit))
+    })
+    .shutdown_timeout(settings.server.shutdown_timeout_secs)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Retention: purges stores uninstalled longer than `retention_days`, and expired sessions.
+async fn sweep_loop(state: AppState, stop: CancellationToken) {
+    let interval = state.settings.workers.sweep_interval();
+    loop {
+        let now = state.clock.now();
+        match stores::purge_expired(&state.db, now, state.settings.platform.retention_days).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "retention sweep"),
+            Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(interval.max(Duration::from_secs(60))) => {}
+        }
+    }
+}

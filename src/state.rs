@@ -1,0 +1,17 @@
+//! What every handler and worker shares.
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    clock::SharedClock, config::Settings, crypto::TokenCipher, webhooks::verify::Verifier,
+};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub settings: Arc<Settings>,
+    pub clock: SharedClock,
+    pub cipher: Arc<TokenCipher>,
+    pub verifier: Arc<Verifier>,
+}

@@ -1,0 +1,34 @@
+//! The HTTP surface: merchant pages, the load link, health probes. Handlers are thin; the work is
+//! in the domain modules.
+pub mod error;
+pub mod health;
+pub mod load;
+pub mod pages;
+pub mod session;
+
+use actix_web::{HttpResponse, web};
+use askama::Template;
+
+use crate::webhooks;
+pub use error::PageError;
+
+pub fn routes(cfg: &mut web::ServiceConfig, webhook_body_limit: usize) {
+    cfg.route("/", web::get().to(pages::home))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .service(
+            web::resource("/webhooks/platform")
+                .app_data(web::PayloadConfig::new(webhook_body_limit))
+                .route(web::post().to(webhooks::receive)),
+        )
+        .route("/app/load", web::get().to(load::load))
+        .route("/app/stores/{store_id}", web::get().to(pages::setup));
+}
+
+/// Renders a template as an HTML response.
+pub fn html(page: &impl Template) -> Result<HttpResponse, PageError> {
+    let body = page.render().map_err(anyhow::Error::from)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(body))
+}

@@ -1,0 +1,144 @@
+//! Merchant sessions: actix-session's middleware with its state kept in the `sessions` table.
+//! Rows are keyed by the SHA-256 of the cookie's key, and carry the store id so that uninstall
+//! and redaction can end a store's sessions.
+use std::collections::HashMap;
+
+use actix_session::{
+    Session,
+    storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError, generate_session_key},
+};
+use actix_web::cookie::time::Duration as CookieDuration;
+use chrono::{DateTime, Duration, Utc};
+use entity::sessions;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, sea_query::Expr,
+};
+use sha2::{Digest, Sha256};
+
+use crate::{clock::SharedClock, ids::StoreId};
+
+pub const STORE_KEY: &str = "store_id";
+pub const CSRF_KEY: &str = "csrf";
+
+#[derive(Clone)]
+pub struct DbSessionStore {
+    db: DatabaseConnection,
+    clock: SharedClock,
+}
+
+impl DbSessionStore {
+    pub fn new(db: DatabaseConnection, clock: SharedClock) -> Self {
+        Self { db, clock }
+    }
+
+    fn expiry(&self, ttl: &CookieDuration) -> DateTime<Utc> {
+        self.clock.now() + Duration::seconds(ttl.whole_seconds())
+    }
+}
+
+fn row_id(key: &SessionKey) -> String {
+    hex::encode(Sha256::digest(key.as_ref().as_bytes()))
+}
+
+/// actix-session keeps values JSON-encoded; the store id is a JSON string.
+fn store_of(state: &HashMap<String, String>) -> Option<String> {
+    state
+        .get(STORE_KEY)
+        .and_then(|v| serde_json::from_str::<String>(v).ok())
+}
+
+impl SessionStore for DbSessionStore {
+    async fn load(&self, key: &SessionKey) -> Result<Option<HashMap<String, String>>, LoadError> {
+        let row = sessions::Entity::find_by_id(row_id(key))
+            .filter(sessions::Column::ExpiresAt.gt(self.clock.now()))
+            .one(&self.db)
+            .await
+            .map_err(|e| LoadError::Other(e.into()))?;
+        row.map(|r| serde_json::from_str(&r.state))
+            .transpose()
+            .map_err(|e| LoadError::Deserialization(e.into()))
+    }
+
+    async fn save(
+        &self,
+        state: HashMap<String, String>,
+        ttl: &CookieDuration,
+    ) -> Result<SessionKey, SaveError> {
+        let key = generate_session_key();
+        let body = serde_json::to_string(&state).map_err(|e| SaveError::Serialization(e.into()))?;
+        sessions::Entity::insert(sessions::ActiveModel {
+            id: Set(row_id(&key)),
+            store_id: Set(store_of(&state)),
+            state: Set(body),
+            expires_at: Set(self.expiry(ttl)),
+        })
+        .exec_without_returning(&self.db)
+        .await
+        .map_err(|e| SaveError::Other(e.into()))?;
+        Ok(key)
+    }
+
+    async fn update(
+        &self,
+        key: SessionKey,
+        state: HashMap<String, String>,
+        ttl: &CookieDuration,
+    ) -> Result<SessionKey, UpdateError> {
+        let body =
+            serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
+        let res = sessions::Entity::update_many()
+            .col_expr(sessions::Column::State, Expr::value(body))
+            .col_expr(sessions::Column::StoreId, Expr::value(store_of(&state)))
+            .col_expr(sessions::Column::ExpiresAt, Expr::value(self.expiry(ttl)))
+            .filter(sessions::Column::Id.eq(row_id(&key)))
+            .exec(&self.db)
+            .await
+            .map_err(|e| UpdateError::Other(e.into()))?;
+        if res.rows_affected == 0 {
+            // Expired or deleted meanwhile (an uninstall ends sessions): start a new one.
+            return self.save(state, ttl).await.map_err(|e| match e {
+                SaveError::Serialization(e) => UpdateError::Serialization(e),
+                SaveError::Other(e) => UpdateError::Other(e),
+            });
+        }
+        Ok(key)
+    }
+
+    async fn update_ttl(
+        &self,
+        key: &SessionKey,
+        ttl: &CookieDuration,
+    ) -> Result<(), anyhow::Error> {
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::ExpiresAt, Expr::value(self.expiry(ttl)))
+            .filter(sessions::Column::Id.eq(row_id(key)))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
+        sessions::Entity::delete_by_id(row_id(key))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The store this browser session was opened for, if any.
+pub fn session_store(session: &Session) -> Option<StoreId> {
+    session
+        .get::<String>(STORE_KEY)
+        .ok()
+        .flatten()
+        .and_then(|s| StoreId::parse(&s).ok())
+}
+
+/// The session's CSRF token, for forms.
+pub fn csrf_token(session: &Session) -> String {
+    session
+        .get::<String>(CSRF_KEY)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}

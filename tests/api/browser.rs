@@ -1,0 +1,143 @@
+//! The merchant pages in a real headless Chromium, driven over WebDriver (chromedriver).
+//! Needs `chromium` and `chromium-driver` (Debian); `.ci/run` installs them and sets
+//! REQUIRE_BROWSER=1 so that a missing browser fails there instead of skipping.
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn find(names: &[&str]) -> Option<String> {
+    names.iter().find_map(|name| {
+        let out = Command::new("which").arg(name).output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    })
+}
+
+impl Browser {
+    /// A fresh headless Chromium, or None (skip) when none is installed and none is required.
+    pub async fn start() -> Option<Self> {
+        let (Some(driver_bin), Some(chrome_bin)) = (
+            find(&["chromedriver"]),
+            find(&["chromium", "chromium-browser", "google-chrome"]),
+        ) else {
+            assert!(
+                std::env::var_os("REQUIRE_BROWSER").is_none(),
+                "REQUIRE_BROWSER is set but chromium/chromedriver are not installed"
+            );
+            eprintln!("SKIPPED browser test: install chromium and chromium-driver to run it");
+            return None;
+        };
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({
+            "goog:chromeOptions": {
+                "binary": chrome_bin,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--disable-dev-shm-usage", format!("--user-data-dir={}", profile.path().display())]
+            }
+        });
+        let caps: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_value(caps).unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        // chromedriver takes a moment to listen; the process start is the only thing waited for.
+        let mut last_err = None;
+        for _ in 0..100 {
+            let builder =
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                    .capabilities(caps.clone())
+                    .connect(&url)
+                    .await;
+            match builder {
+                Ok(client) => {
+                    return Some(Self {
+                        client,
+                        driver,
+                        _profile: profile,
+                    });
+                }
+                Err(e) => {
+                    last_err = Some(e);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        panic!("chromedriver did not start: {last_err:?}");
+    }
+
+    pub async fn text(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css} on the page: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_merchant_opens_the_setup_page_from_the_load_link() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    app.install("st_1001", "gpat_browser").await;
+    app.send(&affiliate_event("affiliate.created", "st_1001", 1, "Alice"))
+        .await;
+    app.send(&affiliate_event("affiliate.created", "st_1001", 2, "Bob"))
+        .await;
+    app.install("st_other", "gpat_other").await;
+
+    let c = &browser.client;
+    c.goto(&app.load_link("st_1001", app.now())).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/app/stores/st_1001");
+    assert_eq!(browser.text("h1").await, "Store st_1001");
+    assert_eq!(browser.text("#install-state").await, "Installed");
+    assert_eq!(browser.text("#program-state").await, "Connected");
+    assert_eq!(browser.text("#affiliate-count").await, "2");
+    let rows = c
+        .find_all(Locator::Css("#affiliates tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    // The session cookie is HttpOnly: page scripts cannot read it.
+    let cookies = c.execute("return document.cookie", vec![]).await.unwrap();
+    assert_eq!(cookies, json!(""));
+
+    // Another store's page, typed into the address bar, is not found.
+    c.goto(&app.url("/app/stores/st_other")).await.unwrap();
+    assert_eq!(browser.text("h1").await, "Not found");
+    browser.client.clone().close().await.unwrap();
+}

@@ -1,0 +1,163 @@
+//! Install, uninstall, reinstall, redaction and retention of a store.
+use attribution_bridge::{ids::StoreId, stores};
+use chrono::Duration;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn uninstall_twice_and_before_install_both_answer_200() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.send(&store_event("app.uninstalled", "st_never")).await,
+        "processed"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM stores").await, 0);
+
+    app.install("st_1", "gpat_one").await;
+    assert_eq!(
+        app.send(&store_event("app.uninstalled", "st_1")).await,
+        "processed"
+    );
+    assert_eq!(
+        app.send(&store_event("app.uninstalled", "st_1")).await,
+        "processed"
+    );
+    let store = stores::find(&app.state.db, &StoreId::parse("st_1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.status, "uninstalled");
+    assert_eq!(store.uninstalled_at, Some(app.clock_now()));
+}
+
+#[tokio::test]
+async fn uninstall_deletes_tokens_ends_sessions_and_keeps_history() {
+    let app = spawn_app().await;
+    app.install("st_1", "gpat_one").await;
+    app.send(&affiliate_event("affiliate.created", "st_1", 1, "Alice"))
+        .await;
+    assert_eq!(app.open_store("st_1").await.status(), 303);
+    assert_eq!(app.get("/app/stores/st_1").await.status(), 200);
+
+    app.send(&store_event("app.uninstalled", "st_1")).await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM program_credentials").await,
+        0
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 0);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM affiliates WHERE store_id = 'st_1'")
+            .await,
+        1
+    );
+    // The merchant's open page is closed at once, and the load link no longer opens it.
+    assert_eq!(app.get("/app/stores/st_1").await.status(), 401);
+    assert_eq!(app.open_store("st_1").await.status(), 404);
+    // Roster changes for an uninstalled store are not acted on.
+    assert_eq!(
+        app.send(&affiliate_event("affiliate.created", "st_1", 2, "Bob"))
+            .await,
+        "ignored"
+    );
+}
+
+#[tokio::test]
+async fn a_reinstall_brings_the_store_back_with_its_new_token() {
+    let app = spawn_app().await;
+    app.install("st_1", "gpat_old").await;
+    app.send(&store_event("app.uninstalled", "st_1")).await;
+    app.clock.advance(Duration::days(3));
+    app.install("st_1", "gpat_new").await;
+    let id = StoreId::parse("st_1").unwrap();
+    let store = stores::find(&app.state.db, &id).await.unwrap().unwrap();
+    assert_eq!(store.status, "active");
+    assert_eq!(store.uninstalled_at, None);
+    assert_eq!(store.installed_at, app.clock_now());
+    let token = stores::program_token(&app.state.db, &app.state.cipher, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&token), "gpat_new");
+    assert_eq!(app.open_store("st_1").await.status(), 303);
+}
+
+#[tokio::test]
+async fn a_second_install_of_an_active_store_updates_it() {
+    let app = spawn_app().await;
+    app.install("st_1", "gpat_old").await;
+    let mut event = install_event("st_1", "gpat_rotated");
+    event["data"]["store"]["name"] = "Acme Renamed".into();
+    assert_eq!(app.send(&event).await, "processed");
+    let id = StoreId::parse("st_1").unwrap();
+    let store = stores::find(&app.state.db, &id).await.unwrap().unwrap();
+    assert_eq!(store.name, "Acme Renamed");
+    let token = stores::program_token(&app.state.db, &app.state.cipher, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&token), "gpat_rotated");
+    assert_eq!(app.count("SELECT COUNT(*) FROM stores").await, 1);
+}
+
+#[tokio::test]
+async fn redact_leaves_no_row_of_the_store() {
+    let app = spawn_app().await;
+    app.install("st_redact", "gpat_r").await;
+    app.install("st_keep", "gpat_k").await;
+    app.send(&affiliate_event(
+        "affiliate.created",
+        "st_redact",
+        1,
+        "Alice",
+    ))
+    .await;
+    app.send(&affiliate_event("affiliate.created", "st_keep", 1, "Kim"))
+        .await;
+    app.open_store("st_redact").await;
+    assert!(!app.columns_containing("st_redact").await.is_empty());
+
+    assert_eq!(
+        app.send(&store_event("store.redact", "st_redact")).await,
+        "processed"
+    );
+    assert_eq!(
+        app.columns_containing("st_redact").await,
+        Vec::<String>::new()
+    );
+    // Other stores are untouched, and redacting again (or an unknown store) is fine.
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM affiliates WHERE store_id = 'st_keep'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.send(&store_event("store.redact", "st_redact")).await,
+        "processed"
+    );
+}
+
+#[tokio::test]
+async fn uninstalled_stores_are_purged_after_the_retention_period() {
+    let app =
+        spawn_app_with(|env| env.push(("APP__PLATFORM__RETENTION_DAYS".into(), "30".into()))).await;
+    app.install("st_old", "t").await;
+    app.install("st_recent", "t").await;
+    app.install("st_active", "t").await;
+    app.send(&store_event("app.uninstalled", "st_old")).await;
+    app.clock.advance(Duration::days(2));
+    app.send(&store_event("app.uninstalled", "st_recent")).await;
+
+    app.clock.advance(Duration::days(29));
+    let purged = stores::purge_expired(&app.state.db, app.clock_now(), 30)
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(app.columns_containing("st_old").await, Vec::<String>::new());
+    let ids: Vec<String> = stores::list(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids, ["st_active", "st_recent"]);
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real application on a random port, a fresh migrated database per test
+//! (SQLite, or PostgreSQL when TEST_DATABASE_URL is set), HTTP peers as doubles on real sockets.
+mod browser;
+mod cli;
+mod helpers;
+mod lifecycle;
+mod load_link;
+mod migrations;
+mod secrets_at_rest;
+mod webhooks;

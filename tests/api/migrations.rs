@@ -1,0 +1,44 @@
+//! Every migration has a working `down`.
+use migration::{Migrator, MigratorTrait};
+use sea_orm::Database;
+
+use crate::helpers::TestDb;
+
+#[tokio::test]
+async fn migrations_round_trip_up_down_up() {
+    let test_db = TestDb::new().await;
+    let db = Database::connect(&test_db.url).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    let manager = sea_orm_migration::SchemaManager::new(&db);
+    for table in [
+        "stores",
+        "program_credentials",
+        "affiliates",
+        "webhook_inbox",
+        "sessions",
+    ] {
+        assert!(manager.has_table(table).await.unwrap(), "{table} after up");
+    }
+    Migrator::down(&db, None).await.unwrap();
+    for table in [
+        "stores",
+        "program_credentials",
+        "affiliates",
+        "webhook_inbox",
+        "sessions",
+    ] {
+        assert!(
+            !manager.has_table(table).await.unwrap(),
+            "{table} after down"
+        );
+    }
+    Migrator::up(&db, None).await.unwrap();
+    assert!(manager.has_table("stores").await.unwrap());
+    assert!(
+        Migrator::get_pending_migrations(&db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    db.close().await.unwrap();
+}
