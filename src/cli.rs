@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
 
-use crate::{Application, config::Settings, db, stores, telemetry};
+use crate::{Application, config::Settings, db, ids::StoreId, links, stores, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,6 +33,15 @@ pub enum Command {
     Stores {
         #[command(subcommand)]
         action: StoresAction,
+    },
+    /// Write a store's data as CSV to stdout.
+    Export {
+        /// The store's id (as in `stores list`).
+        #[arg(long)]
+        store: String,
+        /// Every affiliate's Amazon link.
+        #[arg(long)]
+        links: bool,
     },
 }
 
@@ -93,6 +102,18 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
                 MigrateAction::Status => Migrator::status(&db).await?,
             }
             Ok(())
+        }
+        Command::Export { store, links: true } => {
+            let store = StoreId::parse(&store)?;
+            let db = db::connect_and_migrate(&settings.database).await?;
+            stores::find(&db, &store)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no store {store}"))?;
+            print!("{}", links::to_csv(&links::list(&db, &store).await?));
+            Ok(())
+        }
+        Command::Export { links: false, .. } => {
+            anyhow::bail!("say what to export: --links")
         }
         Command::Stores {
             action: StoresAction::List { json },

@@ -94,6 +94,20 @@ pub struct AmazonSettings {
     pub token_url: Option<Url>,
     #[serde(deserialize_with = "optional_url")]
     pub api_url: Option<Url>,
+    pub request_timeout_secs: u64,
+    pub retry_attempts: u32,
+    pub retry_base_ms: u64,
+    pub retry_cap_ms: u64,
+}
+
+impl AmazonSettings {
+    pub fn retry(&self) -> crate::retry::RetryPolicy {
+        crate::retry::RetryPolicy {
+            attempts: self.retry_attempts,
+            base: Duration::from_millis(self.retry_base_ms),
+            cap: Duration::from_millis(self.retry_cap_ms),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -114,11 +128,16 @@ pub struct SyncSettings {
 pub struct WorkerSettings {
     pub enabled: bool,
     pub sweep_interval_minutes: u64,
+    pub roster_interval_minutes: u64,
 }
 
 impl WorkerSettings {
     pub fn sweep_interval(&self) -> Duration {
         Duration::from_secs(self.sweep_interval_minutes * 60)
+    }
+
+    pub fn roster_interval(&self) -> Duration {
+        Duration::from_secs(self.roster_interval_minutes * 60)
     }
 }
 
@@ -243,6 +262,21 @@ impl Settings {
         if self.amazon.publisher_id.trim().is_empty() {
             return Err(invalid("amazon.publisher_id", "must not be empty"));
         }
+        if !(1..=600).contains(&self.amazon.request_timeout_secs) {
+            return Err(invalid(
+                "amazon.request_timeout_secs",
+                "must be between 1 and 600",
+            ));
+        }
+        if !(1..=20).contains(&self.amazon.retry_attempts) {
+            return Err(invalid("amazon.retry_attempts", "must be between 1 and 20"));
+        }
+        if self.amazon.retry_base_ms > self.amazon.retry_cap_ms {
+            return Err(invalid(
+                "amazon.retry_base_ms",
+                "must not exceed amazon.retry_cap_ms",
+            ));
+        }
         if self.sandbox.enabled && !self.amazon.client_secret.expose_secret().is_empty() {
             return Err(invalid(
                 "sandbox.enabled",
@@ -253,6 +287,12 @@ impl Settings {
         self.sync.daily_at()?;
         if self.sync.push_after_days > 60 {
             return Err(invalid("sync.push_after_days", "must be between 0 and 60"));
+        }
+        if self.workers.roster_interval_minutes == 0 {
+            return Err(invalid(
+                "workers.roster_interval_minutes",
+                "must be at least 1",
+            ));
         }
         if self.workers.sweep_interval_minutes == 0 {
             return Err(invalid(

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod affiliates;
+pub mod amazon;
 pub mod cli;
 pub mod clock;
 pub mod commission;
@@ -14,6 +15,10 @@ pub mod crypto;
 pub mod currency;
 pub mod db;
 pub mod ids;
+pub mod links;
+pub mod program;
+pub mod retry;
+pub mod roster;
 pub mod sandbox;
 pub mod startup;
 pub mod state;

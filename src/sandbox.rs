@@ -25,3 +25,28 @@ pub fn webhook_secret(path: &Path) -> std::io::Result<SecretString> {
         Err(e) => Err(e),
     }
 }
+
+// Placeholder until the sandbox's fake Amazon and program land (issue 3).
+pub const CLIENT_ID: &str = "amzn1.application-oa2-client.sandbox";
+pub const CLIENT_SECRET: &str = "sandbox-client-secret";
+
+#[derive(Clone)]
+pub struct Sandbox {
+    public_url: url::Url,
+}
+
+impl Sandbox {
+    pub fn authorize_url(&self) -> url::Url {
+        self.public_url
+            .join("/sandbox/amazon/ap/oa")
+            .expect("valid")
+    }
+    pub fn token_url(&self) -> url::Url {
+        self.public_url
+            .join("/sandbox/amazon/auth/o2/token")
+            .expect("valid")
+    }
+    pub fn api_url(&self) -> url::Url {
+        self.public_url.join("/sandbox/amazon/api").expect("valid")
+    }
+}

@@ -13,10 +13,11 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    amazon::AmazonApp,
     clock::{SharedClock, SystemClock},
     config::Settings,
     crypto::{self, TokenCipher},
-    db, sandbox,
+    db, roster, sandbox,
     state::AppState,
     stores,
     web::{routes, session::DbSessionStore},
@@ -98,12 +99,15 @@ pub async fn prepare(settings: Settings, clock: SharedClock) -> anyhow::Result<A
         tracing::info!(path = %path.display(), "sandbox: platform webhooks are verified with the secret in this file");
     }
     let verifier = Verifier::new(&secrets, settings.platform.webhook_tolerance_secs)?;
+    let amazon = AmazonApp::from_settings(&settings, None)?;
     Ok(AppState {
         db,
         settings: Arc::new(settings),
         clock,
         cipher: Arc::new(cipher),
         verifier: Arc::new(verifier),
+        amazon: Arc::new(amazon),
+        token_locks: Arc::default(),
     })
 }
 
@@ -146,15 +150,22 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
     Ok(server)
 }
 
-/// Retention: purges stores uninstalled longer than `retention_days`, and expired sessions.
+/// Background upkeep: retention (stores uninstalled longer than `retention_days`, expired
+/// sessions) and a periodic roster read that catches affiliate changes webhooks missed.
 async fn sweep_loop(state: AppState, stop: CancellationToken) {
     let interval = state.settings.workers.sweep_interval();
+    let roster_every = state.settings.workers.roster_interval();
+    let mut last_roster: Option<tokio::time::Instant> = None;
     loop {
         let now = state.clock.now();
         match stores::purge_expired(&state.db, now, state.settings.platform.retention_days).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "retention sweep"),
             Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+        }
+        if last_roster.is_none_or(|t| t.elapsed() >= roster_every) {
+            last_roster = Some(tokio::time::Instant::now());
+            roster::sync_connected(&state).await;
         }
         tokio::select! {
             () = stop.cancelled() => return,

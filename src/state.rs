@@ -4,7 +4,11 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    clock::SharedClock, config::Settings, crypto::TokenCipher, webhooks::verify::Verifier,
+    amazon::{AmazonApp, tokens::TokenLocks},
+    clock::SharedClock,
+    config::Settings,
+    crypto::TokenCipher,
+    webhooks::verify::Verifier,
 };
 
 #[derive(Clone)]
@@ -14,4 +18,6 @@ pub struct AppState {
     pub clock: SharedClock,
     pub cipher: Arc<TokenCipher>,
     pub verifier: Arc<Verifier>,
+    pub amazon: Arc<AmazonApp>,
+    pub token_locks: Arc<TokenLocks>,
 }

@@ -1,7 +1,10 @@
 //! Stores and their lifecycle: install, uninstall, commission changes, redaction and retention.
 //! Every function takes the connection it runs on, so webhook effects share the inbox transaction.
 use chrono::{DateTime, Duration, Utc};
-use entity::{affiliates, program_credentials, sessions, stores, webhook_inbox};
+use entity::{
+    affiliates, amazon_connections, landing_pages, links, oauth_states, program_credentials,
+    sessions, stores, webhook_inbox,
+};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
     EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait, sea_query::Expr,
@@ -74,6 +77,7 @@ pub async fn install(
                 uninstalled_at: Set(None),
                 created_at: Set(now),
                 updated_at: Set(now),
+                campaign_id: Set(Some(crate::amazon::links::campaign_id_for(id))),
                 ..Default::default()
             };
             set_commission_fields(&mut store, commission, now);
@@ -154,6 +158,13 @@ pub async fn uninstall(
     program_credentials::Entity::delete_by_id(id.as_str())
         .exec(conn)
         .await?;
+    amazon_connections::Entity::delete_by_id(id.as_str())
+        .exec(conn)
+        .await?;
+    oauth_states::Entity::delete_many()
+        .filter(oauth_states::Column::StoreId.eq(id.as_str()))
+        .exec(conn)
+        .await?;
     sessions::Entity::delete_many()
         .filter(sessions::Column::StoreId.eq(id.as_str()))
         .exec(conn)
@@ -191,6 +202,21 @@ pub async fn purge(conn: &impl ConnectionTrait, id: &StoreId) -> Result<(), DbEr
         .exec(conn)
         .await?;
     program_credentials::Entity::delete_by_id(id)
+        .exec(conn)
+        .await?;
+    amazon_connections::Entity::delete_by_id(id)
+        .exec(conn)
+        .await?;
+    oauth_states::Entity::delete_many()
+        .filter(oauth_states::Column::StoreId.eq(id))
+        .exec(conn)
+        .await?;
+    landing_pages::Entity::delete_many()
+        .filter(landing_pages::Column::StoreId.eq(id))
+        .exec(conn)
+        .await?;
+    links::Entity::delete_many()
+        .filter(links::Column::StoreId.eq(id))
         .exec(conn)
         .await?;
     webhook_inbox::Entity::update_many()

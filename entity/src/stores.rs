@@ -20,6 +20,8 @@ pub struct Model {
     pub uninstalled_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// `aa_campaignid` of every link of the store, fixed at first install.
+    pub campaign_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

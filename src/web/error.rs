@@ -14,6 +14,9 @@ pub enum PageError {
     NotFound,
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A form without this session's CSRF token.
+    #[error("the form is stale or was not sent from this app")]
+    Csrf,
     #[error(transparent)]
     Database(#[from] sea_orm::DbErr),
     #[error(transparent)]
@@ -34,6 +37,7 @@ impl ResponseError for PageError {
             Self::NoSession | Self::BadLink => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Csrf => StatusCode::FORBIDDEN,
             Self::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -51,6 +55,10 @@ impl ResponseError for PageError {
             ),
             Self::NotFound => ("Not found", "There is no such page.".to_owned()),
             Self::BadRequest(detail) => ("Something in the request is wrong", detail.clone()),
+            Self::Csrf => (
+                "This form has expired",
+                "Go back, reload the page and try again.".to_owned(),
+            ),
             Self::Database(e) => {
                 tracing::error!(error = %e, error.debug = ?e, "page failed on the database");
                 ("Temporarily unavailable", "Please try again in a moment.".to_owned())

@@ -1,5 +1,6 @@
 //! The HTTP surface: merchant pages, the load link, health probes. Handlers are thin; the work is
 //! in the domain modules.
+pub mod amazon;
 pub mod error;
 pub mod health;
 pub mod load;
@@ -22,7 +23,29 @@ pub fn routes(cfg: &mut web::ServiceConfig, webhook_body_limit: usize) {
                 .route(web::post().to(webhooks::receive)),
         )
         .route("/app/load", web::get().to(load::load))
-        .route("/app/stores/{store_id}", web::get().to(pages::setup));
+        .route("/app/amazon/connect", web::get().to(amazon::connect))
+        .route("/oauth/amazon/callback", web::get().to(amazon::callback))
+        .route("/app/stores/{store_id}", web::get().to(pages::setup))
+        .route(
+            "/app/stores/{store_id}/amazon/account",
+            web::post().to(amazon::choose),
+        )
+        .route(
+            "/app/stores/{store_id}/amazon/disconnect",
+            web::post().to(amazon::disconnect),
+        )
+        .route(
+            "/app/stores/{store_id}/landing-pages",
+            web::post().to(amazon::landing_page),
+        )
+        .route(
+            "/app/stores/{store_id}/landing-pages/{page}/delete",
+            web::post().to(amazon::remove_landing_page),
+        )
+        .route(
+            "/app/stores/{store_id}/links.csv",
+            web::get().to(amazon::links_csv),
+        );
 }
 
 /// Renders a template as an HTML response.

@@ -2,9 +2,18 @@
 use actix_session::Session;
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use entity::amazon_connections;
+use sea_orm::EntityTrait;
 
 use super::{PageError, html, session};
-use crate::{affiliates, ids::StoreId, state::AppState, stores};
+use crate::{
+    affiliates,
+    amazon::{Region, connect::Choice, tokens},
+    ids::StoreId,
+    links::{self, LinkRow},
+    state::AppState,
+    stores,
+};
 
 #[derive(Template)]
 #[template(path = "home.html")]
@@ -34,12 +43,39 @@ struct AffiliateRow {
     status: String,
 }
 
+struct RegionOption {
+    code: &'static str,
+    label: &'static str,
+}
+
+struct LandingRow {
+    id: String,
+    url: String,
+    is_main: bool,
+}
+
+/// What the Amazon section shows.
+struct AmazonView {
+    /// `none`, or a connection status (`connected`, `choose_account`, `not_eligible`, `needs_reconnect`).
+    status: String,
+    region: String,
+    account: String,
+    problem: String,
+    choices: Vec<Choice>,
+}
+
 #[derive(Template)]
 #[template(path = "setup.html")]
 struct Setup {
     sandbox: bool,
+    csrf: String,
+    flash: String,
     store: stores::StoreSummary,
     affiliates: Vec<AffiliateRow>,
+    amazon: AmazonView,
+    regions: Vec<RegionOption>,
+    landing_pages: Vec<LandingRow>,
+    links: Vec<LinkRow>,
 }
 
 pub async fn setup(
@@ -63,9 +99,66 @@ pub async fn setup(
             status: a.status,
         })
         .collect();
+    let connection = amazon_connections::Entity::find_by_id(store_id.as_str())
+        .one(&state.db)
+        .await?;
+    let connected = connection
+        .as_ref()
+        .is_some_and(|c| c.status == tokens::CONNECTED);
+    let amazon = match connection {
+        None => AmazonView {
+            status: "none".into(),
+            region: String::new(),
+            account: String::new(),
+            problem: String::new(),
+            choices: vec![],
+        },
+        Some(c) => AmazonView {
+            account: match (&c.advertiser_name, &c.country_code, c.profile_id) {
+                (Some(name), Some(country), Some(profile)) => {
+                    format!("{name} · {country} · profile {profile}")
+                }
+                _ => String::new(),
+            },
+            choices: c
+                .choices
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or_default(),
+            problem: c.problem.unwrap_or_default(),
+            region: c.region,
+            status: c.status,
+        },
+    };
+    let (landing_pages, links) = if connected {
+        let pages = links::landing_pages(&state.db, &store_id)
+            .await?
+            .into_iter()
+            .map(|p| LandingRow {
+                id: p.id,
+                url: p.url,
+                is_main: p.is_main,
+            })
+            .collect();
+        (pages, links::list(&state.db, &store_id).await?)
+    } else {
+        (vec![], vec![])
+    };
     html(&Setup {
         sandbox: state.settings.sandbox.enabled,
+        csrf: session::csrf_token(&session),
+        flash: session::take_flash(&session).unwrap_or_default(),
         store,
         affiliates,
+        amazon,
+        regions: Region::ALL
+            .iter()
+            .map(|r| RegionOption {
+                code: r.as_str(),
+                label: r.label(),
+            })
+            .collect(),
+        landing_pages,
+        links,
     })
 }

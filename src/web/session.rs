@@ -19,6 +19,7 @@ use crate::{clock::SharedClock, ids::StoreId};
 
 pub const STORE_KEY: &str = "store_id";
 pub const CSRF_KEY: &str = "csrf";
+pub const FLASH_KEY: &str = "flash";
 
 #[derive(Clone)]
 pub struct DbSessionStore {
@@ -141,4 +142,27 @@ pub fn csrf_token(session: &Session) -> String {
         .ok()
         .flatten()
         .unwrap_or_default()
+}
+
+/// Refuses a form whose token is not this session's (constant-time comparison).
+pub fn check_csrf(session: &Session, sent: &str) -> Result<(), super::PageError> {
+    use subtle::ConstantTimeEq;
+    let expected = csrf_token(session);
+    if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(sent.as_bytes())) {
+        return Err(super::PageError::Csrf);
+    }
+    Ok(())
+}
+
+/// A message for the next page the merchant sees.
+pub fn flash(session: &Session, message: impl Into<String>) {
+    let _ = session.insert(FLASH_KEY, message.into());
+}
+
+pub fn take_flash(session: &Session) -> Option<String> {
+    let message = session.get::<String>(FLASH_KEY).ok().flatten();
+    if message.is_some() {
+        session.remove(FLASH_KEY);
+    }
+    message
 }

@@ -11,7 +11,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 
-use crate::{affiliates, state::AppState, stores};
+use crate::{affiliates, links, state::AppState, stores};
 use events::{Event, MalformedPayload};
 use verify::{SignedHeaders, VerifyError};
 
@@ -179,6 +179,7 @@ async fn apply(
                 return Ok(false);
             }
             affiliates::upsert(conn, store_id, affiliate, now).await?;
+            links::refresh(conn, store_id, now).await?;
             Ok(true)
         }
         Event::AffiliateDeleted {
@@ -188,7 +189,9 @@ async fn apply(
             if !is_active(conn, store_id).await? {
                 return Ok(false);
             }
-            affiliates::mark_deleted(conn, store_id, *affiliate_id, now).await
+            let known = affiliates::mark_deleted(conn, store_id, *affiliate_id, now).await?;
+            links::refresh(conn, store_id, now).await?;
+            Ok(known)
         }
         Event::CommissionUpdated {
             store_id,

@@ -350,3 +350,17 @@ impl TestApp {
         hits
     }
 }
+
+/// An install whose program admin API is the given double.
+pub fn install_event_at(store_id: &str, token: &str, api_url: &str) -> Value {
+    let mut event = install_event(store_id, token);
+    event["data"]["program"]["api_url"] = api_url.into();
+    event
+}
+
+/// The text of the page's flash message, if any.
+pub fn flash_of(html: &str) -> Option<String> {
+    let start = html.find("id=\"flash\" role=\"status\">")? + "id=\"flash\" role=\"status\">".len();
+    let end = html[start..].find("</p>")? + start;
+    Some(html[start..end].to_owned())
+}

@@ -1,10 +1,14 @@
 //! Integration tests: the real application on a random port, a fresh migrated database per test
 //! (SQLite, or PostgreSQL when TEST_DATABASE_URL is set), HTTP peers as doubles on real sockets.
+mod amazon_client;
+mod amazon_connect;
 mod browser;
 mod cli;
+mod doubles;
 mod helpers;
 mod lifecycle;
 mod load_link;
 mod migrations;
+mod roster;
 mod secrets_at_rest;
 mod webhooks;

@@ -4,29 +4,35 @@ use sea_orm::Database;
 
 use crate::helpers::TestDb;
 
+const TABLES: [&str; 9] = [
+    "stores",
+    "program_credentials",
+    "affiliates",
+    "webhook_inbox",
+    "sessions",
+    "amazon_connections",
+    "oauth_states",
+    "landing_pages",
+    "links",
+];
+
 #[tokio::test]
 async fn migrations_round_trip_up_down_up() {
     let test_db = TestDb::new().await;
     let db = Database::connect(&test_db.url).await.unwrap();
     Migrator::up(&db, None).await.unwrap();
     let manager = sea_orm_migration::SchemaManager::new(&db);
-    for table in [
-        "stores",
-        "program_credentials",
-        "affiliates",
-        "webhook_inbox",
-        "sessions",
-    ] {
+    for table in TABLES {
         assert!(manager.has_table(table).await.unwrap(), "{table} after up");
     }
+    assert!(manager.has_column("stores", "campaign_id").await.unwrap());
+    // One step down removes the last migration only.
+    Migrator::down(&db, Some(1)).await.unwrap();
+    assert!(manager.has_table("stores").await.unwrap());
+    assert!(!manager.has_table("links").await.unwrap());
+    assert!(!manager.has_column("stores", "campaign_id").await.unwrap());
     Migrator::down(&db, None).await.unwrap();
-    for table in [
-        "stores",
-        "program_credentials",
-        "affiliates",
-        "webhook_inbox",
-        "sessions",
-    ] {
+    for table in TABLES {
         assert!(
             !manager.has_table(table).await.unwrap(),
             "{table} after down"

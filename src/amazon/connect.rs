@@ -1,0 +1,446 @@
+//! Connecting a store's Amazon Ads account: consent with `state` + PKCE, the callback, the choice of
+//! profile and advertiser, and the template tag the links are minted from.
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::Duration;
+use entity::{amazon_connections, oauth_states};
+use rand::RngCore;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter,
+    TransactionTrait, sea_query::Expr,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::{
+    Region,
+    client::AmazonError,
+    links::{self, fill_template},
+    lwa,
+    tokens::{self, AuthError, CHOOSE_ACCOUNT, CONNECTED, CallError, NOT_ELIGIBLE},
+};
+use crate::{crypto::CryptoError, ids::StoreId, state::AppState, stores};
+
+pub const STATE_TTL_MINUTES: i64 = 10;
+
+/// One eligible (profile, advertiser) pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choice {
+    pub profile_id: i64,
+    pub advertiser_id: String,
+    pub advertiser_name: String,
+    pub account_name: String,
+    pub country_code: String,
+    pub currency_code: String,
+    pub timezone: String,
+    pub marketplace_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("the sign-in attempt is missing its state")]
+    MissingState,
+    #[error("this sign-in attempt is unknown")]
+    UnknownState,
+    #[error("this sign-in attempt was already used")]
+    StateUsed,
+    #[error("this sign-in attempt expired")]
+    StateExpired,
+    #[error("this sign-in attempt belongs to another store")]
+    ForeignState,
+    #[error("Amazon sign-in was not completed: {0}")]
+    ConsentRefused(String),
+    #[error("Amazon did not send an authorization code")]
+    MissingCode,
+    #[error("Amazon refused the sign-in: {0}")]
+    Exchange(#[from] lwa::LwaError),
+    #[error("{0}")]
+    Amazon(#[from] CallError),
+    #[error("the chosen account is not one of this store's choices")]
+    UnknownChoice,
+    #[error("Amazon's template tag cannot be used: {0}")]
+    Template(#[from] links::LinkError),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
+
+impl ConnectError {
+    /// What the merchant reads on the setup page.
+    pub fn message(&self) -> String {
+        match self {
+            Self::MissingState | Self::UnknownState | Self::StateUsed | Self::ForeignState => {
+                "That Amazon sign-in link is not valid (it was already used or belongs to another session). Click “Connect Amazon” to start again.".into()
+            }
+            Self::StateExpired => "The Amazon sign-in took longer than 10 minutes. Click “Connect Amazon” to start again.".into(),
+            Self::ConsentRefused(_) => "Amazon access was not granted, so nothing changed. Click “Connect Amazon” whenever you are ready.".into(),
+            Self::MissingCode => "Amazon did not complete the sign-in. Please try again.".into(),
+            Self::Exchange(lwa::LwaError::InvalidGrant(_)) | Self::Exchange(lwa::LwaError::InvalidRequest(_)) => {
+                "Amazon did not accept the sign-in code (it may have expired or been used). Please connect again.".into()
+            }
+            Self::Exchange(lwa::LwaError::InvalidClient(_)) | Self::Exchange(lwa::LwaError::UnsupportedGrantType(_)) => {
+                "This app's Login with Amazon settings are not accepted by Amazon. The operator must check amazon.client_id and client_secret.".into()
+            }
+            Self::Exchange(e) => format!("Amazon could not be reached to finish the sign-in ({e}). Please try again."),
+            Self::Amazon(CallError::Auth(AuthError::NeedsReconnect)) => {
+                "Amazon no longer accepts this app's access. Connect Amazon again.".into()
+            }
+            Self::Amazon(e) => format!("Amazon could not be read: {e}. Please try again in a moment."),
+            Self::UnknownChoice => "Please choose one of the listed accounts.".into(),
+            Self::Template(e) => format!("Amazon's link template could not be used: {e}."),
+            Self::Db(_) | Self::Crypto(_) => "Something went wrong on our side. Please try again.".into(),
+        }
+    }
+}
+
+fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+fn state_hash(state: &str) -> String {
+    hex::encode(Sha256::digest(state.as_bytes()))
+}
+
+fn verifier_aad(hash: &str) -> String {
+    format!("oauth-verifier:{hash}")
+}
+
+/// Records a new attempt and returns Amazon's consent URL for it.
+pub async fn start(app: &AppState, store: &StoreId, region: Region) -> Result<Url, ConnectError> {
+    let state = random_token(32);
+    let verifier = random_token(48);
+    let hash = state_hash(&state);
+    let now = app.clock.now();
+    oauth_states::ActiveModel {
+        state_hash: Set(hash.clone()),
+        store_id: Set(store.as_str().to_owned()),
+        region: Set(region.as_str().to_owned()),
+        code_verifier: Set(app
+            .cipher
+            .seal(&SecretString::from(verifier.clone()), &verifier_aad(&hash))),
+        expires_at: Set(now + Duration::minutes(STATE_TTL_MINUTES)),
+        used_at: Set(None),
+        created_at: Set(now),
+    }
+    .insert(&app.db)
+    .await?;
+    let endpoints = app.amazon.endpoints(region);
+    Ok(lwa::consent_url(
+        &endpoints.authorize,
+        &app.amazon,
+        &state,
+        &verifier,
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CallbackQuery {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// What the connection became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Connected,
+    MustChoose,
+    NotEligible,
+}
+
+/// Handles Amazon's redirect for the store of the session. The attempt is consumed whatever
+/// happens next, so a replayed callback fails.
+pub async fn callback(
+    app: &AppState,
+    session_store: &StoreId,
+    q: &CallbackQuery,
+) -> Result<Outcome, ConnectError> {
+    let state = q
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or(ConnectError::MissingState)?;
+    let hash = state_hash(state);
+    let attempt = oauth_states::Entity::find_by_id(hash.clone())
+        .one(&app.db)
+        .await?
+        .ok_or(ConnectError::UnknownState)?;
+    if attempt.store_id != session_store.as_str() {
+        return Err(ConnectError::ForeignState);
+    }
+    let now = app.clock.now();
+    let consumed = oauth_states::Entity::update_many()
+        .col_expr(oauth_states::Column::UsedAt, Expr::value(Some(now)))
+        .filter(oauth_states::Column::StateHash.eq(hash.clone()))
+        .filter(oauth_states::Column::UsedAt.is_null())
+        .filter(oauth_states::Column::ExpiresAt.gt(now))
+        .exec(&app.db)
+        .await?;
+    if consumed.rows_affected != 1 {
+        return Err(if attempt.used_at.is_some() {
+            ConnectError::StateUsed
+        } else {
+            ConnectError::StateExpired
+        });
+    }
+    if let Some(error) = &q.error {
+        let why = q.error_description.clone().unwrap_or_else(|| error.clone());
+        return Err(ConnectError::ConsentRefused(why));
+    }
+    let code = q
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .ok_or(ConnectError::MissingCode)?;
+    let region: Region = attempt
+        .region
+        .parse()
+        .map_err(|_| ConnectError::UnknownState)?;
+    let verifier = app
+        .cipher
+        .open(&attempt.code_verifier, &verifier_aad(&hash))?;
+    let endpoints = app.amazon.endpoints(region);
+    let grant = lwa::exchange_code(
+        &app.amazon,
+        &endpoints.token,
+        code,
+        verifier.expose_secret(),
+    )
+    .await?;
+    let refresh = grant.refresh_token.ok_or_else(|| {
+        ConnectError::Exchange(lwa::LwaError::Other {
+            status: 200,
+            detail: "no refresh token in the answer".into(),
+        })
+    })?;
+    save_tokens(
+        app,
+        session_store,
+        region,
+        &refresh,
+        &grant.access_token,
+        grant.expires_in,
+    )
+    .await?;
+    tracing::info!(store_id = %session_store, region = %region, "Amazon connected; reading accounts");
+    discover(app, session_store).await
+}
+
+async fn save_tokens(
+    app: &AppState,
+    store: &StoreId,
+    region: Region,
+    refresh: &SecretString,
+    access: &SecretString,
+    expires_in: i64,
+) -> Result<(), DbErr> {
+    let now = app.clock.now();
+    let txn = app.db.begin().await?;
+    amazon_connections::Entity::delete_by_id(store.as_str())
+        .exec(&txn)
+        .await?;
+    amazon_connections::ActiveModel {
+        store_id: Set(store.as_str().to_owned()),
+        region: Set(region.as_str().to_owned()),
+        status: Set(CHOOSE_ACCOUNT.to_owned()),
+        refresh_token: Set(Some(app.cipher.seal(refresh, &tokens::refresh_aad(store)))),
+        access_token: Set(Some(app.cipher.seal(access, &tokens::access_aad(store)))),
+        access_expires_at: Set(Some(now + Duration::seconds(expires_in))),
+        profile_id: Set(None),
+        advertiser_id: Set(None),
+        advertiser_name: Set(None),
+        country_code: Set(None),
+        currency_code: Set(None),
+        timezone: Set(None),
+        marketplace_id: Set(None),
+        template_tag: Set(None),
+        choices: Set(None),
+        problem: Set(None),
+        connected_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await
+}
+
+/// Profiles (legacy Attribution-only ones dropped), then their advertisers; chooses by itself when
+/// exactly one pair remains.
+pub async fn discover(app: &AppState, store: &StoreId) -> Result<Outcome, ConnectError> {
+    let profiles = tokens::with_token(app, store, |t, r| async move {
+        app.amazon.ads(r).profiles(&t).await
+    })
+    .await?;
+    let mut choices = Vec::new();
+    let mut refused = Vec::new();
+    for p in profiles.iter().filter(|p| !p.is_legacy_attribution()) {
+        let pid = p.profile_id.clone();
+        let found = tokens::with_token(app, store, |t, r| {
+            let pid = pid.clone();
+            async move { app.amazon.ads(r).advertisers(&t, &pid).await }
+        })
+        .await;
+        match found {
+            Ok(list) => choices.extend(list.into_iter().filter_map(|a| {
+                Some(Choice {
+                    profile_id: p.profile_id.parse().ok()?,
+                    advertiser_id: a.advertiser_id?,
+                    advertiser_name: a.advertiser_name.unwrap_or_default(),
+                    account_name: p.account_info.name.clone().unwrap_or_default(),
+                    country_code: p.country_code.clone().unwrap_or_default(),
+                    currency_code: p.currency_code.clone().unwrap_or_default(),
+                    timezone: p.timezone.clone().unwrap_or_else(|| "UTC".into()),
+                    marketplace_id: p
+                        .account_info
+                        .marketplace_string_id
+                        .clone()
+                        .unwrap_or_default(),
+                })
+            })),
+            // Explained to the merchant, not retried.
+            Err(CallError::Amazon(AmazonError::NotEnabled(detail))) => {
+                refused.push(format!(
+                    "{} ({})",
+                    p.account_info.name.clone().unwrap_or(p.profile_id.clone()),
+                    detail
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let now = app.clock.now();
+    let conn = amazon_connections::Entity::find_by_id(store.as_str())
+        .one(&app.db)
+        .await?
+        .ok_or(ConnectError::Amazon(CallError::Auth(
+            AuthError::NotConnected,
+        )))?;
+    let mut row: amazon_connections::ActiveModel = conn.into();
+    row.updated_at = Set(now);
+    match choices.len() {
+        0 => {
+            let problem = if refused.is_empty() {
+                "This Amazon account has no Amazon Ads profile in this region that can use Amazon Attribution (legacy Attribution-only profiles are not supported). Try another region or account.".to_owned()
+            } else {
+                format!(
+                    "Amazon Attribution is not enabled for this account's profiles: {}. Enable Amazon Attribution in the Amazon Ads console, or connect another account.",
+                    refused.join("; ")
+                )
+            };
+            row.status = Set(NOT_ELIGIBLE.to_owned());
+            row.problem = Set(Some(problem));
+            row.update(&app.db).await?;
+            Ok(Outcome::NotEligible)
+        }
+        1 => {
+            row.update(&app.db).await?;
+            finalize(app, store, &choices[0]).await?;
+            Ok(Outcome::Connected)
+        }
+        _ => {
+            row.status = Set(CHOOSE_ACCOUNT.to_owned());
+            row.choices = Set(Some(
+                serde_json::to_string(&choices).expect("choices serialize"),
+            ));
+            row.problem = Set(None);
+            row.update(&app.db).await?;
+            Ok(Outcome::MustChoose)
+        }
+    }
+}
+
+/// The merchant's choice among the listed pairs.
+pub async fn choose(
+    app: &AppState,
+    store: &StoreId,
+    profile_id: i64,
+    advertiser_id: &str,
+) -> Result<(), ConnectError> {
+    let conn = amazon_connections::Entity::find_by_id(store.as_str())
+        .one(&app.db)
+        .await?
+        .ok_or(ConnectError::UnknownChoice)?;
+    let choices: Vec<Choice> = conn
+        .choices
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default();
+    let choice = choices
+        .into_iter()
+        .find(|c| c.profile_id == profile_id && c.advertiser_id == advertiser_id)
+        .ok_or(ConnectError::UnknownChoice)?;
+    finalize(app, store, &choice).await
+}
+
+/// Fetches the template tag (which also switches measurement on), records the account and mints
+/// the links.
+pub async fn finalize(
+    app: &AppState,
+    store: &StoreId,
+    choice: &Choice,
+) -> Result<(), ConnectError> {
+    let pid = choice.profile_id.to_string();
+    let template = tokens::with_token(app, store, |t, r| {
+        let pid = pid.clone();
+        async move {
+            app.amazon
+                .ads(r)
+                .template_tag(&t, &pid, &choice.advertiser_id, &app.amazon.publisher_id)
+                .await
+        }
+    })
+    .await?;
+    let store_row = stores::find(&app.db, store)
+        .await?
+        .ok_or(ConnectError::UnknownChoice)?;
+    let campaign = store_row
+        .campaign_id
+        .clone()
+        .unwrap_or_else(|| links::campaign_id_for(store.as_str()));
+    // Fail now, loudly, rather than mint broken links later.
+    fill_template(&template, &campaign, "a1", "home")?;
+    let now = app.clock.now();
+    let conn = amazon_connections::Entity::find_by_id(store.as_str())
+        .one(&app.db)
+        .await?
+        .ok_or(ConnectError::UnknownChoice)?;
+    let mut row: amazon_connections::ActiveModel = conn.into();
+    row.status = Set(CONNECTED.to_owned());
+    row.profile_id = Set(Some(choice.profile_id));
+    row.advertiser_id = Set(Some(choice.advertiser_id.clone()));
+    row.advertiser_name = Set(Some(choice.advertiser_name.clone()));
+    row.country_code = Set(Some(choice.country_code.clone()));
+    row.currency_code = Set(Some(choice.currency_code.clone()));
+    row.timezone = Set(Some(choice.timezone.clone()));
+    row.marketplace_id = Set(Some(choice.marketplace_id.clone()));
+    row.template_tag = Set(Some(template));
+    row.choices = Set(None);
+    row.problem = Set(None);
+    row.updated_at = Set(now);
+    row.update(&app.db).await?;
+    tracing::info!(store_id = %store, profile_id = choice.profile_id, advertiser_id = %choice.advertiser_id, "Amazon account chosen");
+    if let Err(e) = crate::roster::sync(app, store).await {
+        tracing::warn!(store_id = %store, error = %e, "roster read after connecting failed; links use the known roster");
+    }
+    let txn = app.db.begin().await?;
+    crate::links::refresh(&txn, store, now).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Forgets the connection and its tokens. Links stay on record and come back on reconnect.
+pub async fn disconnect(app: &AppState, store: &StoreId) -> Result<(), DbErr> {
+    amazon_connections::Entity::delete_by_id(store.as_str())
+        .exec(&app.db)
+        .await?;
+    oauth_states::Entity::delete_many()
+        .filter(oauth_states::Column::StoreId.eq(store.as_str()))
+        .exec(&app.db)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! Access tokens per store: sealed in the database, refreshed ahead of expiry and once on a 401.
+//! Callers in this process share one refresh per store; `invalid_grant` on refresh means the
+//! merchant revoked access, and the connection turns to "needs reconnect".
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{Arc, Mutex},
+};
+
+use chrono::Duration;
+use entity::amazon_connections;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, DbErr, EntityTrait};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{Region, client::AmazonError, lwa};
+use crate::{crypto::CryptoError, ids::StoreId, state::AppState};
+
+/// Refresh this long before Amazon's expiry.
+const SKEW_SECS: i64 = 300;
+
+pub const CONNECTED: &str = "connected";
+pub const CHOOSE_ACCOUNT: &str = "choose_account";
+pub const NOT_ELIGIBLE: &str = "not_eligible";
+pub const NEEDS_RECONNECT: &str = "needs_reconnect";
+
+#[derive(Default)]
+pub struct TokenLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl TokenLocks {
+    fn for_store(&self, store: &StoreId) -> Arc<tokio::sync::Mutex<()>> {
+        self.0
+            .lock()
+            .expect("token lock map")
+            .entry(store.as_str().to_owned())
+            .or_default()
+            .clone()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("Amazon is not connected for this store")]
+    NotConnected,
+    #[error("Amazon access was revoked or expired; the merchant must reconnect")]
+    NeedsReconnect,
+    #[error("refreshing the Amazon access token failed: {0}")]
+    Lwa(#[from] lwa::LwaError),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Amazon(#[from] AmazonError),
+}
+
+pub fn refresh_aad(store: &StoreId) -> String {
+    format!("amazon-refresh:{store}")
+}
+
+pub fn access_aad(store: &StoreId) -> String {
+    format!("amazon-access:{store}")
+}
+
+/// A valid access token for the store, and its region. `stale` is a token Amazon just refused: it
+/// is replaced unless another caller already did so.
+pub async fn access_token(
+    state: &AppState,
+    store: &StoreId,
+    stale: Option<&SecretString>,
+) -> Result<(SecretString, Region), AuthError> {
+    let lock = state.token_locks.for_store(store);
+    let _one_refresh_at_a_time = lock.lock().await;
+    let conn = amazon_connections::Entity::find_by_id(store.as_str())
+        .one(&state.db)
+        .await?
+        .ok_or(AuthError::NotConnected)?;
+    if conn.status == NEEDS_RECONNECT {
+        return Err(AuthError::NeedsReconnect);
+    }
+    let region: Region = conn.region.parse().map_err(|_| AuthError::NotConnected)?;
+    let now = state.clock.now();
+    if let (Some(sealed), Some(expires)) = (&conn.access_token, conn.access_expires_at) {
+        let current = state.cipher.open(sealed, &access_aad(store))?;
+        let is_stale = stale.is_some_and(|s| s.expose_secret() == current.expose_secret());
+        if !is_stale && expires > now + Duration::seconds(SKEW_SECS) {
+            return Ok((current, region));
+        }
+    }
+    let sealed_refresh = conn.refresh_token.clone().ok_or(AuthError::NotConnected)?;
+    let refresh = state.cipher.open(&sealed_refresh, &refresh_aad(store))?;
+    let endpoints = state.amazon.endpoints(region);
+    match lwa::refresh(&state.amazon, &endpoints.token, &refresh).await {
+        Ok(grant) => {
+            let mut row: amazon_connections::ActiveModel = conn.into();
+            row.access_token = Set(Some(
+                state.cipher.seal(&grant.access_token, &access_aad(store)),
+            ));
+            row.access_expires_at = Set(Some(now + Duration::seconds(grant.expires_in)));
+            if let Some(new_refresh) = grant
+                .refresh_token
+                .as_ref()
+                .filter(|r| r.expose_secret() != refresh.expose_secret())
+            {
+                row.refresh_token = Set(Some(state.cipher.seal(new_refresh, &refresh_aad(store))));
+            }
+            row.updated_at = Set(now);
+            row.update(&state.db).await?;
+            tracing::info!(store_id = %store, "Amazon access token refreshed");
+            Ok((grant.access_token, region))
+        }
+        Err(lwa::LwaError::InvalidGrant(detail)) => {
+            tracing::warn!(store_id = %store, detail, "Amazon refresh token refused; needs reconnect");
+            let mut row: amazon_connections::ActiveModel = conn.into();
+            row.status = Set(NEEDS_RECONNECT.to_owned());
+            row.refresh_token = Set(None);
+            row.access_token = Set(None);
+            row.access_expires_at = Set(None);
+            row.problem = Set(Some(
+                "Amazon no longer accepts this app's access (it was revoked or expired). Connect Amazon again.".into(),
+            ));
+            row.updated_at = Set(now);
+            row.update(&state.db).await?;
+            Err(AuthError::NeedsReconnect)
+        }
+        Err(e) => Err(AuthError::Lwa(e)),
+    }
+}
+
+/// Runs `call` with a valid token; on a 401 refreshes once and runs it again.
+pub async fn with_token<T, F, Fut>(
+    state: &AppState,
+    store: &StoreId,
+    call: F,
+) -> Result<T, CallError>
+where
+    F: Fn(SecretString, Region) -> Fut,
+    Fut: Future<Output = Result<T, AmazonError>>,
+{
+    let (token, region) = access_token(state, store, None).await?;
+    match call(token.clone(), region).await {
+        Err(AmazonError::Unauthorized) => {
+            let (fresh, region) = access_token(state, store, Some(&token)).await?;
+            Ok(call(fresh, region).await?)
+        }
+        other => Ok(other?),
+    }
+}

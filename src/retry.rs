@@ -1,0 +1,83 @@
+//! How long to wait before trying an upstream again: exponential backoff with ±20 % jitter, a
+//! `Retry-After` honoured up to the cap. Pure, so it is tested without waiting.
+use std::time::Duration;
+
+use rand::Rng;
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included.
+    pub attempts: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait before try number `attempt + 1` (attempt counts from 1).
+    pub fn delay(
+        &self,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        rng: &mut impl Rng,
+    ) -> Duration {
+        if let Some(after) = retry_after {
+            return after.min(self.cap);
+        }
+        let exp = self
+            .base
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
+        let jitter = rng.random_range(0.8..=1.2);
+        exp.mul_f64(jitter).min(self.cap)
+    }
+}
+
+/// `Retry-After` as delta seconds (the HTTP-date form is rare from these APIs and ignored).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{SeedableRng, rngs::StdRng};
+
+    use super::*;
+
+    const POLICY: RetryPolicy = RetryPolicy {
+        attempts: 5,
+        base: Duration::from_secs(2),
+        cap: Duration::from_secs(30),
+    };
+
+    #[test]
+    fn backoff_doubles_within_twenty_percent_and_stops_at_the_cap() {
+        let mut rng = StdRng::seed_from_u64(7);
+        for (attempt, nominal) in [(1, 2.0), (2, 4.0), (3, 8.0), (4, 16.0)] {
+            let d = POLICY.delay(attempt, None, &mut rng).as_secs_f64();
+            assert!(
+                d >= nominal * 0.8 && d <= nominal * 1.2,
+                "attempt {attempt}: {d}"
+            );
+        }
+        assert_eq!(POLICY.delay(10, None, &mut rng), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn retry_after_is_honoured_but_clamped() {
+        let mut rng = StdRng::seed_from_u64(7);
+        assert_eq!(
+            POLICY.delay(1, Some(Duration::from_secs(3)), &mut rng),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            POLICY.delay(1, Some(Duration::from_secs(3600)), &mut rng),
+            Duration::from_secs(30)
+        );
+    }
+}

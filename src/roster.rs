@@ -1,0 +1,120 @@
+//! Reading the program's whole roster, to catch what webhooks missed, and minting the links of
+//! whoever is new.
+use std::collections::HashSet;
+
+use sea_orm::TransactionTrait;
+
+use crate::{
+    affiliates,
+    ids::{AffiliateId, StoreId},
+    links,
+    program::{ProgramClient, ProgramError},
+    state::AppState,
+    stores,
+    webhooks::events::Affiliate,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RosterError {
+    #[error("the store is not installed or has no program token")]
+    NoProgram,
+    #[error(transparent)]
+    Program(#[from] ProgramError),
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RosterSummary {
+    pub affiliates: usize,
+    pub removed: usize,
+    pub links_changed: usize,
+}
+
+/// Reads the roster (HTTP, outside any transaction), then applies it in one transaction: upserts,
+/// removals of affiliates the program no longer has, and link updates.
+pub async fn sync(app: &AppState, store: &StoreId) -> Result<RosterSummary, RosterError> {
+    let row = stores::find(&app.db, store)
+        .await?
+        .filter(|s| s.status == stores::ACTIVE)
+        .ok_or(RosterError::NoProgram)?;
+    let token = stores::program_token(&app.db, &app.cipher, store)
+        .await?
+        .ok_or(RosterError::NoProgram)?;
+    let base = match row.program_api_url.as_deref() {
+        Some(url) => url::Url::parse(url).map_err(anyhow::Error::from)?,
+        None => app.settings.program.api_url.clone(),
+    };
+    let client = ProgramClient::new(&app.amazon.http, base, token, app.amazon.retry);
+    let entries = client.affiliates().await?;
+
+    let now = app.clock.now();
+    let txn = app.db.begin().await?;
+    let mut present = HashSet::new();
+    for entry in entries {
+        let Some(id) = entry
+            .id
+            .as_deref()
+            .and_then(|i| i.trim().parse().ok())
+            .and_then(AffiliateId::new)
+        else {
+            tracing::warn!(store_id = %store, "roster entry without a usable id skipped");
+            continue;
+        };
+        present.insert(id);
+        let affiliate = Affiliate {
+            id,
+            name: entry.name.unwrap_or_default(),
+            ref_code: entry.ref_code,
+            status: entry.status.unwrap_or_else(|| "approved".into()),
+        };
+        affiliates::upsert(&txn, store, &affiliate, now).await?;
+    }
+    let mut removed = 0;
+    for known in affiliates::list_current(&txn, store).await? {
+        let Some(id) = AffiliateId::new(known.affiliate_id) else {
+            continue;
+        };
+        if !present.contains(&id) {
+            affiliates::mark_deleted(&txn, store, id, now).await?;
+            removed += 1;
+        }
+    }
+    let links_changed = links::refresh(&txn, store, now).await?;
+    txn.commit().await?;
+    let summary = RosterSummary {
+        affiliates: present.len(),
+        removed,
+        links_changed,
+    };
+    tracing::info!(store_id = %store, ?summary, "roster read");
+    Ok(summary)
+}
+
+/// Reads the roster of every active store whose Amazon account is connected; failures are logged
+/// per store and never stop the others.
+pub async fn sync_connected(app: &AppState) {
+    use entity::amazon_connections;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let connected = match amazon_connections::Entity::find()
+        .filter(amazon_connections::Column::Status.eq(crate::amazon::tokens::CONNECTED))
+        .all(&app.db)
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list connected stores for the roster read");
+            return;
+        }
+    };
+    for row in connected {
+        let Ok(store) = StoreId::parse(&row.store_id) else {
+            continue;
+        };
+        if let Err(e) = sync(app, &store).await {
+            tracing::warn!(store_id = %store, error = %e, "roster read failed");
+        }
+    }
+}

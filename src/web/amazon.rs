@@ -1,0 +1,228 @@
+//! The merchant's Amazon actions: connect, the OAuth callback, account choice, disconnect,
+//! landing pages and the links export. Every action is for the session's store only.
+use actix_session::Session;
+use actix_web::{HttpResponse, http::header, web};
+use sea_orm::EntityTrait;
+use serde::Deserialize;
+
+use super::{
+    PageError,
+    pages::authorize,
+    session::{self, check_csrf, flash},
+};
+use crate::{
+    amazon::{
+        Region,
+        connect::{self, CallbackQuery, ConnectError, Outcome},
+        links::parse_landing_page,
+    },
+    ids::StoreId,
+    links,
+    state::AppState,
+    stores,
+};
+
+fn back_to(store: &StoreId) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/app/stores/{store}")))
+        .finish()
+}
+
+async fn active_store(app: &AppState, session: &Session) -> Result<StoreId, PageError> {
+    let store = session::session_store(session).ok_or(PageError::NoSession)?;
+    stores::find(&app.db, &store)
+        .await?
+        .filter(|s| s.status == stores::ACTIVE)
+        .ok_or(PageError::NotFound)?;
+    Ok(store)
+}
+
+#[derive(Deserialize)]
+pub struct ConnectQuery {
+    region: Option<String>,
+}
+
+/// `GET /app/amazon/connect?region=NA|EU|FE`: off to Amazon's consent page.
+pub async fn connect(
+    query: web::Query<ConnectQuery>,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, PageError> {
+    let store = active_store(&state, &session).await?;
+    let region: Region = query
+        .region
+        .as_deref()
+        .unwrap_or("NA")
+        .parse()
+        .map_err(PageError::BadRequest)?;
+    if !state.amazon.is_configured() {
+        flash(
+            &session,
+            "Amazon sign-in is not configured on this server (amazon.client_id). Please contact the operator.",
+        );
+        return Ok(back_to(&store));
+    }
+    let consent = connect::start(&state, &store, region)
+        .await
+        .map_err(|e| match e {
+            ConnectError::Db(e) => PageError::Database(e),
+            other => PageError::Unexpected(other.into()),
+        })?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, consent.to_string()))
+        .finish())
+}
+
+/// `GET /oauth/amazon/callback`: Amazon's redirect back. Every outcome lands on the setup page with
+/// a message; nothing here is a 500.
+pub async fn callback(
+    query: web::Query<CallbackQuery>,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, PageError> {
+    let store = active_store(&state, &session).await?;
+    let message = match connect::callback(&state, &store, &query).await {
+        Ok(Outcome::Connected) => "Amazon is connected. Every affiliate now has a link.".to_owned(),
+        Ok(Outcome::MustChoose) => {
+            "Amazon is connected. Choose the account to use below.".to_owned()
+        }
+        Ok(Outcome::NotEligible) => {
+            "Amazon is connected, but no account can use Amazon Attribution; see below.".to_owned()
+        }
+        Err(e) => {
+            tracing::warn!(store_id = %store, error = %e, "Amazon connection failed");
+            e.message()
+        }
+    };
+    flash(&session, message);
+    Ok(back_to(&store))
+}
+
+#[derive(Deserialize)]
+pub struct ChoiceForm {
+    csrf: String,
+    choice: String,
+}
+
+pub async fn choose(
+    path: web::Path<String>,
+    form: web::Form<ChoiceForm>,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, PageError> {
+    let store = authorize(&session, &path)?;
+    check_csrf(&session, &form.csrf)?;
+    let (profile, advertiser) = form
+        .choice
+        .split_once(':')
+        .and_then(|(p, a)| Some((p.parse::<i64>().ok()?, a)))
+        .ok_or_else(|| PageError::BadRequest("choose one of the listed accounts".into()))?;
+    match connect::choose(&state, &store, profile, advertiser).await {
+        Ok(()) => flash(&session, "Account chosen. Every affiliate now has a link."),
+        Err(e) => {
+            tracing::warn!(store_id = %store, error = %e, "account choice failed");
+            flash(&session, e.message());
+        }
+    }
+    Ok(back_to(&store))
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn disconnect(
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, PageError> {
+    let store = authorize(&session, &path)?;
+    check_csrf(&session, &form.csrf)?;
+    connect::disconnect(&state, &store).await?;
+    flash(
+        &session,
+        "Amazon is disconnected and its tokens are deleted. Links stay as they are.",
+    );
+    Ok(back_to(&store))
+}
+
+#[derive(Deserialize)]
+pub struct LandingForm {
+    csrf: String,
+    url: String,
+    /// `main` replaces the main landing page; anything else adds a page.
+    kind: String,
+}
+
+pub async fn landing_page(
+    path: web::Path<String>,
+    form: web::Form<LandingForm>,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, PageError> {
+    let store = authorize(&session, &path)?;
+    check_csrf(&session, &form.csrf)?;
+    let conn = entity::amazon_connections::Entity::find_by_id(store.as_str())
+        .one(&state.db)
+        .await?;
+    let country = conn
+        .and_then(|c| c.country_code)
+        .unwrap_or_else(|| "US".into());
+    let main = form.kind == "main";
+    match parse_landing_page(&form.url, &country) {
+        Ok((id, url, asin)) if main || asin.is_some() => {
+            let now = state.clock.now();
+            let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
+            links::set_landing_page(&txn, &store, &id, &url, asin, main, now).await?;
+            links::refresh(&txn, &store, now).await?;
+            txn.commit().await?;
+            flash(
+                &session,
+                format!("Landing page {url} saved; links updated."),
+            );
+        }
+        Ok(_) => flash(
+            &session,
+            "Additional landing pages must be product pages (/dp/ASIN).",
+        ),
+        Err(e) => flash(&session, e.to_string()),
+    }
+    Ok(back_to(&store))
+}
+
+pub async fn remove_landing_page(
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, PageError> {
+    let (store_id, page) = path.into_inner();
+    let store = authorize(&session, &store_id)?;
+    check_csrf(&session, &form.csrf)?;
+    let now = state.clock.now();
+    let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
+    links::remove_landing_page(&txn, &store, &page).await?;
+    links::refresh(&txn, &store, now).await?;
+    txn.commit().await?;
+    flash(&session, "Landing page removed; its links are retired.");
+    Ok(back_to(&store))
+}
+
+/// `GET /app/stores/{id}/links.csv`
+pub async fn links_csv(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, PageError> {
+    let store = authorize(&session, &path)?;
+    let rows = links::list(&state.db, &store).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"amazon-links-{store}.csv\""),
+        ))
+        .body(links::to_csv(&rows)))
+}

@@ -1,0 +1,78 @@
+//! Reading the program's roster: `limit`/`offset` paging that ends, even when the program keeps
+//! answering full pages past the end.
+use attribution_bridge::{ids::StoreId, roster};
+
+use crate::{doubles::*, helpers::*};
+
+async fn read(n: usize, never_ending: bool) -> (usize, usize, TestApp, ProgramDouble) {
+    let program = ProgramDouble::start("gpat_roster", n, never_ending).await;
+    let app = spawn_app().await;
+    app.send(&install_event_at("st_1", "gpat_roster", &program.api_url()))
+        .await;
+    let summary = roster::sync(&app.state, &StoreId::parse("st_1").unwrap())
+        .await
+        .unwrap();
+    let calls = *program.roster.calls.lock().unwrap();
+    (summary.affiliates, calls, app, program)
+}
+
+#[tokio::test]
+async fn rosters_of_every_size_are_read_whole_and_paging_ends() {
+    for (n, pages) in [(0, 1), (1, 1), (250, 2), (251, 2), (1000, 5)] {
+        let (read, calls, app, _program) = read(n, false).await;
+        assert_eq!(read, n, "{n} affiliates");
+        assert_eq!(calls, pages, "{n} affiliates: pages requested");
+        assert_eq!(
+            app.count("SELECT COUNT(*) FROM affiliates WHERE deleted_at IS NULL")
+                .await,
+            n as i64
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_program_that_never_stops_paging_is_read_once() {
+    for (n, pages) in [(250, 2), (1000, 5), (251, 2), (500, 3)] {
+        let (read, calls, _app, _program) = read(n, true).await;
+        assert_eq!(read, n, "{n} affiliates");
+        assert_eq!(calls, pages, "{n} affiliates: pages requested");
+    }
+}
+
+#[tokio::test]
+async fn affiliates_the_program_no_longer_has_are_retired() {
+    let (_, _, app, program) = read(5, false).await;
+    program.roster.people.lock().unwrap().truncate(3);
+    let summary = roster::sync(&app.state, &StoreId::parse("st_1").unwrap())
+        .await
+        .unwrap();
+    assert_eq!((summary.affiliates, summary.removed), (3, 2));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM affiliates WHERE deleted_at IS NOT NULL")
+            .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_refused_program_token_is_an_error_not_an_empty_roster() {
+    let program = ProgramDouble::start("gpat_right", 3, false).await;
+    let app = spawn_app().await;
+    app.send(&install_event_at("st_1", "gpat_wrong", &program.api_url()))
+        .await;
+    app.send(&affiliate_event("affiliate.created", "st_1", 9, "Known"))
+        .await;
+    let err = roster::sync(&app.state, &StoreId::parse("st_1").unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("refused the access token"),
+        "{err}"
+    );
+    // Nothing was retired on the strength of a failed read.
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM affiliates WHERE deleted_at IS NULL")
+            .await,
+        1
+    );
+}
