@@ -1,9 +1,12 @@
-//! The program's default commission, as the platform last told us. The arithmetic that turns
-//! Amazon's figures into commissions joins this module with the daily sync.
+//! The program's default commission, as the platform last told us, and the arithmetic that turns
+//! a day's figures into a commission (DESIGN §5): integer minor units in, one rounding (half away
+//! from zero) out. Sales were already rounded to minor units when they were read.
 use std::{fmt, str::FromStr};
 
 use rust_decimal::Decimal;
 use serde::Deserialize;
+
+use crate::money::{MoneyError, round, scale};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommissionKind {
@@ -64,6 +67,28 @@ impl DefaultCommission {
     }
 }
 
+impl DefaultCommission {
+    /// The commission in minor units for a day's sales (minor units) and purchases.
+    /// `percentage`: sales × value / 100. `flat`: value × purchases. Rounded once.
+    pub fn commission_minor(
+        &self,
+        sales_minor: i64,
+        purchases: i64,
+        exponent: u32,
+    ) -> Result<i64, MoneyError> {
+        let exact = match self.kind {
+            CommissionKind::Percentage => Decimal::from(sales_minor)
+                .checked_mul(self.value)
+                .map(|v| v / Decimal::ONE_HUNDRED),
+            CommissionKind::Flat => self
+                .value
+                .checked_mul(scale(exponent))
+                .and_then(|v| v.checked_mul(Decimal::from(purchases))),
+        };
+        round(exact.ok_or_else(|| MoneyError::Overflow(format!("{sales_minor} / {purchases}")))?)
+    }
+}
+
 impl fmt::Display for DefaultCommission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
@@ -115,6 +140,71 @@ mod tests {
         assert_eq!(c.kind, CommissionKind::Flat);
         assert_eq!(c.value, Decimal::from_str("2.5").unwrap());
         assert_eq!(c.to_string(), "2.5 per purchase");
+    }
+
+    fn pct(v: &str) -> DefaultCommission {
+        DefaultCommission::from_columns("percentage", v).unwrap()
+    }
+
+    fn flat(v: &str) -> DefaultCommission {
+        DefaultCommission::from_columns("flat", v).unwrap()
+    }
+
+    #[test]
+    fn the_design_example_and_rounding_tables() {
+        use crate::money::to_minor;
+        // DESIGN §5: "191.95999999999998" USD → 19196 → 10 % → 1919.6 → 1920.
+        let sales = to_minor("191.95999999999998", 2).unwrap();
+        assert_eq!(pct("10").commission_minor(sales, 3, 2), Ok(1920));
+        for (c, sales, purchases, exp, want) in [
+            (pct("10"), 1995, 1, 2, 200),   // 199.5 → 200 (half away from zero)
+            (pct("10"), 1994, 1, 2, 199),   // 199.4 → 199
+            (pct("12.5"), 1004, 1, 2, 126), // 125.5 → 126
+            (pct("12.5"), 1003, 1, 2, 125), // 125.375 → 125
+            (pct("7"), 1235, 2, 0, 86),     // JPY: 86.45 → 86
+            (pct("7"), 1250, 2, 0, 88),     // JPY: 87.5 → 88
+            (pct("3"), 12345, 1, 3, 370),   // KWD: 370.35 → 370
+            (pct("3"), 12350, 1, 3, 371),   // KWD: 370.5 → 371
+            (pct("0"), 99999, 9, 2, 0),
+            (pct("100"), 4321, 1, 2, 4321),
+            (flat("2.50"), 0, 3, 2, 750),  // 2.50 × 3 purchases
+            (flat("2.505"), 0, 1, 2, 251), // 250.5 → 251, rounded once
+            (flat("2.505"), 0, 2, 2, 501), // 501.0: not 251 × 2
+            (flat("150"), 0, 2, 0, 300),   // JPY
+            (flat("0.125"), 0, 4, 3, 500), // KWD
+            (flat("5"), 0, 0, 2, 0),
+        ] {
+            assert_eq!(
+                c.commission_minor(sales, purchases, exp),
+                Ok(want),
+                "{c} on {sales}/{purchases} exp {exp}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_commission_is_within_half_a_minor_unit_of_the_exact_value(
+            sales in 0i64..10_000_000_000,
+            bp in 0u32..=10_000,
+            exp in 0u32..=3,
+        ) {
+            let rate = Decimal::new(i64::from(bp), 2);
+            let c = DefaultCommission::new(CommissionKind::Percentage, rate).unwrap();
+            let got = c.commission_minor(sales, 0, exp).unwrap();
+            let exact = Decimal::from(sales) * rate / Decimal::ONE_HUNDRED;
+            proptest::prop_assert!((Decimal::from(got) - exact).abs() <= Decimal::new(5, 1));
+        }
+
+        #[test]
+        fn reading_sales_is_within_half_a_minor_unit(cents in 0i64..1_000_000_000, noise in -9i64..=9, exp in 0u32..=3) {
+            // Amazon's float artefacts: the exact value ± a few units in the 14th decimal.
+            let exact = Decimal::new(cents, exp) + Decimal::new(noise, 14);
+            let got = crate::money::to_minor(&exact.to_string(), exp).unwrap();
+            proptest::prop_assert_eq!(got, cents);
+            let scaled = exact * crate::money::scale(exp);
+            proptest::prop_assert!((Decimal::from(got) - scaled).abs() <= Decimal::new(5, 1));
+        }
     }
 
     #[test]

@@ -145,6 +145,10 @@ impl WorkerSettings {
 #[serde(deny_unknown_fields)]
 pub struct SandboxSettings {
     pub enabled: bool,
+    /// Same seed, same demo data.
+    pub seed: u64,
+    /// Keep the sandbox's state (demo stores, orders, clicks) across restarts, in the data folder.
+    pub persist: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -16,6 +16,7 @@ pub mod currency;
 pub mod db;
 pub mod ids;
 pub mod links;
+pub mod money;
 pub mod program;
 pub mod retry;
 pub mod roster;

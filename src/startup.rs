@@ -36,15 +36,19 @@ impl Application {
     }
 
     /// As `build`, with the clock tests control.
-    pub async fn build_with_clock(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
-        let state = prepare(settings, clock).await?;
-        let address = (
-            state.settings.server.host.as_str(),
-            state.settings.server.port,
-        );
-        let listener = TcpListener::bind(address)
+    pub async fn build_with_clock(
+        mut settings: Settings,
+        clock: SharedClock,
+    ) -> anyhow::Result<Self> {
+        let address = (settings.server.host.clone(), settings.server.port);
+        let listener = TcpListener::bind((address.0.as_str(), address.1))
             .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
         let port = listener.local_addr()?.port();
+        // `public_url` with port 0 means "wherever we listen" (tests, throwaway runs).
+        if settings.server.public_url.port() == Some(0) {
+            let _ = settings.server.public_url.set_port(Some(port));
+        }
+        let state = prepare(settings, clock).await?;
         let server = serve(listener, state.clone())?;
         Ok(Self {
             port,
@@ -99,7 +103,26 @@ pub async fn prepare(settings: Settings, clock: SharedClock) -> anyhow::Result<A
         tracing::info!(path = %path.display(), "sandbox: platform webhooks are verified with the secret in this file");
     }
     let verifier = Verifier::new(&secrets, settings.platform.webhook_tolerance_secs)?;
-    let amazon = AmazonApp::from_settings(&settings, None)?;
+    let sandbox = if settings.sandbox.enabled {
+        let dir = settings
+            .security
+            .key_file
+            .parent()
+            .unwrap_or_else(|| std::path::Path::new("."));
+        Some(sandbox::Sandbox::new(sandbox::SandboxConfig {
+            public_url: settings.server.public_url.clone(),
+            seed: settings.sandbox.seed,
+            webhook_secret: secrets[0].clone(),
+            state_file: settings
+                .sandbox
+                .persist
+                .then(|| dir.join("sandbox-state.json")),
+            clock: clock.clone(),
+        })?)
+    } else {
+        None
+    };
+    let amazon = AmazonApp::from_settings(&settings, sandbox.as_ref())?;
     Ok(AppState {
         db,
         settings: Arc::new(settings),
@@ -108,6 +131,7 @@ pub async fn prepare(settings: Settings, clock: SharedClock) -> anyhow::Result<A
         verifier: Arc::new(verifier),
         amazon: Arc::new(amazon),
         token_locks: Arc::default(),
+        sandbox,
     })
 }
 
@@ -142,7 +166,12 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(web::FormConfig::default().limit(body_limit))
             .app_data(web::JsonConfig::default().limit(body_limit))
-            .configure(|cfg| routes(cfg, webhook_limit))
+            .configure(|cfg| {
+                if let Some(sandbox) = data.sandbox.clone() {
+                    sandbox::configure(cfg, sandbox);
+                }
+                routes(cfg, webhook_limit);
+            })
     })
     .shutdown_timeout(settings.server.shutdown_timeout_secs)
     .listen(listener)?

@@ -20,4 +20,6 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub amazon: Arc<AmazonApp>,
     pub token_locks: Arc<TokenLocks>,
+    /// The built-in fake Amazon and program, when `[sandbox] enabled`.
+    pub sandbox: Option<crate::sandbox::Sandbox>,
 }

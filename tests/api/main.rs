@@ -10,5 +10,6 @@ mod lifecycle;
 mod load_link;
 mod migrations;
 mod roster;
+mod sandbox_browser;
 mod secrets_at_rest;
 mod webhooks;

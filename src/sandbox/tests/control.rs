@@ -1,0 +1,250 @@
+use base64::{Engine, engine::general_purpose::STANDARD as B64};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use super::program::install;
+use super::{CLIENT_ID, CLIENT_SECRET, Harness, SECRET, ad_groups, start_time};
+
+/// An independent check of a Standard Webhooks signature, as the app will do it.
+fn expected_signature(content: &str) -> String {
+    let key = B64.decode(SECRET.strip_prefix("whsec_").unwrap()).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(content.as_bytes());
+    format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
+}
+
+#[test]
+fn the_signer_matches_the_standard_webhooks_test_vector() {
+    let key = B64.decode("C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
+    let parts: [&[u8]; 3] = [
+        b"msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+        b"1649367553",
+        br#"{"email":"test@example.com","username":"test_user"}"#,
+    ];
+    assert_eq!(
+        super::super::sign_with(&key, &parts),
+        "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="
+    );
+}
+
+#[actix_web::test]
+async fn installing_a_demo_store_sends_a_signed_webhook_then_opens_the_app() {
+    let h = Harness::start().await;
+    let resp = h
+        .http
+        .post(h.url("/sandbox/demo-stores"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let location = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(location.path(), "/app/load");
+    let q: Vec<(String, String)> = location.query_pairs().into_owned().collect();
+    let ts = start_time().timestamp().to_string();
+    assert_eq!(q[0], ("store_id".into(), "st_demo_1".into()));
+    assert_eq!(q[1], ("timestamp".into(), ts.clone()));
+    assert_eq!(
+        q[2],
+        (
+            "signature".into(),
+            expected_signature(&format!("st_demo_1.{ts}"))
+        )
+    );
+    assert!(
+        location.query().unwrap().contains("signature=v1%2C"),
+        "query values are URL-encoded"
+    );
+
+    let d = h.rx.deliveries.lock().unwrap()[0].clone();
+    assert!(d.id.starts_with("msg_"));
+    assert_eq!(d.timestamp, ts);
+    assert_eq!(
+        d.signature,
+        expected_signature(&format!("{}.{}.{}", d.id, d.timestamp, d.body))
+    );
+    let event: Value = serde_json::from_str(&d.body).unwrap();
+    let token = event["data"]["program"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        event,
+        json!({"type": "app.installed", "timestamp": "2026-11-20T18:00:00Z", "data": {
+        "store": {"id": "st_demo_1", "name": "Demo Outdoors 1", "url": "https://demo1.example", "currency": "USD"},
+        "program": {"access_token": token, "api_url": h.sandbox.program_api_url().as_str(),
+                    "default_commission": {"type": "percentage", "value": "10"}}}})
+    );
+    assert_eq!(
+        h.sandbox.program_api_url().as_str(),
+        h.url("/sandbox/program/v1")
+    );
+
+    let open = h
+        .http
+        .post(h.url("/sandbox/demo-stores/st_demo_1/open"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(open.status(), 303);
+    assert!(
+        open.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains("/app/load?store_id=st_demo_1&timestamp=")
+    );
+    let room = h
+        .http
+        .get(h.url("/sandbox"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        room.contains("sandbox-banner")
+            && room.contains("Demo Outdoors 1")
+            && room.contains("Install a demo store")
+    );
+}
+
+#[actix_web::test]
+async fn a_refused_install_shows_what_the_app_answered() {
+    let h = Harness::start().await;
+    *h.rx.status.lock().unwrap() = 401;
+    let resp = h
+        .http
+        .post(h.url("/sandbox/demo-stores"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    let page = resp.text().await.unwrap();
+    assert!(
+        page.contains("401") && page.contains("store refused") && page.contains("sandbox-banner"),
+        "{page}"
+    );
+    let open = h
+        .http
+        .post(h.url("/sandbox/demo-stores/st_demo_1/open"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        open.status(),
+        409,
+        "a store the app never accepted cannot be opened"
+    );
+}
+
+#[actix_web::test]
+async fn uninstall_revokes_the_program_token_and_tells_the_app() {
+    let h = Harness::start().await;
+    let (store, token, api) = install(&h).await;
+    let resp = h
+        .http
+        .post(h.url(&format!("/sandbox/demo-stores/{store}/uninstall")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let last = h.rx.deliveries.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&last.body).unwrap()["type"],
+        "app.uninstalled"
+    );
+    let roster = h
+        .http
+        .get(format!("{api}/admin/affiliates?fields=id"))
+        .header("x-goaffpro-access-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(roster.status(), 401);
+}
+
+#[actix_web::test]
+async fn state_survives_a_restart_from_the_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sandbox/state.json");
+    let (refresh, token, api_path, number) = {
+        let h = Harness::with_state(Some(file.clone())).await;
+        let (access, refresh) = h.tokens().await;
+        h.click_links(&access, "c1", &ad_groups(3)).await;
+        h.http
+            .post(h.url("/sandbox/amazon/restate"))
+            .form(&[("date", "2026-11-10"), ("direction", "up")])
+            .send()
+            .await
+            .unwrap();
+        let (_, token, api) = install(&h).await;
+        let api_path = api.strip_prefix(&h.base).unwrap().to_owned();
+        let roster: Value = h
+            .http
+            .get(format!("{api}/admin/affiliates?fields=id"))
+            .header("x-goaffpro-access-token", &token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let body = json!({"number": "AMZ-1", "affiliate_id": roster["affiliates"][0]["id"], "total": 10.5, "commission": 1.05});
+        let resp = h
+            .http
+            .post(format!("{api}/admin/orders"))
+            .header("x-goaffpro-access-token", &token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        (refresh, token, api_path, "AMZ-1")
+    };
+    assert!(file.exists());
+    assert!(
+        !dir.path().join("sandbox/state.json.tmp").exists(),
+        "written through a temporary file and renamed"
+    );
+
+    let h = Harness::with_state(Some(file)).await;
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &*refresh),
+        ("client_id", CLIENT_ID),
+        ("client_secret", CLIENT_SECRET),
+    ];
+    let (status, body) = h.token_call(&form).await;
+    assert_eq!(status, 200, "the grant survived: {body}");
+    let access = body["access_token"].as_str().unwrap();
+    let (_, report) = h
+        .report(
+            access,
+            json!({"startDate": "20261110", "endDate": "20261110", "groupBy": "ADGROUP"}),
+        )
+        .await;
+    assert_eq!(
+        report["reports"].as_array().unwrap().len(),
+        3,
+        "the clicked links survived"
+    );
+    assert_eq!(h.sandbox.read(|s| s.restatements.len()), 1);
+    let found: Value = h
+        .http
+        .get(h.url(&format!(
+            "{api_path}/admin/orders?number={number}&fields=number,total"
+        )))
+        .header("x-goaffpro-access-token", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        found,
+        json!({"orders": [{"number": "AMZ-1", "total": 10.5}]}),
+        "the store, its token and its orders survived"
+    );
+}
