@@ -34,6 +34,36 @@ pub enum Command {
         #[command(subcommand)]
         action: StoresAction,
     },
+    /// Sync a store now: report, commissions and pushes, run to completion; prints a summary.
+    Sync {
+        #[arg(long)]
+        store: String,
+        /// First marketplace day (YYYY-MM-DD); default: 60 days ago.
+        #[arg(long, requires = "to")]
+        from: Option<chrono::NaiveDate>,
+        /// Last marketplace day (YYYY-MM-DD); default: yesterday.
+        #[arg(long, requires = "from")]
+        to: Option<chrono::NaiveDate>,
+        /// Give up waiting for scheduled retries after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        wait: u64,
+    },
+    /// Every order of a store: figures, commission, pushed state, remote id, versions.
+    Ledger {
+        #[arg(long)]
+        store: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Jobs that failed for good (a push the program refused, …); `--retry` queues them again.
+    DeadLetters {
+        #[arg(long)]
+        retry: bool,
+        /// Only this store's.
+        #[arg(long)]
+        store: Option<String>,
+    },
     /// Write a store's data as CSV to stdout.
     Export {
         /// The store's id (as in `stores list`).
@@ -100,6 +130,91 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
                 MigrateAction::Up => Migrator::up(&db, None).await?,
                 MigrateAction::Down { steps } => Migrator::down(&db, steps).await?,
                 MigrateAction::Status => Migrator::status(&db).await?,
+            }
+            Ok(())
+        }
+        Command::Sync {
+            store,
+            from,
+            to,
+            wait,
+        } => {
+            let store = StoreId::parse(&store)?;
+            let app =
+                crate::startup::prepare(settings, std::sync::Arc::new(crate::clock::SystemClock))
+                    .await?;
+            stores::find(&app.db, &store)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no store {store}"))?;
+            crate::scheduler::enqueue_now(&app, &store, from.zip(to), "cli").await?;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
+            loop {
+                while crate::jobs::worker::run_next(&app).await?
+                    == crate::jobs::worker::Outcome::Completed
+                {}
+                let status = crate::status::store_status(&app.db, &store).await?;
+                let next = status
+                    .next_job_at
+                    .map(|at| (at - app.clock.now()).to_std().unwrap_or_default());
+                match next {
+                    Some(wait) if std::time::Instant::now() + wait < deadline => {
+                        eprintln!("waiting {}s for a scheduled retry…", wait.as_secs());
+                        tokio::time::sleep(wait).await;
+                    }
+                    _ => {
+                        println!("{}", serde_json::to_string_pretty(&status)?);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Command::Ledger { store, json } => {
+            let store = StoreId::parse(&store)?;
+            let db = db::connect_and_migrate(&settings.database).await?;
+            let entries = crate::status::ledger(&db, &store).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else {
+                for e in entries {
+                    println!(
+                        "{} {} a{:<6} total {:>10} commission {:>9} {:<8} v{} pushed v{} {}",
+                        e.day,
+                        e.currency,
+                        e.affiliate_id,
+                        e.total,
+                        e.commission,
+                        e.status,
+                        e.version,
+                        e.pushed_version,
+                        e.push_state
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::DeadLetters { retry, store } => {
+            let store = store.as_deref().map(StoreId::parse).transpose()?;
+            let db = db::connect_and_migrate(&settings.database).await?;
+            let dead = crate::jobs::dead_letters(&db, store.as_ref()).await?;
+            if retry {
+                let now = chrono::Utc::now();
+                let n = crate::jobs::retry_dead(&db, store.as_ref(), now).await?;
+                crate::sync::ledger::revive_dead_orders(&db, store.as_ref()).await?;
+                println!("{n} dead letter(s) queued again");
+            } else if dead.is_empty() {
+                println!("no dead letters");
+            } else {
+                for j in dead {
+                    println!(
+                        "#{} {} {} attempts={} {} — {}",
+                        j.id,
+                        j.store_id,
+                        j.kind,
+                        j.attempts,
+                        j.payload,
+                        j.last_error.unwrap_or_default()
+                    );
+                }
             }
             Ok(())
         }

@@ -37,6 +37,7 @@ pub struct Settings {
     pub program: ProgramSettings,
     pub sync: SyncSettings,
     pub workers: WorkerSettings,
+    pub jobs: JobSettings,
     pub sandbox: SandboxSettings,
     pub log: LogSettings,
 }
@@ -138,6 +139,29 @@ impl WorkerSettings {
 
     pub fn roster_interval(&self) -> Duration {
         Duration::from_secs(self.roster_interval_minutes * 60)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    #[serde(deserialize_with = "number_list")]
+    pub retry_schedule_secs: Vec<u64>,
+    pub overload_floor_secs: u64,
+    pub lease_secs: u64,
+    pub poll_interval_ms: u64,
+}
+
+impl JobSettings {
+    pub fn schedule(&self) -> crate::jobs::retry::Schedule {
+        crate::jobs::retry::Schedule {
+            delays: self
+                .retry_schedule_secs
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
+            overload_floor: Duration::from_secs(self.overload_floor_secs),
+        }
     }
 }
 
@@ -304,6 +328,24 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        if self.jobs.retry_schedule_secs.is_empty() {
+            return Err(invalid(
+                "jobs.retry_schedule_secs",
+                "must list at least one wait",
+            ));
+        }
+        if self.jobs.lease_secs < 10 {
+            return Err(invalid("jobs.lease_secs", "must be at least 10"));
+        }
+        if self.jobs.lease_secs <= self.amazon.request_timeout_secs {
+            return Err(invalid(
+                "jobs.lease_secs",
+                "must exceed amazon.request_timeout_secs, or a slow call's job is taken twice",
+            ));
+        }
+        if self.jobs.poll_interval_ms == 0 {
+            return Err(invalid("jobs.poll_interval_ms", "must be at least 1"));
+        }
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "must not be empty"));
         }
@@ -362,6 +404,44 @@ fn secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::
         .filter(|s| !s.is_empty())
         .map(SecretString::from)
         .collect())
+}
+
+/// A list from TOML, or comma-separated numbers from the environment.
+fn number_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Item {
+        Num(u64),
+        Str(String),
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<Item>),
+    }
+    let items: Vec<String> = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        OneOrMany::Many(v) => v
+            .into_iter()
+            .map(|i| match i {
+                Item::Num(n) => n.to_string(),
+                Item::Str(s) => s,
+            })
+            .collect(),
+    };
+    items
+        .iter()
+        .map(|s| {
+            s.parse().map_err(|_| {
+                serde::de::Error::custom(format!("{s:?} is not a whole number of seconds"))
+            })
+        })
+        .collect()
 }
 
 /// An empty string means "not set".

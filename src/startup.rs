@@ -69,16 +69,18 @@ impl Application {
     /// beside it when `[workers] enabled`.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
-        let workers = self
-            .state
-            .settings
-            .workers
-            .enabled
-            .then(|| tokio::spawn(sweep_loop(self.state.clone(), stop.clone())));
+        let workers = self.state.settings.workers.enabled.then(|| {
+            (
+                tokio::spawn(sweep_loop(self.state.clone(), stop.clone())),
+                tokio::spawn(crate::jobs::worker::run(self.state.clone(), stop.clone())),
+            )
+        });
         let served = self.server.await;
         stop.cancel();
-        if let Some(workers) = workers {
-            workers.await.context("background worker panicked")?;
+        if let Some((sweep, jobs)) = workers {
+            sweep.await.context("background sweep panicked")?;
+            // An interrupted job keeps its lease and is taken up again after it expires.
+            jobs.await.context("job worker panicked")?;
         }
         served.context("HTTP server failed")
     }

@@ -2,8 +2,9 @@
 //! Every function takes the connection it runs on, so webhook effects share the inbox transaction.
 use chrono::{DateTime, Duration, Utc};
 use entity::{
-    affiliates, amazon_connections, landing_pages, links, oauth_states, program_credentials,
-    sessions, stores, webhook_inbox,
+    affiliates, amazon_connections, daily_figures, figure_changes, job_attempts, jobs,
+    landing_pages, links, oauth_states, order_versions, orders, program_credentials, sessions,
+    stores, sync_runs, unmatched_figures, webhook_inbox,
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
@@ -169,6 +170,7 @@ pub async fn uninstall(
         .filter(sessions::Column::StoreId.eq(id.as_str()))
         .exec(conn)
         .await?;
+    crate::jobs::cancel_store(conn, id, now).await?;
     Ok(was_active)
 }
 
@@ -219,6 +221,21 @@ pub async fn purge(conn: &impl ConnectionTrait, id: &StoreId) -> Result<(), DbEr
         .filter(links::Column::StoreId.eq(id))
         .exec(conn)
         .await?;
+    macro_rules! purge_table {
+        ($($t:ident),*) => {$(
+            $t::Entity::delete_many().filter($t::Column::StoreId.eq(id)).exec(conn).await?;
+        )*};
+    }
+    purge_table!(
+        jobs,
+        job_attempts,
+        daily_figures,
+        figure_changes,
+        unmatched_figures,
+        orders,
+        order_versions,
+        sync_runs
+    );
     webhook_inbox::Entity::update_many()
         .col_expr(
             webhook_inbox::Column::StoreId,

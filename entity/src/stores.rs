@@ -22,6 +22,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// `aa_campaignid` of every link of the store, fixed at first install.
     pub campaign_id: Option<String>,
+    /// `promoted` (attributedSales14d/attributedPurchases14d) or `total` (promoted + brand halo).
+    pub sales_basis: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_create_foundation;
 mod m20261124_000002_create_amazon;
+mod m20261124_000003_create_sync;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_create_foundation::Migration),
             Box::new(m20261124_000002_create_amazon::Migration),
+            Box::new(m20261124_000003_create_sync::Migration),
         ]
     }
 }

@@ -10,6 +10,8 @@ use url::Url;
 
 use crate::retry::{RetryPolicy, retry_after};
 
+pub mod orders;
+
 pub const PAGE_SIZE: usize = 250;
 /// 250 × 2,000 = half a million affiliates: far beyond any program, and a stop for a runaway API.
 pub const MAX_PAGES: usize = 2_000;
@@ -153,7 +155,7 @@ impl<'a> ProgramClient<'a> {
     }
 }
 
-async fn classify(res: reqwest::Response) -> Result<Value, ProgramError> {
+pub(crate) async fn classify(res: reqwest::Response) -> Result<Value, ProgramError> {
     let status = res.status();
     let after = retry_after(res.headers());
     let text = res.text().await.map_err(ProgramError::Transport)?;

@@ -340,3 +340,266 @@ impl ProgramDouble {
         format!("{}/v1", self.server.uri())
     }
 }
+
+/// `POST /attribution/report`: the rows given, `page_size` per page, an opaque JSON cursor, the
+/// last page's cursor empty; `faults` answered first, in order.
+#[derive(Clone, Default)]
+pub struct Report {
+    pub lwa: Lwa,
+    pub rows: Arc<Mutex<Vec<Value>>>,
+    pub page_size: usize,
+    pub faults: Arc<Mutex<std::collections::VecDeque<ResponseTemplate>>>,
+    pub bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Respond for Report {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let bearer = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let live = self
+            .lwa
+            .0
+            .lock()
+            .unwrap()
+            .valid_access
+            .iter()
+            .any(|t| bearer == format!("Bearer {t}"));
+        if !live {
+            return ResponseTemplate::new(401)
+                .set_body_json(json!({"code": "401", "details": "Authentication failed"}));
+        }
+        if let Some(fault) = self.faults.lock().unwrap().pop_front() {
+            return fault;
+        }
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        self.bodies.lock().unwrap().push(body.clone());
+        let start: usize = body
+            .get("cursorId")
+            .and_then(Value::as_str)
+            .and_then(|c| serde_json::from_str::<Value>(c).ok())
+            .and_then(|c| c["offset"].as_u64())
+            .unwrap_or(0) as usize;
+        let (from, to) = (
+            body["startDate"].as_str().unwrap_or("").to_owned(),
+            body["endDate"].as_str().unwrap_or("").to_owned(),
+        );
+        let rows: Vec<Value> = self
+            .rows
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                let d = r["date"].as_str().unwrap_or("");
+                d >= from.as_str() && d <= to.as_str()
+            })
+            .cloned()
+            .collect();
+        let size = if self.page_size == 0 {
+            5000
+        } else {
+            self.page_size
+        };
+        let page: Vec<Value> = rows.iter().skip(start).take(size).cloned().collect();
+        let next = start + page.len();
+        let cursor = if next < rows.len() {
+            json!({"offset": next, "version": "V2"}).to_string()
+        } else {
+            String::new()
+        };
+        ResponseTemplate::new(200)
+            .set_body_json(json!({"reports": page, "cursorId": cursor, "size": page.len()}))
+    }
+}
+
+pub fn report_row(date: &str, affiliate: i64, clicks: i64, purchases: i64, sales: &str) -> Value {
+    json!({"date": date, "campaignId": "ab_st_1", "adGroupId": format!("a{affiliate}"), "advertiserName": "Acme Brand",
+           "publisher": "Email - Other", "Click-throughs": clicks.to_string(), "attributedDetailPageViewsClicks14d": clicks.to_string(),
+           "attributedAddToCartClicks14d": "0", "attributedPurchases14d": purchases.to_string(), "unitsSold14d": purchases.to_string(),
+           "attributedSales14d": sales, "attributedTotalPurchases14d": purchases.to_string(), "totalUnitsSold14d": purchases.to_string(),
+           "totalAttributedSales14d": sales, "brb_bonus_amount": "1.5"})
+}
+
+impl AmazonDouble {
+    pub async fn with_report(page_size: usize) -> (Self, Report) {
+        let double = Self::start().await;
+        let report = Report {
+            lwa: double.lwa.clone(),
+            page_size,
+            ..Default::default()
+        };
+        Mock::given(method("POST"))
+            .and(path("/attribution/report"))
+            .respond_with(report.clone())
+            .mount(&double.server)
+            .await;
+        (double, report)
+    }
+}
+
+/// A program order as the double keeps it: the exact JSON text of its amounts, and every update.
+#[derive(Debug, Clone)]
+pub struct StoredOrder {
+    pub id: u64,
+    pub body: Value,
+    pub patches: Vec<Value>,
+}
+
+/// `GET/POST /v1/admin/orders` and `PATCH /v1/admin/orders/{id}`; `faults` answer writes first,
+/// a fault with `store_anyway` keeps the order although the answer is lost.
+#[derive(Clone, Default)]
+pub struct Orders {
+    pub token: String,
+    pub orders: Arc<Mutex<Vec<StoredOrder>>>,
+    pub faults: Arc<Mutex<std::collections::VecDeque<(ResponseTemplate, bool)>>>,
+    pub writes: Arc<Mutex<usize>>,
+}
+
+impl Respond for Orders {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        if req
+            .headers
+            .get("x-goaffpro-access-token")
+            .and_then(|v| v.to_str().ok())
+            != Some(self.token.as_str())
+        {
+            return ResponseTemplate::new(401).set_body_json(json!({"error": "unauthorized"}));
+        }
+        let mut orders = self.orders.lock().unwrap();
+        let view = |o: &StoredOrder| {
+            let mut v = o.body.clone();
+            v["id"] = json!(o.id);
+            for p in &o.patches {
+                for (k, val) in p.as_object().unwrap() {
+                    v[k] = val.clone();
+                }
+            }
+            v
+        };
+        if req.method.as_str() == "GET" {
+            let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
+            let found: Vec<Value> = orders
+                .iter()
+                .filter(|o| {
+                    Some(o.body["number"].as_str().unwrap_or(""))
+                        == q.get("number").map(String::as_str)
+                })
+                .map(view)
+                .collect();
+            return ResponseTemplate::new(200).set_body_json(json!({ "orders": found }));
+        }
+        *self.writes.lock().unwrap() += 1;
+        let fault = self.faults.lock().unwrap().pop_front();
+        if let Some((answer, false)) = &fault {
+            return answer.clone();
+        }
+        // Amounts must be JSON numbers with at most two decimals (USD); kept as the exact text sent.
+        let text = String::from_utf8_lossy(&req.body).to_string();
+        let mut body: Value = match serde_json::from_str(&text) {
+            Ok(b) => b,
+            Err(_) => {
+                return ResponseTemplate::new(400).set_body_json(json!({"error": "bad json"}));
+            }
+        };
+        for k in ["total", "subtotal", "commission"] {
+            if body.get(k).is_some() {
+                let raw = raw_number(&text, k).unwrap_or_default();
+                let ok = body[k].is_number() && raw.split('.').nth(1).is_none_or(|d| d.len() <= 2);
+                if !ok {
+                    return ResponseTemplate::new(400)
+                        .set_body_json(json!({"error": format!("bad {k}")}));
+                }
+                body[k] = json!(raw);
+            }
+        }
+        let answer = if req.method.as_str() == "POST" {
+            if orders.iter().any(|o| o.body["number"] == body["number"]) {
+                return ResponseTemplate::new(409)
+                    .set_body_json(json!({"error": "order number already exists"}));
+            }
+            let id = 1000 + orders.len() as u64;
+            orders.push(StoredOrder {
+                id,
+                body,
+                patches: vec![],
+            });
+            ResponseTemplate::new(201).set_body_json(json!({"order": view(orders.last().unwrap())}))
+        } else {
+            let id: u64 = req
+                .url
+                .path()
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .parse()
+                .unwrap_or(0);
+            let Some(o) = orders.iter_mut().find(|o| o.id == id) else {
+                return ResponseTemplate::new(404).set_body_json(json!({"error": "not found"}));
+            };
+            o.patches.push(body);
+            let v = view(o);
+            ResponseTemplate::new(200).set_body_json(json!({"order": v}))
+        };
+        match fault {
+            Some((lost, true)) => lost,
+            _ => answer,
+        }
+    }
+}
+
+impl Orders {
+    /// The order as the program shows it now.
+    pub fn current(&self, number: &str) -> Option<Value> {
+        let orders = self.orders.lock().unwrap();
+        let o = orders.iter().find(|o| o.body["number"] == number)?;
+        let mut v = o.body.clone();
+        for p in &o.patches {
+            for (k, val) in p.as_object().unwrap() {
+                v[k] = val.clone();
+            }
+        }
+        Some(v)
+    }
+
+    pub fn count(&self) -> usize {
+        self.orders.lock().unwrap().len()
+    }
+
+    pub fn patches(&self) -> usize {
+        self.orders
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|o| o.patches.len())
+            .sum()
+    }
+}
+
+impl ProgramDouble {
+    pub async fn with_orders(token: &str, affiliates: usize) -> (Self, Orders) {
+        let program = Self::start(token, affiliates, false).await;
+        let orders = Orders {
+            token: token.to_owned(),
+            ..Default::default()
+        };
+        Mock::given(wiremock::matchers::path_regex(r"^/v1/admin/orders(/\d+)?$"))
+            .respond_with(orders.clone())
+            .mount(&program.server)
+            .await;
+        (program, orders)
+    }
+}
+
+/// The exact text of a top-level number in a JSON body, as sent.
+fn raw_number(body: &str, key: &str) -> Option<String> {
+    let start = body.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let rest = body[start..].trim_start();
+    Some(
+        rest.chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+            .collect(),
+    )
+}

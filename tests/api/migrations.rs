@@ -4,7 +4,7 @@ use sea_orm::Database;
 
 use crate::helpers::TestDb;
 
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 17] = [
     "stores",
     "program_credentials",
     "affiliates",
@@ -14,6 +14,14 @@ const TABLES: [&str; 9] = [
     "oauth_states",
     "landing_pages",
     "links",
+    "jobs",
+    "job_attempts",
+    "daily_figures",
+    "figure_changes",
+    "unmatched_figures",
+    "orders",
+    "order_versions",
+    "sync_runs",
 ];
 
 #[tokio::test]
@@ -26,7 +34,12 @@ async fn migrations_round_trip_up_down_up() {
         assert!(manager.has_table(table).await.unwrap(), "{table} after up");
     }
     assert!(manager.has_column("stores", "campaign_id").await.unwrap());
+    assert!(manager.has_column("stores", "sales_basis").await.unwrap());
     // One step down removes the last migration only.
+    Migrator::down(&db, Some(1)).await.unwrap();
+    assert!(manager.has_table("links").await.unwrap());
+    assert!(!manager.has_table("orders").await.unwrap());
+    assert!(!manager.has_column("stores", "sales_basis").await.unwrap());
     Migrator::down(&db, Some(1)).await.unwrap();
     assert!(manager.has_table("stores").await.unwrap());
     assert!(!manager.has_table("links").await.unwrap());

@@ -1,0 +1,28 @@
+use sea_orm::entity::prelude::*;
+
+/// One sync of a store: when, which days, what it found and did.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "sync_runs")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = true)]
+    pub id: i64,
+    pub store_id: String,
+    pub trigger: String,
+    pub from_day: Date,
+    pub to_day: Date,
+    pub started_at: DateTimeUtc,
+    pub finished_at: Option<DateTimeUtc>,
+    pub rows: i32,
+    pub changes: i32,
+    pub pushes: i32,
+    pub ignored_final: i32,
+    pub unmatched: i32,
+    pub status: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub error: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

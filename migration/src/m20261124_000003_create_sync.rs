@@ -1,0 +1,442 @@
+//! The daily sync: a job queue with its attempts, Amazon's figures per affiliate and day with
+//! their history, unmatched rows, the ledger of orders pushed to the program, and sync runs.
+use sea_orm_migration::{prelude::*, schema::*};
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum Stores {
+    Table,
+    SalesBasis,
+}
+
+#[derive(DeriveIden)]
+enum Jobs {
+    Table,
+    Id,
+    Kind,
+    StoreId,
+    Payload,
+    DedupeKey,
+    Status,
+    Attempts,
+    RunAt,
+    LeaseUntil,
+    LastError,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum JobAttempts {
+    Table,
+    Id,
+    JobId,
+    StoreId,
+    Attempt,
+    StartedAt,
+    DurationMs,
+    Outcome,
+    HttpStatus,
+    Detail,
+}
+
+#[derive(DeriveIden)]
+enum DailyFigures {
+    Table,
+    StoreId,
+    AffiliateId,
+    Day,
+    Clicks,
+    DetailPageViews,
+    AddToCarts,
+    Purchases,
+    Units,
+    SalesMinor,
+    TotalPurchases,
+    TotalUnits,
+    TotalSalesMinor,
+    BrbMinor,
+    FirstSeenAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum FigureChanges {
+    Table,
+    Id,
+    StoreId,
+    AffiliateId,
+    CampaignId,
+    AdGroupId,
+    Day,
+    ObservedAt,
+    Changes,
+    Applied,
+}
+
+#[derive(DeriveIden)]
+enum UnmatchedFigures {
+    Table,
+    StoreId,
+    CampaignId,
+    AdGroupId,
+    Day,
+    Clicks,
+    Purchases,
+    SalesMinor,
+    TotalSalesMinor,
+    BrbMinor,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Orders {
+    Table,
+    StoreId,
+    AffiliateId,
+    Day,
+    Number,
+    Currency,
+    Clicks,
+    Purchases,
+    Units,
+    SalesMinor,
+    CommissionMinor,
+    Status,
+    Version,
+    Basis,
+    ComputedAt,
+    PushState,
+    PushedVersion,
+    PushedSalesMinor,
+    PushedCommissionMinor,
+    PushedStatus,
+    RemoteId,
+    CreateAttempted,
+    LastPushError,
+    PushedAt,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum OrderVersions {
+    Table,
+    Id,
+    StoreId,
+    AffiliateId,
+    Day,
+    Version,
+    SalesMinor,
+    Purchases,
+    CommissionMinor,
+    Status,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum SyncRuns {
+    Table,
+    Id,
+    StoreId,
+    Trigger,
+    FromDay,
+    ToDay,
+    StartedAt,
+    FinishedAt,
+    Rows,
+    Changes,
+    Pushes,
+    IgnoredFinal,
+    Unmatched,
+    Status,
+    Error,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Stores::Table)
+                    .add_column(string(Stores::SalesBasis).default("promoted"))
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Jobs::Table)
+                    .col(big_pk_auto(Jobs::Id))
+                    .col(string(Jobs::Kind))
+                    .col(string(Jobs::StoreId))
+                    .col(text(Jobs::Payload))
+                    .col(string_null(Jobs::DedupeKey).unique_key())
+                    .col(string(Jobs::Status))
+                    .col(integer(Jobs::Attempts))
+                    .col(timestamp_with_time_zone(Jobs::RunAt))
+                    .col(timestamp_with_time_zone_null(Jobs::LeaseUntil))
+                    .col(text_null(Jobs::LastError))
+                    .col(timestamp_with_time_zone(Jobs::CreatedAt))
+                    .col(timestamp_with_time_zone(Jobs::UpdatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_jobs_status_run_at")
+                    .table(Jobs::Table)
+                    .col(Jobs::Status)
+                    .col(Jobs::RunAt)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_jobs_store_id")
+                    .table(Jobs::Table)
+                    .col(Jobs::StoreId)
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(JobAttempts::Table)
+                    .col(big_pk_auto(JobAttempts::Id))
+                    .col(big_integer(JobAttempts::JobId))
+                    .col(string(JobAttempts::StoreId))
+                    .col(integer(JobAttempts::Attempt))
+                    .col(timestamp_with_time_zone(JobAttempts::StartedAt))
+                    .col(big_integer(JobAttempts::DurationMs))
+                    .col(string(JobAttempts::Outcome))
+                    .col(integer_null(JobAttempts::HttpStatus))
+                    .col(text_null(JobAttempts::Detail))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_job_attempts_job_id")
+                    .table(JobAttempts::Table)
+                    .col(JobAttempts::JobId)
+                    .to_owned(),
+            )
+            .await?;
+
+        let mut figures = Table::create();
+        figures
+            .table(DailyFigures::Table)
+            .col(string(DailyFigures::StoreId))
+            .col(big_integer(DailyFigures::AffiliateId))
+            .col(date(DailyFigures::Day));
+        for c in [
+            DailyFigures::Clicks,
+            DailyFigures::DetailPageViews,
+            DailyFigures::AddToCarts,
+            DailyFigures::Purchases,
+            DailyFigures::Units,
+            DailyFigures::SalesMinor,
+            DailyFigures::TotalPurchases,
+            DailyFigures::TotalUnits,
+            DailyFigures::TotalSalesMinor,
+            DailyFigures::BrbMinor,
+        ] {
+            figures.col(big_integer(c));
+        }
+        figures
+            .col(timestamp_with_time_zone(DailyFigures::FirstSeenAt))
+            .col(timestamp_with_time_zone(DailyFigures::UpdatedAt))
+            .primary_key(
+                Index::create()
+                    .col(DailyFigures::StoreId)
+                    .col(DailyFigures::AffiliateId)
+                    .col(DailyFigures::Day),
+            );
+        manager.create_table(figures.to_owned()).await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(FigureChanges::Table)
+                    .col(big_pk_auto(FigureChanges::Id))
+                    .col(string(FigureChanges::StoreId))
+                    .col(big_integer_null(FigureChanges::AffiliateId))
+                    .col(string_null(FigureChanges::CampaignId))
+                    .col(string_null(FigureChanges::AdGroupId))
+                    .col(date(FigureChanges::Day))
+                    .col(timestamp_with_time_zone(FigureChanges::ObservedAt))
+                    .col(text(FigureChanges::Changes))
+                    .col(boolean(FigureChanges::Applied))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_figure_changes_store_day")
+                    .table(FigureChanges::Table)
+                    .col(FigureChanges::StoreId)
+                    .col(FigureChanges::Day)
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(UnmatchedFigures::Table)
+                    .col(string(UnmatchedFigures::StoreId))
+                    .col(string(UnmatchedFigures::CampaignId))
+                    .col(string(UnmatchedFigures::AdGroupId))
+                    .col(date(UnmatchedFigures::Day))
+                    .col(big_integer(UnmatchedFigures::Clicks))
+                    .col(big_integer(UnmatchedFigures::Purchases))
+                    .col(big_integer(UnmatchedFigures::SalesMinor))
+                    .col(big_integer(UnmatchedFigures::TotalSalesMinor))
+                    .col(big_integer(UnmatchedFigures::BrbMinor))
+                    .col(timestamp_with_time_zone(UnmatchedFigures::UpdatedAt))
+                    .primary_key(
+                        Index::create()
+                            .col(UnmatchedFigures::StoreId)
+                            .col(UnmatchedFigures::CampaignId)
+                            .col(UnmatchedFigures::AdGroupId)
+                            .col(UnmatchedFigures::Day),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Orders::Table)
+                    .col(string(Orders::StoreId))
+                    .col(big_integer(Orders::AffiliateId))
+                    .col(date(Orders::Day))
+                    .col(string_uniq(Orders::Number))
+                    .col(string_len(Orders::Currency, 3))
+                    .col(big_integer(Orders::Clicks))
+                    .col(big_integer(Orders::Purchases))
+                    .col(big_integer(Orders::Units))
+                    .col(big_integer(Orders::SalesMinor))
+                    .col(big_integer(Orders::CommissionMinor))
+                    .col(string(Orders::Status))
+                    .col(integer(Orders::Version))
+                    .col(string(Orders::Basis))
+                    .col(timestamp_with_time_zone(Orders::ComputedAt))
+                    .col(string(Orders::PushState))
+                    .col(integer(Orders::PushedVersion))
+                    .col(big_integer_null(Orders::PushedSalesMinor))
+                    .col(big_integer_null(Orders::PushedCommissionMinor))
+                    .col(string_null(Orders::PushedStatus))
+                    .col(string_null(Orders::RemoteId))
+                    .col(boolean(Orders::CreateAttempted))
+                    .col(text_null(Orders::LastPushError))
+                    .col(timestamp_with_time_zone_null(Orders::PushedAt))
+                    .col(timestamp_with_time_zone(Orders::CreatedAt))
+                    .col(timestamp_with_time_zone(Orders::UpdatedAt))
+                    .primary_key(
+                        Index::create()
+                            .col(Orders::StoreId)
+                            .col(Orders::AffiliateId)
+                            .col(Orders::Day),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(OrderVersions::Table)
+                    .col(big_pk_auto(OrderVersions::Id))
+                    .col(string(OrderVersions::StoreId))
+                    .col(big_integer(OrderVersions::AffiliateId))
+                    .col(date(OrderVersions::Day))
+                    .col(integer(OrderVersions::Version))
+                    .col(big_integer(OrderVersions::SalesMinor))
+                    .col(big_integer(OrderVersions::Purchases))
+                    .col(big_integer(OrderVersions::CommissionMinor))
+                    .col(string(OrderVersions::Status))
+                    .col(timestamp_with_time_zone(OrderVersions::CreatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_order_versions_order")
+                    .table(OrderVersions::Table)
+                    .col(OrderVersions::StoreId)
+                    .col(OrderVersions::AffiliateId)
+                    .col(OrderVersions::Day)
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(SyncRuns::Table)
+                    .col(big_pk_auto(SyncRuns::Id))
+                    .col(string(SyncRuns::StoreId))
+                    .col(string(SyncRuns::Trigger))
+                    .col(date(SyncRuns::FromDay))
+                    .col(date(SyncRuns::ToDay))
+                    .col(timestamp_with_time_zone(SyncRuns::StartedAt))
+                    .col(timestamp_with_time_zone_null(SyncRuns::FinishedAt))
+                    .col(integer(SyncRuns::Rows))
+                    .col(integer(SyncRuns::Changes))
+                    .col(integer(SyncRuns::Pushes))
+                    .col(integer(SyncRuns::IgnoredFinal))
+                    .col(integer(SyncRuns::Unmatched))
+                    .col(string(SyncRuns::Status))
+                    .col(text_null(SyncRuns::Error))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_sync_runs_store_id")
+                    .table(SyncRuns::Table)
+                    .col(SyncRuns::StoreId)
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            SyncRuns::Table.into_iden(),
+            OrderVersions::Table.into_iden(),
+            Orders::Table.into_iden(),
+            UnmatchedFigures::Table.into_iden(),
+            FigureChanges::Table.into_iden(),
+            DailyFigures::Table.into_iden(),
+            JobAttempts::Table.into_iden(),
+            Jobs::Table.into_iden(),
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Stores::Table)
+                    .drop_column(Stores::SalesBasis)
+                    .to_owned(),
+            )
+            .await
+    }
+}

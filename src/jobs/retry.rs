@@ -1,0 +1,148 @@
+//! When a failed job runs again (svix's schedule, DESIGN §4.4): the configured schedule with ±20 %
+//! jitter; throttling and timeouts wait at least the floor; `Retry-After` is honoured, clamped to
+//! [base, 2 × base]; permanent failures and an exhausted schedule go to the dead letters.
+use std::time::Duration;
+
+use rand::Rng;
+
+/// Why an attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Worth trying again: 408, 429, 5xx, timeouts, connection errors.
+    Transient {
+        status: Option<u16>,
+        /// 429 or a timeout: the upstream needs room.
+        overloaded: bool,
+        retry_after: Option<Duration>,
+        detail: String,
+    },
+    /// Will fail the same way again (any other 4xx, bad data): straight to the dead letters.
+    Permanent { status: Option<u16>, detail: String },
+}
+
+impl Failure {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Transient { status, .. } | Self::Permanent { status, .. } => *status,
+        }
+    }
+
+    pub fn detail(&self) -> &str {
+        match self {
+            Self::Transient { detail, .. } | Self::Permanent { detail, .. } => detail,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub delays: Vec<Duration>,
+    pub overload_floor: Duration,
+}
+
+impl Schedule {
+    /// The wait after failed attempt number `attempt` (1-based), or None: give up.
+    pub fn next_delay(
+        &self,
+        attempt: u32,
+        failure: &Failure,
+        rng: &mut impl Rng,
+    ) -> Option<Duration> {
+        let Failure::Transient {
+            overloaded,
+            retry_after,
+            ..
+        } = failure
+        else {
+            return None;
+        };
+        let base = *self
+            .delays
+            .get(usize::try_from(attempt).ok()?.checked_sub(1)?)?;
+        let mut wait = match retry_after {
+            Some(after) => (*after).clamp(base, base.saturating_mul(2)),
+            None => base.mul_f64(rng.random_range(0.8..=1.2)),
+        };
+        if *overloaded {
+            wait = wait.max(self.overload_floor);
+        }
+        Some(wait)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{SeedableRng, rngs::StdRng};
+
+    use super::*;
+
+    fn schedule() -> Schedule {
+        Schedule {
+            delays: [5, 300, 1800].map(Duration::from_secs).to_vec(),
+            overload_floor: Duration::from_secs(60),
+        }
+    }
+
+    fn transient(overloaded: bool, retry_after: Option<u64>) -> Failure {
+        Failure::Transient {
+            status: Some(503),
+            overloaded,
+            retry_after: retry_after.map(Duration::from_secs),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn follows_the_schedule_with_jitter_then_gives_up() {
+        let mut rng = StdRng::seed_from_u64(1);
+        for (attempt, base) in [(1, 5.0), (2, 300.0), (3, 1800.0)] {
+            let d = schedule()
+                .next_delay(attempt, &transient(false, None), &mut rng)
+                .unwrap()
+                .as_secs_f64();
+            assert!(d >= base * 0.8 && d <= base * 1.2, "{attempt}: {d}");
+        }
+        assert_eq!(
+            schedule().next_delay(4, &transient(false, None), &mut rng),
+            None
+        );
+    }
+
+    #[test]
+    fn throttling_waits_at_least_the_floor_and_retry_after_is_clamped() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let s = schedule();
+        assert_eq!(
+            s.next_delay(1, &transient(true, None), &mut rng),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            s.next_delay(2, &transient(false, Some(450)), &mut rng),
+            Some(Duration::from_secs(450))
+        );
+        assert_eq!(
+            s.next_delay(2, &transient(false, Some(9999)), &mut rng),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(
+            s.next_delay(2, &transient(false, Some(1)), &mut rng),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            s.next_delay(1, &transient(true, Some(2)), &mut rng),
+            Some(Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn permanent_failures_are_not_retried() {
+        let permanent = Failure::Permanent {
+            status: Some(400),
+            detail: "bad".into(),
+        };
+        assert_eq!(
+            schedule().next_delay(1, &permanent, &mut StdRng::seed_from_u64(1)),
+            None
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! Orders in the program: find by number, create, update (DESIGN §4.4). Amounts are sent as exact
+//! decimal text made from minor units, never through floating point.
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use serde_json::{Value, value::RawValue};
+
+use super::{ProgramClient, ProgramError, classify};
+use crate::money::{format_minor, to_minor};
+
+/// An order as the program shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteOrder {
+    pub id: String,
+    pub total_minor: Option<i64>,
+    pub commission_minor: Option<i64>,
+    pub status: Option<String>,
+}
+
+/// An amount in major units with exactly the currency's decimals, as a JSON number.
+pub fn amount(minor: i64, exponent: u32) -> Box<RawValue> {
+    RawValue::from_string(format_minor(minor, exponent))
+        .expect("formatted amounts are JSON numbers")
+}
+
+#[derive(Debug, Serialize)]
+pub struct NewOrder {
+    pub number: String,
+    pub affiliate_id: i64,
+    pub total: Box<RawValue>,
+    pub subtotal: Box<RawValue>,
+    pub commission: Box<RawValue>,
+    pub currency: String,
+    pub date: String,
+    pub status: String,
+    pub source: &'static str,
+    pub meta: OrderMeta,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrderMeta {
+    pub clicks: i64,
+    pub purchases: i64,
+    pub units: i64,
+}
+
+/// Only what changed: every update e-mails the affiliate.
+#[derive(Debug, Default, Serialize)]
+pub struct OrderChanges {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subtotal: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commission: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+impl OrderChanges {
+    pub fn is_empty(&self) -> bool {
+        self.total.is_none() && self.commission.is_none() && self.status.is_none()
+    }
+}
+
+fn remote(order: &Value, exponent: u32) -> Option<RemoteOrder> {
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    Some(RemoteOrder {
+        id: text(order.get("id")?)?,
+        total_minor: order
+            .get("total")
+            .and_then(text)
+            .and_then(|t| to_minor(&t, exponent).ok()),
+        commission_minor: order
+            .get("commission")
+            .and_then(text)
+            .and_then(|t| to_minor(&t, exponent).ok()),
+        status: order
+            .get("status")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
+}
+
+/// `{"order": {...}}` or the bare object.
+fn unwrap_order(body: Value) -> Value {
+    match body {
+        Value::Object(mut map) if map.contains_key("order") => {
+            map.remove("order").unwrap_or(Value::Null)
+        }
+        other => other,
+    }
+}
+
+impl ProgramClient<'_> {
+    async fn send_once(&self, req: reqwest::RequestBuilder) -> Result<Value, ProgramError> {
+        let res = req
+            .header("x-goaffpro-access-token", self.token.expose_secret())
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(ProgramError::Transport)?;
+        classify(res).await
+    }
+
+    /// The order with exactly this number, if the program has one.
+    pub async fn find_order(
+        &self,
+        number: &str,
+        exponent: u32,
+    ) -> Result<Option<RemoteOrder>, ProgramError> {
+        let body = self
+            .send_once(self.http.get(self.url("/admin/orders")).query(&[
+                ("number", number),
+                ("fields", "id,number,total,commission,status"),
+            ]))
+            .await?;
+        let list = match body {
+            Value::Object(mut map) => map.remove("orders").unwrap_or(Value::Array(vec![])),
+            other => other,
+        };
+        Ok(list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|o| o.get("number").and_then(Value::as_str) == Some(number))
+            .find_map(|o| remote(o, exponent)))
+    }
+
+    pub async fn create_order(
+        &self,
+        order: &NewOrder,
+        exponent: u32,
+    ) -> Result<RemoteOrder, ProgramError> {
+        let body = self
+            .send_once(self.http.post(self.url("/admin/orders")).json(order))
+            .await?;
+        remote(&unwrap_order(body), exponent)
+            .ok_or_else(|| ProgramError::Decode("the created order has no id".into()))
+    }
+
+    pub async fn update_order(&self, id: &str, changes: &OrderChanges) -> Result<(), ProgramError> {
+        self.send_once(
+            self.http
+                .patch(self.url(&format!("/admin/orders/{id}")))
+                .json(changes),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_exact_json_numbers() {
+        let order = OrderChanges {
+            total: Some(amount(19196, 2)),
+            subtotal: None,
+            commission: Some(amount(1920, 2)),
+            status: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&order).unwrap(),
+            r#"{"total":191.96,"commission":19.20}"#
+        );
+        assert_eq!(amount(1920, 0).get(), "1920");
+        assert_eq!(amount(5, 3).get(), "0.005");
+    }
+
+    #[test]
+    fn remote_orders_are_read_from_either_envelope() {
+        let wrapped = serde_json::json!({"order": {"id": 987, "total": 191.96, "commission": "19.2", "status": "approved"}});
+        let o = remote(&unwrap_order(wrapped), 2).unwrap();
+        assert_eq!(
+            (o.id.as_str(), o.total_minor, o.commission_minor),
+            ("987", Some(19196), Some(1920))
+        );
+        assert!(remote(&unwrap_order(serde_json::json!({"id": "x1"})), 2).is_some());
+    }
+}

@@ -1,0 +1,230 @@
+//! A worker that dies between any two steps leaves a state from which the next run converges to
+//! exactly the right orders. "Dying" is a claimed job that is never finished: its lease expires.
+use attribution_bridge::{
+    jobs::{self, worker},
+    scheduler, sync,
+};
+use chrono::Duration;
+use sea_orm::{ConnectionTrait, Statement};
+
+use crate::{doubles::*, sync::*};
+
+/// A worker takes the next job and dies holding it.
+async fn claim_and_die(w: &SyncWorld) -> entity::jobs::Model {
+    let now = w.app.clock_now();
+    jobs::claim(&w.app.state.db, now, now + Duration::seconds(300))
+        .await
+        .unwrap()
+        .expect("a job is due")
+}
+
+async fn past_the_lease(w: &SyncWorld) {
+    w.app.clock.advance(Duration::seconds(301));
+}
+
+fn two_rows() -> Vec<serde_json::Value> {
+    vec![
+        report_row("20261101", 1, 10, 1, "10.00"),
+        report_row("20261102", 2, 20, 2, "40.00"),
+    ]
+}
+
+async fn assert_converged(w: &SyncWorld) {
+    assert_eq!(w.orders.count(), 2, "each order exactly once");
+    assert_eq!(*w.orders.writes.lock().unwrap(), 2, "each sent once");
+    assert_eq!(w.app.count("SELECT COUNT(*) FROM orders WHERE push_state = 'pushed' AND pushed_version = version").await, 2);
+    assert_eq!(
+        w.app
+            .count("SELECT COUNT(*) FROM jobs WHERE status IN ('pending', 'running')")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_worker_dying_before_the_sync_commits() {
+    let w = sync_world(0, 2, &[]).await;
+    *w.report.rows.lock().unwrap() = two_rows();
+    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
+        .await
+        .unwrap();
+    claim_and_die(&w).await;
+    assert_eq!(drain(&w.app).await, 0, "leased to the dead worker");
+    past_the_lease(&w).await;
+    drain(&w.app).await;
+    assert_converged(&w).await;
+}
+
+#[tokio::test]
+async fn a_worker_dying_after_the_sync_committed_but_before_its_job_was_done() {
+    let w = sync_world(0, 2, &[]).await;
+    *w.report.rows.lock().unwrap() = two_rows();
+    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
+        .await
+        .unwrap();
+    let job = claim_and_die(&w).await;
+    let jobs::Task::SyncStore { from, to, .. } = serde_json::from_str(&job.payload).unwrap() else {
+        panic!()
+    };
+    sync::run(&w.app.state, &st1(), from, to, "test")
+        .await
+        .unwrap();
+    past_the_lease(&w).await;
+    drain(&w.app).await;
+    assert_converged(&w).await;
+}
+
+#[tokio::test]
+async fn a_worker_dying_just_before_sending_a_create() {
+    let w = sync_world(0, 2, &[]).await;
+    *w.report.rows.lock().unwrap() = two_rows();
+    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
+        .await
+        .unwrap();
+    assert_eq!(
+        worker::run_next(&w.app.state).await.unwrap(),
+        worker::Outcome::Completed
+    );
+    // The push worker marked the create as attempted, then died before the request left.
+    claim_and_die(&w).await;
+    let db = &w.app.state.db;
+    db.execute_raw(Statement::from_string(
+        db.get_database_backend(),
+        "UPDATE orders SET create_attempted = TRUE WHERE affiliate_id = 1".to_owned(),
+    ))
+    .await
+    .unwrap();
+    past_the_lease(&w).await;
+    drain(&w.app).await;
+    assert_converged(&w).await;
+}
+
+#[tokio::test]
+async fn a_worker_dying_after_the_program_stored_the_order() {
+    let w = sync_world(0, 2, &[]).await;
+    *w.report.rows.lock().unwrap() = two_rows();
+    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
+        .await
+        .unwrap();
+    assert_eq!(
+        worker::run_next(&w.app.state).await.unwrap(),
+        worker::Outcome::Completed
+    );
+    let job = claim_and_die(&w).await;
+    let jobs::Task::PushOrder { affiliate_id, day } = serde_json::from_str(&job.payload).unwrap()
+    else {
+        panic!()
+    };
+    // The create reached the program; the worker died before writing down the answer.
+    let db = &w.app.state.db;
+    db.execute_raw(Statement::from_string(
+        db.get_database_backend(),
+        format!("UPDATE orders SET create_attempted = TRUE WHERE affiliate_id = {affiliate_id}"),
+    ))
+    .await
+    .unwrap();
+    let number = format!("AMZ-ab_st_1-a{affiliate_id}-{}", day.format("%Y%m%d"));
+    let amounts = if affiliate_id == 1 {
+        ("10.00", "1.00")
+    } else {
+        ("40.00", "4.00")
+    };
+    w.orders.orders.lock().unwrap().push(StoredOrder {
+        id: 1000,
+        body: serde_json::json!({"number": number, "affiliate_id": affiliate_id, "total": amounts.0, "commission": amounts.1, "status": "approved"}),
+        patches: vec![],
+    });
+    *w.orders.writes.lock().unwrap() += 1;
+    past_the_lease(&w).await;
+    drain(&w.app).await;
+    assert_converged(&w).await;
+}
+
+#[tokio::test]
+async fn a_worker_dying_after_recording_the_push_but_before_its_job_was_done() {
+    let w = sync_world(0, 2, &[]).await;
+    *w.report.rows.lock().unwrap() = two_rows();
+    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
+        .await
+        .unwrap();
+    assert_eq!(
+        worker::run_next(&w.app.state).await.unwrap(),
+        worker::Outcome::Completed
+    );
+    let job = claim_and_die(&w).await;
+    let jobs::Task::PushOrder { affiliate_id, day } = serde_json::from_str(&job.payload).unwrap()
+    else {
+        panic!()
+    };
+    sync::push::run(&w.app.state, &st1(), affiliate_id, day)
+        .await
+        .unwrap();
+    past_the_lease(&w).await;
+    drain(&w.app).await;
+    assert_converged(&w).await;
+}
+
+#[tokio::test]
+async fn two_workers_racing_on_one_queue_run_each_job_once() {
+    let w = sync_world(0, 40, &[]).await;
+    *w.report.rows.lock().unwrap() = (1..=40)
+        .map(|a| report_row("20261101", a, 10, 1, "10.00"))
+        .collect();
+    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
+        .await
+        .unwrap();
+    assert_eq!(
+        worker::run_next(&w.app.state).await.unwrap(),
+        worker::Outcome::Completed
+    );
+    let (a, b) = tokio::join!(drain(&w.app), drain(&w.app));
+    assert_eq!(a + b, 40);
+    assert_eq!(w.orders.count(), 40);
+    assert_eq!(*w.orders.writes.lock().unwrap(), 40, "no order sent twice");
+    let twice = w.app.count("SELECT COUNT(*) FROM (SELECT job_id FROM job_attempts GROUP BY job_id HAVING COUNT(*) > 1) t").await;
+    assert_eq!(twice, 0);
+}
+
+#[tokio::test]
+async fn two_schedulers_enqueue_each_store_day_once() {
+    let w = sync_world(0, 1, &[]).await;
+    // 07:00 in Los Angeles, past the 06:00 default.
+    w.app.clock.set(
+        chrono::DateTime::parse_from_rfc3339("2026-11-20T15:00:00Z")
+            .unwrap()
+            .into(),
+    );
+    let (a, b) = tokio::join!(
+        scheduler::enqueue_due(&w.app.state, w.app.clock_now()),
+        scheduler::enqueue_due(&w.app.state, w.app.clock_now())
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 1);
+    assert_eq!(
+        scheduler::enqueue_due(&w.app.state, w.app.clock_now())
+            .await
+            .unwrap(),
+        0,
+        "already enqueued today"
+    );
+    assert_eq!(
+        w.app
+            .count("SELECT COUNT(*) FROM jobs WHERE kind = 'sync_store'")
+            .await,
+        1
+    );
+    // Before 06:00 local time the next day, nothing; after, the next day's sync.
+    w.app.clock.advance(Duration::hours(13));
+    assert_eq!(
+        scheduler::enqueue_due(&w.app.state, w.app.clock_now())
+            .await
+            .unwrap(),
+        0
+    );
+    w.app.clock.advance(Duration::hours(12));
+    assert_eq!(
+        scheduler::enqueue_due(&w.app.state, w.app.clock_now())
+            .await
+            .unwrap(),
+        1
+    );
+}
