@@ -6,6 +6,7 @@ pub mod health;
 pub mod load;
 pub mod pages;
 pub mod session;
+pub mod sync;
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -45,6 +46,18 @@ pub fn routes(cfg: &mut web::ServiceConfig, webhook_body_limit: usize) {
         .route(
             "/app/stores/{store_id}/links.csv",
             web::get().to(amazon::links_csv),
+        )
+        .route(
+            "/app/stores/{store_id}/sync",
+            web::post().to(sync::sync_now),
+        )
+        .route(
+            "/app/stores/{store_id}/sales-basis",
+            web::post().to(sync::sales_basis),
+        )
+        .route(
+            "/app/stores/{store_id}/sandbox/shoppers",
+            web::post().to(sync::sandbox_shoppers),
         );
 }
 

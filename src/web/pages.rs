@@ -76,6 +76,10 @@ struct Setup {
     regions: Vec<RegionOption>,
     landing_pages: Vec<LandingRow>,
     links: Vec<LinkRow>,
+    status: crate::status::StoreStatus,
+    sales_basis: String,
+    recent: Vec<crate::status::LedgerEntry>,
+    unmatched: u64,
 }
 
 pub async fn setup(
@@ -144,7 +148,26 @@ pub async fn setup(
     } else {
         (vec![], vec![])
     };
+    let status = crate::status::store_status(&state.db, &store_id).await?;
+    let mut recent = crate::status::ledger(&state.db, &store_id).await?;
+    recent.truncate(50);
+    let unmatched = {
+        use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+        entity::unmatched_figures::Entity::find()
+            .filter(entity::unmatched_figures::Column::StoreId.eq(store_id.as_str()))
+            .count(&state.db)
+            .await?
+    };
+    let sales_basis = entity::stores::Entity::find_by_id(store_id.as_str())
+        .one(&state.db)
+        .await?
+        .map(|s| s.sales_basis)
+        .unwrap_or_default();
     html(&Setup {
+        status,
+        sales_basis,
+        recent,
+        unmatched,
         sandbox: state.settings.sandbox.enabled,
         csrf: session::csrf_token(&session),
         flash: session::take_flash(&session).unwrap_or_default(),

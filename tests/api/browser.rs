@@ -94,6 +94,25 @@ impl Browser {
         panic!("chromedriver did not start: {last_err:?}");
     }
 
+    /// Waits (bounded) until the element's text contains `needle`: a page after a form post.
+    pub async fn wait_text(&self, css: &str, needle: &str) -> String {
+        let mut last = String::new();
+        for _ in 0..200 {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await
+                && let Ok(text) = el.text().await
+            {
+                if text.contains(needle) {
+                    return text;
+                }
+                last = text;
+            }
+
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let page = self.client.source().await.unwrap_or_default();
+        panic!("{css} never said {needle:?}; last: {last:?}; page: {page}");
+    }
+
     pub async fn text(&self, css: &str) -> String {
         self.client
             .find(Locator::Css(css))

@@ -129,6 +129,10 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Vec<(String, String)>)) -> T
     let mut env = test_env(&db, &secret, &encryption_key);
     tweak(&mut env);
     let settings = Settings::from_sources(None, env).expect("test settings are valid");
+    // TEST_LOG=1 shows the application's logs (zero2prod's switch).
+    if std::env::var_os("TEST_LOG").is_some() {
+        attribution_bridge::telemetry::init(&settings.log);
+    }
     let clock = Arc::new(ManualClock::new(start_time()));
     let app = Application::build_with_clock(settings, clock.clone())
         .await

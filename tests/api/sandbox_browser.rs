@@ -1,5 +1,8 @@
 //! The sandbox walk-through of the README, in a real headless browser: install a demo store, open
 //! it, connect Amazon, see one link per affiliate.
+use std::collections::{BTreeSet, HashMap};
+
+use attribution_bridge::{ids::StoreId, money::to_minor, status, stores};
 use fantoccini::Locator;
 
 use crate::{browser::Browser, helpers::*};
@@ -101,5 +104,147 @@ async fn a_newcomer_installs_a_demo_store_connects_amazon_and_sees_the_links() {
         first.contains("&aa_campaignid=ab_st_demo_") && first.contains("&aa_creativeid=home"),
         "{first}"
     );
+
+    // Shoppers click every link; "Sync now" reads Amazon's figures and pushes the orders.
+    c.find(Locator::Css("#simulate-shoppers"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.wait_text("#flash", "links were clicked").await;
+    c.find(Locator::Css("#sync-now"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.wait_text("#flash", "Sync queued").await;
+    crate::sync::drain(&app).await;
+    c.refresh().await.unwrap();
+    let last = browser.text("#last-sync").await;
+    assert!(last.contains(": ok,"), "{last}");
+
+    let store_path = c.current_url().await.unwrap().path().to_owned();
+    let store = StoreId::parse(store_path.rsplit('/').next().unwrap()).unwrap();
+    let ledger = status::ledger(&app.state.db, &store).await.unwrap();
+    let days: BTreeSet<_> = ledger.iter().map(|e| e.day).collect();
+    assert!(days.len() > 20, "weeks of history: {} days", days.len());
+    // One order per affiliate per day in the sandbox program, each with 10 % of its total to the cent.
+    let program = sandbox_orders(&app, &store).await;
+    let (pushed, waiting): (Vec<_>, Vec<_>) = ledger.iter().partition(|e| e.push_state == "pushed");
+    assert_eq!(program.len(), pushed.len());
+    let newest = *days.iter().next_back().unwrap();
+    assert!(
+        waiting
+            .iter()
+            .all(|e| e.push_state == "waiting" && e.day == newest),
+        "only yesterday waits"
+    );
+    let keys: BTreeSet<_> = ledger.iter().map(|e| (e.affiliate_id, e.day)).collect();
+    assert_eq!(
+        keys.len(),
+        ledger.len(),
+        "never two orders for one affiliate and day"
+    );
+    for entry in &pushed {
+        let o = &program[&entry.number];
+
+        assert_eq!(
+            to_minor(&o["total"].to_string(), 2),
+            to_minor(&entry.total, 2),
+            "{}",
+            entry.number
+        );
+        let total = to_minor(&entry.total, 2).unwrap();
+        let expected = (total * 10 + 50) / 100;
+        assert_eq!(
+            to_minor(&o["commission"].to_string(), 2).unwrap(),
+            expected,
+            "{}",
+            entry.number
+        );
+    }
+
+    // The sandbox restates a day (returns); the next sync updates that day's orders, once.
+    let day = *days.iter().rev().nth(5).unwrap();
+    let res = app
+        .client
+        .post(app.url("/sandbox/amazon/restate"))
+        .form(&[("date", day.to_string()), ("direction", "down".into())])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    c.refresh().await.unwrap();
+    c.find(Locator::Css("#sync-now"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.wait_text("#flash", "Sync queued").await;
+    crate::sync::drain(&app).await;
+    let after = status::ledger(&app.state.db, &store).await.unwrap();
+    let changed: Vec<_> = after
+        .iter()
+        .filter(|e| e.day == day && e.version > 1)
+        .collect();
+    assert!(
+        !changed.is_empty(),
+        "the restated day's orders were updated"
+    );
+    assert!(
+        after
+            .iter()
+            .filter(|e| e.day != day)
+            .all(|e| e.version == 1),
+        "other days untouched"
+    );
+    let program = sandbox_orders(&app, &store).await;
+    for e in &changed {
+        assert_eq!(
+            to_minor(&program[&e.number]["total"].to_string(), 2),
+            to_minor(&e.total, 2)
+        );
+
+        assert_eq!(e.push_state, "pushed");
+    }
     browser.client.clone().close().await.unwrap();
+}
+
+/// Every order the sandbox program holds for the store, by number (read through its admin API).
+async fn sandbox_orders(app: &TestApp, store: &StoreId) -> HashMap<String, serde_json::Value> {
+    use secrecy::ExposeSecret;
+    let token = stores::program_token(&app.state.db, &app.state.cipher, store)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut all = HashMap::new();
+    for page in 0.. {
+        let offset = (page * 250).to_string();
+        let body: serde_json::Value = reqwest::Client::new()
+            .get(app.url("/sandbox/program/v1/admin/orders"))
+            .query(&[
+                ("fields", "id,number,total,commission,status"),
+                ("limit", "250"),
+                ("offset", offset.as_str()),
+            ])
+            .header("x-goaffpro-access-token", token.expose_secret())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let orders = body["orders"].as_array().unwrap().clone();
+        let n = orders.len();
+        for o in orders {
+            all.insert(o["number"].as_str().unwrap().to_owned(), o);
+        }
+        if n < 250 {
+            break;
+        }
+    }
+    all
 }

@@ -504,3 +504,70 @@ async fn a_new_default_commission_applies_to_days_not_yet_final() {
         "5.00"
     );
 }
+
+fn cli(w: &SyncWorld, args: &[&str]) -> (bool, String, String) {
+    let mut env = test_env(&w.app.db, &w.app.secret, &w.app.encryption_key);
+    env.extend(w.amazon.env());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_attribution-bridge"))
+        .args(args)
+        .envs(env)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_sync_command_runs_to_completion_and_the_ledger_shows_every_order() {
+    let w = sync_world(0, 2, &[]).await;
+    set_rows(
+        &w,
+        vec![
+            report_row("20261101", 1, 30, 3, "191.95999999999998"),
+            report_row("20261102", 2, 5, 1, "9.99"),
+        ],
+    );
+    let (ok, out, err) = cli(&w, &["sync", "--store", "st_1"]);
+    assert!(ok, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (status["orders"].as_u64(), status["orders_pushed"].as_u64()),
+        (Some(2), Some(2)),
+        "{out}"
+    );
+    assert_eq!(status["last_sync"]["status"], "ok");
+    assert_eq!(w.orders.count(), 2);
+    let (ok, _, err) = cli(&w, &["sync", "--store", "st_1"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        *w.orders.writes.lock().unwrap(),
+        2,
+        "a second run changes nothing"
+    );
+
+    let (ok, out, err) = cli(&w, &["ledger", "--store", "st_1", "--json"]);
+    assert!(ok, "{err}");
+    let ledger: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let first = &ledger[1];
+    assert_eq!(first["number"], "AMZ-ab_st_1-a1-20261101");
+    assert_eq!(
+        (first["total"].as_str(), first["commission"].as_str()),
+        (Some("191.96"), Some("19.20"))
+    );
+    assert_eq!(
+        (first["clicks"].as_i64(), first["purchases"].as_i64()),
+        (Some(30), Some(3))
+    );
+    assert_eq!(
+        (first["push_state"].as_str(), first["remote_id"].as_str()),
+        (Some("pushed"), Some("1000"))
+    );
+    assert_eq!(first["versions"].as_array().unwrap().len(), 1);
+    assert_eq!(first["brand_referral_bonus"], "1.50");
+    // A bad range is refused with a message.
+    let (ok, _, err) = cli(&w, &["sync", "--store", "st_1", "--from", "2026-11-01"]);
+    assert!(!ok && err.contains("--to"), "{err}");
+}
