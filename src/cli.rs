@@ -198,8 +198,8 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             let dead = crate::jobs::dead_letters(&db, store.as_ref()).await?;
             if retry {
                 let now = chrono::Utc::now();
-                let n = crate::jobs::retry_dead(&db, store.as_ref(), now).await?;
-                crate::sync::ledger::revive_dead_orders(&db, store.as_ref()).await?;
+                let n = crate::jobs::retry_dead_letters(&db, store.as_ref(), now).await?;
+
                 println!("{n} dead letter(s) queued again");
             } else if dead.is_empty() {
                 println!("no dead letters");

@@ -26,17 +26,23 @@ pub async fn enqueue_due(app: &AppState, now: DateTime<Utc>) -> Result<usize, Db
         .filter(amazon_connections::Column::Status.eq(CONNECTED))
         .all(&app.db)
         .await?;
+    let active: std::collections::HashSet<String> = entity::stores::Entity::find()
+        .filter(entity::stores::Column::Status.eq(stores::ACTIVE))
+        .filter(entity::stores::Column::Id.is_in(connected.iter().map(|c| c.store_id.clone())))
+        .all(&app.db)
+        .await?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
     let mut enqueued = 0;
     for conn in connected {
         let Ok(store) = StoreId::parse(&conn.store_id) else {
             continue;
         };
-        if stores::find(&app.db, &store)
-            .await?
-            .is_none_or(|s| s.status != stores::ACTIVE)
-        {
+        if !active.contains(store.as_str()) {
             continue;
         }
+
         let tz = zone(conn.timezone.as_deref());
         if now.with_timezone(&tz).time() < daily_at {
             continue;

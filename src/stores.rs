@@ -25,6 +25,20 @@ fn program_token_aad(store_id: &str) -> String {
     format!("program-token:{store_id}")
 }
 
+/// Locks the store's row until the end of the transaction (PostgreSQL; SQLite has one writer).
+pub async fn lock(conn: &impl ConnectionTrait, id: &StoreId) -> Result<(), DbErr> {
+    use sea_orm::{DbBackend, Statement};
+    if conn.get_database_backend() == DbBackend::Postgres {
+        conn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT 1 FROM stores WHERE id = $1 FOR UPDATE",
+            [id.as_str().into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 pub async fn find(
     conn: &impl ConnectionTrait,
     id: &StoreId,
@@ -171,6 +185,18 @@ pub async fn uninstall(
         .exec(conn)
         .await?;
     crate::jobs::cancel_store(conn, id, now).await?;
+
+    // Their pushes were cancelled: after a reinstall, the next sync queues them again.
+    orders::Entity::update_many()
+        .col_expr(
+            orders::Column::PushState,
+            Expr::value(crate::sync::ledger::WAITING),
+        )
+        .filter(orders::Column::StoreId.eq(id.as_str()))
+        .filter(orders::Column::PushState.eq(crate::sync::ledger::PENDING))
+        .exec(conn)
+        .await?;
+
     Ok(was_active)
 }
 
@@ -261,18 +287,30 @@ pub async fn purge_expired(
         .filter(stores::Column::UninstalledAt.lt(cutoff))
         .all(db)
         .await?;
+    let mut purged = 0;
     for store in &expired {
         let id = StoreId::parse(&store.id).map_err(|e| DbErr::Custom(e.to_string()))?;
         let txn = db.begin().await?;
+        // Checked again under the lock: a reinstall since the listing keeps the store.
+        lock(&txn, &id).await?;
+        let still_expired = find(&txn, &id).await?.is_some_and(|s| {
+            s.status == UNINSTALLED && s.uninstalled_at.is_some_and(|at| at < cutoff)
+        });
+        if !still_expired {
+            txn.rollback().await?;
+            continue;
+        }
         purge(&txn, &id).await?;
         txn.commit().await?;
+        purged += 1;
         tracing::info!(store_id = %id, "purged uninstalled store after retention");
     }
+
     sessions::Entity::delete_many()
         .filter(sessions::Column::ExpiresAt.lt(now))
         .exec(db)
         .await?;
-    Ok(expired.len())
+    Ok(purged)
 }
 
 /// What `stores list` and the setup page show of a store.

@@ -9,7 +9,7 @@ use std::{
 
 use chrono::Duration;
 use entity::amazon_connections;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, DbErr, EntityTrait};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, sea_query::Expr};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{Region, client::AmazonError, lwa};
@@ -76,6 +76,21 @@ pub async fn access_token(
 ) -> Result<(SecretString, Region), AuthError> {
     let lock = state.token_locks.for_store(store);
     let _one_refresh_at_a_time = lock.lock().await;
+    // A second round only when the connection changed under us (the merchant reconnected, or
+    // another instance refreshed): then the new row is the truth.
+    for _ in 0..3 {
+        if let Some(found) = attempt(state, store, stale).await? {
+            return Ok(found);
+        }
+    }
+    Err(AuthError::NotConnected)
+}
+
+async fn attempt(
+    state: &AppState,
+    store: &StoreId,
+    stale: Option<&SecretString>,
+) -> Result<Option<(SecretString, Region)>, AuthError> {
     let conn = amazon_connections::Entity::find_by_id(store.as_str())
         .one(&state.db)
         .await?
@@ -89,43 +104,71 @@ pub async fn access_token(
         let current = state.cipher.open(sealed, &access_aad(store))?;
         let is_stale = stale.is_some_and(|s| s.expose_secret() == current.expose_secret());
         if !is_stale && expires > now + Duration::seconds(SKEW_SECS) {
-            return Ok((current, region));
+            return Ok(Some((current, region)));
         }
     }
     let sealed_refresh = conn.refresh_token.clone().ok_or(AuthError::NotConnected)?;
     let refresh = state.cipher.open(&sealed_refresh, &refresh_aad(store))?;
     let endpoints = state.amazon.endpoints(region);
+    // Written only if the row still holds the refresh token we used (sealing is randomized, so
+    // equal bytes mean the same token): a reconnection meanwhile is never overwritten.
+    let same_grant = || {
+        amazon_connections::Entity::update_many()
+            .filter(amazon_connections::Column::StoreId.eq(store.as_str()))
+            .filter(amazon_connections::Column::RefreshToken.eq(sealed_refresh.clone()))
+            .col_expr(amazon_connections::Column::UpdatedAt, Expr::value(now))
+    };
     match lwa::refresh(&state.amazon, &endpoints.token, &refresh).await {
         Ok(grant) => {
-            let mut row: amazon_connections::ActiveModel = conn.into();
-            row.access_token = Set(Some(
-                state.cipher.seal(&grant.access_token, &access_aad(store)),
-            ));
-            row.access_expires_at = Set(Some(now + Duration::seconds(grant.expires_in)));
+            let mut update = same_grant()
+                .col_expr(
+                    amazon_connections::Column::AccessToken,
+                    Expr::value(Some(
+                        state.cipher.seal(&grant.access_token, &access_aad(store)),
+                    )),
+                )
+                .col_expr(
+                    amazon_connections::Column::AccessExpiresAt,
+                    Expr::value(Some(now + Duration::seconds(grant.expires_in))),
+                );
             if let Some(new_refresh) = grant
                 .refresh_token
                 .as_ref()
                 .filter(|r| r.expose_secret() != refresh.expose_secret())
             {
-                row.refresh_token = Set(Some(state.cipher.seal(new_refresh, &refresh_aad(store))));
+                update = update.col_expr(
+                    amazon_connections::Column::RefreshToken,
+                    Expr::value(Some(state.cipher.seal(new_refresh, &refresh_aad(store)))),
+                );
             }
-            row.updated_at = Set(now);
-            row.update(&state.db).await?;
+            if update.exec(&state.db).await?.rows_affected == 0 {
+                return Ok(None);
+            }
             tracing::info!(store_id = %store, "Amazon access token refreshed");
-            Ok((grant.access_token, region))
+            Ok(Some((grant.access_token, region)))
         }
         Err(lwa::LwaError::InvalidGrant(detail)) => {
+            let revoked = same_grant()
+                .col_expr(amazon_connections::Column::Status, Expr::value(NEEDS_RECONNECT))
+                .col_expr(amazon_connections::Column::RefreshToken, Expr::value(Option::<Vec<u8>>::None))
+                .col_expr(amazon_connections::Column::AccessToken, Expr::value(Option::<Vec<u8>>::None))
+                .col_expr(
+                    amazon_connections::Column::AccessExpiresAt,
+                    Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+                )
+                .col_expr(
+                    amazon_connections::Column::Problem,
+                    Expr::value(Some(
+                        "Amazon no longer accepts this app's access (it was revoked or expired). Connect Amazon again."
+                            .to_owned(),
+                    )),
+                )
+                .exec(&state.db)
+                .await?;
+            if revoked.rows_affected == 0 {
+                return Ok(None);
+            }
             tracing::warn!(store_id = %store, detail, "Amazon refresh token refused; needs reconnect");
-            let mut row: amazon_connections::ActiveModel = conn.into();
-            row.status = Set(NEEDS_RECONNECT.to_owned());
-            row.refresh_token = Set(None);
-            row.access_token = Set(None);
-            row.access_expires_at = Set(None);
-            row.problem = Set(Some(
-                "Amazon no longer accepts this app's access (it was revoked or expired). Connect Amazon again.".into(),
-            ));
-            row.updated_at = Set(now);
-            row.update(&state.db).await?;
             Err(AuthError::NeedsReconnect)
         }
         Err(e) => Err(AuthError::Lwa(e)),

@@ -154,13 +154,15 @@ pub enum Finish {
     Cancelled { reason: String },
 }
 
-/// Records the end of an attempt; only the lease holder's row (still `running`) is touched.
+/// Records the end of an attempt. Only the claim that ran is touched: the row must still be
+/// `running` with this attempt's count (a worker whose lease expired and was re-claimed writes
+/// nothing). Returns whether this claim was still the job's.
 pub async fn finish(
     conn: &impl ConnectionTrait,
     job: &jobs::Model,
     how: &Finish,
     now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+) -> Result<bool, DbErr> {
     let (status, run_at, error) = match how {
         Finish::Done => (DONE, job.run_at, None),
         Finish::Retry { at, error } => (PENDING, *at, Some(error.clone())),
@@ -176,16 +178,36 @@ pub async fn finish(
         )
         .col_expr(jobs::Column::LastError, Expr::value(error))
         .col_expr(jobs::Column::UpdatedAt, Expr::value(now));
-    // A finished push frees its key for the order's next version; a daily key stays taken.
-    if status != PENDING && job.kind == "push_order" {
+    // A done or cancelled push frees its key for the order's next version. A dead one keeps it,
+    // so that a retried dead letter and a new push of the same order never run side by side; a
+    // daily key stays taken for good.
+    if matches!(how, Finish::Done | Finish::Cancelled { .. }) && job.kind == "push_order" {
         update = update.col_expr(jobs::Column::DedupeKey, Expr::value(Option::<String>::None));
     }
-    update
+    let res = update
         .filter(jobs::Column::Id.eq(job.id))
         .filter(jobs::Column::Status.eq(RUNNING))
+        .filter(jobs::Column::Attempts.eq(job.attempts))
         .exec(conn)
         .await?;
-    Ok(())
+    Ok(res.rows_affected == 1)
+}
+
+/// Extends a running claim (a long sync between report pages). False when the claim was lost.
+pub async fn renew(
+    conn: &impl ConnectionTrait,
+    job_id: i64,
+    attempts: i32,
+    until: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let res = jobs::Entity::update_many()
+        .col_expr(jobs::Column::LeaseUntil, Expr::value(Some(until)))
+        .filter(jobs::Column::Id.eq(job_id))
+        .filter(jobs::Column::Status.eq(RUNNING))
+        .filter(jobs::Column::Attempts.eq(attempts))
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected == 1)
 }
 
 /// Stops a store's waiting work at once (uninstall).
@@ -265,4 +287,18 @@ pub async fn retry_dead(
         update = update.filter(jobs::Column::StoreId.eq(store.as_str()));
     }
     Ok(update.exec(conn).await?.rows_affected)
+}
+
+/// Dead letters queued again, with their orders pending once more, in one transaction.
+pub async fn retry_dead_letters(
+    db: &sea_orm::DatabaseConnection,
+    store: Option<&StoreId>,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    use sea_orm::TransactionTrait;
+    let txn = db.begin().await?;
+    let n = retry_dead(&txn, store, now).await?;
+    crate::sync::ledger::revive_dead_orders(&txn, store).await?;
+    txn.commit().await?;
+    Ok(n)
 }

@@ -1,6 +1,8 @@
 //! When a failed job runs again (svix's schedule, DESIGN §4.4): the configured schedule with ±20 %
-//! jitter; throttling and timeouts wait at least the floor; `Retry-After` is honoured, clamped to
-//! [base, 2 × base]; permanent failures and an exhausted schedule go to the dead letters.
+//! jitter; throttling and timeouts wait at least the floor; `Retry-After` is honoured (never
+//! sooner than scheduled, never longer than the schedule's longest wait); permanent failures and
+//! an exhausted schedule go to the dead letters.
+
 use std::time::Duration;
 
 use rand::Rng;
@@ -41,6 +43,10 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    fn longest(&self) -> Duration {
+        self.delays.iter().copied().max().unwrap_or_default()
+    }
+
     /// The wait after failed attempt number `attempt` (1-based), or None: give up.
     pub fn next_delay(
         &self,
@@ -60,7 +66,10 @@ impl Schedule {
             .delays
             .get(usize::try_from(attempt).ok()?.checked_sub(1)?)?;
         let mut wait = match retry_after {
-            Some(after) => (*after).clamp(base, base.saturating_mul(2)),
+            // Honoured: never sooner than asked, nor than scheduled; capped at the schedule's
+            // longest wait so a hostile header cannot park a job for days.
+            Some(after) => (*after).clamp(base, self.longest().max(base)),
+
             None => base.mul_f64(rng.random_range(0.8..=1.2)),
         };
         if *overloaded {
@@ -121,8 +130,13 @@ mod tests {
             Some(Duration::from_secs(450))
         );
         assert_eq!(
-            s.next_delay(2, &transient(false, Some(9999)), &mut rng),
-            Some(Duration::from_secs(600))
+            s.next_delay(2, &transient(false, Some(900)), &mut rng),
+            Some(Duration::from_secs(900))
+        );
+        assert_eq!(
+            s.next_delay(2, &transient(false, Some(99_999)), &mut rng),
+            Some(Duration::from_secs(1800)),
+            "capped at the schedule's longest wait"
         );
         assert_eq!(
             s.next_delay(2, &transient(false, Some(1)), &mut rng),

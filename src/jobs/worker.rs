@@ -28,12 +28,18 @@ pub async fn run_next(app: &AppState) -> Result<Outcome, sea_orm::DbErr> {
     let store = StoreId::parse(&job.store_id);
     let result = match (&task, &store) {
         (Ok(Task::SyncStore { from, to, trigger }), Ok(store)) => {
-            sync::run(app, store, *from, *to, trigger).await.map(|o| {
-                format!(
-                    "{} rows, {} changes, {} pushes",
-                    o.rows, o.changes, o.pushes_enqueued
-                )
-            })
+            let lease = sync::Lease {
+                job_id: job.id,
+                attempts: job.attempts,
+            };
+            sync::run(app, store, *from, *to, trigger, Some(lease))
+                .await
+                .map(|o| {
+                    format!(
+                        "{} rows, {} changes, {} pushes",
+                        o.rows, o.changes, o.pushes_enqueued
+                    )
+                })
         }
         (Ok(Task::PushOrder { affiliate_id, day }), Ok(store)) => {
             sync::push::run(app, store, *affiliate_id, *day)
@@ -93,6 +99,11 @@ pub async fn run_next(app: &AppState) -> Result<Outcome, sea_orm::DbErr> {
         }
     };
     let txn = app.db.begin().await?;
+    // A push's order is locked first (before the job row), so that a sync updating the same
+    // order either finishes before us (and we see its version) or after (and finds the key free).
+    if let (Ok(Task::PushOrder { affiliate_id, day }), Ok(store)) = (&task, &store) {
+        sync::push::lock_order(&txn, store, *affiliate_id, *day).await?;
+    }
     record_attempt(
         &txn,
         Attempt {
@@ -106,16 +117,31 @@ pub async fn run_next(app: &AppState) -> Result<Outcome, sea_orm::DbErr> {
         },
     )
     .await?;
-    finish(&txn, &job, &how, now).await?;
+    if !finish(&txn, &job, &how, now).await? {
+        // Our lease expired and another worker has the job now: its outcome counts, not ours.
+        txn.rollback().await?;
+        tracing::warn!(
+            job_id = job.id,
+            kind = job.kind,
+            "finished after losing the lease; result dropped"
+        );
+        return Ok(Outcome::Completed);
+    }
+    match (&how, &task, &store) {
+        (Finish::Dead { error }, Ok(Task::PushOrder { affiliate_id, day }), Ok(store)) => {
+            sync::push::mark_dead(&txn, store, *affiliate_id, *day, error, now).await?;
+        }
+        (Finish::Done, Ok(Task::PushOrder { affiliate_id, day }), Ok(store)) => {
+            sync::push::requeue_if_stale(&txn, store, *affiliate_id, *day, now).await?;
+        }
+        _ => {}
+    }
     txn.commit().await?;
     match (&how, &task, &store) {
         (Finish::Dead { error }, Ok(Task::PushOrder { affiliate_id, day }), Ok(store)) => {
-            sync::push::mark_dead(app, store, *affiliate_id, *day, error).await?;
             tracing::error!(store_id = %store, affiliate_id, %day, error, "push went to the dead letters");
         }
-        (Finish::Done, Ok(Task::PushOrder { affiliate_id, day }), Ok(store)) => {
-            sync::push::requeue_if_stale(app, store, *affiliate_id, *day).await?;
-        }
+
         (Finish::Dead { error }, _, _) => tracing::error!(
             job_id = job.id,
             kind = job.kind,
@@ -133,10 +159,16 @@ pub async fn run_next(app: &AppState) -> Result<Outcome, sea_orm::DbErr> {
 /// Runs due jobs until `stop`; between them, enqueues the daily syncs that came due.
 pub async fn run(app: AppState, stop: CancellationToken) {
     let idle = std::time::Duration::from_millis(app.settings.jobs.poll_interval_ms);
+    let mut scheduled: Option<std::time::Instant> = None;
     loop {
-        if let Err(e) = scheduler::enqueue_due(&app, app.clock.now()).await {
-            tracing::error!(error = %e, "scheduler failed");
+        // Days change by the minute at most: no need to look more often.
+        if scheduled.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(60)) {
+            scheduled = Some(std::time::Instant::now());
+            if let Err(e) = scheduler::enqueue_due(&app, app.clock.now()).await {
+                tracing::error!(error = %e, "scheduler failed");
+            }
         }
+
         loop {
             if stop.is_cancelled() {
                 return;

@@ -72,6 +72,8 @@ fn amazon_failure(e: CallError) -> JobError {
                 detail: l.to_string(),
             })
         }
+        // The database blinked (a busy SQLite, a PostgreSQL failover): try again later.
+        CallError::Auth(AuthError::Db(e)) => JobError::from(e),
         CallError::Auth(other) => JobError::Failed(Failure::Permanent {
             status: None,
             detail: other.to_string(),
@@ -124,6 +126,7 @@ pub async fn run(
     from: NaiveDate,
     to: NaiveDate,
     trigger: &str,
+    lease: Option<Lease>,
 ) -> Result<SyncOutcome, JobError> {
     let Some(row) = stores::find(&app.db, store)
         .await?
@@ -179,9 +182,9 @@ pub async fn run(
         store,
         profile,
         &advertiser,
-        from,
-        to,
+        (from, to),
         currency.exponent(),
+        lease,
     )
     .await;
     let rows = match pulled {
@@ -210,7 +213,9 @@ pub async fn run(
         now,
     };
     let txn = app.db.begin().await?;
-    // Re-checked inside the transaction: an uninstall that came in meanwhile wins.
+    // The store's row is locked (PostgreSQL) for the whole ingest: two syncs of one store apply
+    // one after the other, and an uninstall either committed before (and is seen here) or waits.
+    stores::lock(&txn, store).await?;
     if stores::find(&txn, store)
         .await?
         .is_none_or(|s| s.status != stores::ACTIVE)
@@ -248,14 +253,30 @@ async fn pull(
     store: &StoreId,
     profile: i64,
     advertiser: &str,
-    from: NaiveDate,
-    to: NaiveDate,
+    (from, to): (NaiveDate, NaiveDate),
     exponent: u32,
+    lease: Option<Lease>,
 ) -> Result<report::Rows, JobError> {
     let profile = profile.to_string();
     let mut rows = report::Rows::new();
     let mut cursor: Option<String> = None;
+    let mut seen = std::collections::HashSet::new();
+    let bad = |detail: String| {
+        JobError::Failed(Failure::Permanent {
+            status: None,
+            detail,
+        })
+    };
     for _ in 0..report::MAX_PAGES {
+        if let Some(lease) = lease {
+            let until = app.clock.now()
+                + Duration::seconds(i64::try_from(app.settings.jobs.lease_secs).unwrap_or(300));
+            if !crate::jobs::renew(&app.db, lease.job_id, lease.attempts, until).await? {
+                return Err(JobError::Cancelled(
+                    "the sync's claim expired; another worker has it".into(),
+                ));
+            }
+        }
         let body = report::request_body(advertiser, from, to, cursor.as_deref());
         let page = tokens::with_token(app, store, |t, r| {
             let (body, profile) = (body.clone(), profile.clone());
@@ -263,19 +284,30 @@ async fn pull(
         })
         .await
         .map_err(amazon_failure)?;
-        report::read_page(&page, exponent, &mut rows).map_err(|e| {
-            JobError::Failed(Failure::Permanent {
-                status: None,
-                detail: e.to_string(),
-            })
-        })?;
+        // A page that is not a report must not read as "no sales" (that would reject orders).
+        report::read_page(&page, exponent, &mut rows).map_err(|e| bad(e.to_string()))?;
         match report::next_cursor(&page) {
-            Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
-            _ => return Ok(rows),
+            None => return Ok(rows),
+            Some(next) if !seen.insert(next.clone()) => {
+                return Err(bad(format!(
+                    "the report's cursor came back to a page already read ({next})"
+                )));
+            }
+            Some(next) => cursor = Some(next),
         }
     }
     tracing::warn!(store_id = %store, "report paging stopped at the page limit");
-    Ok(rows)
+    Err(bad(format!(
+        "the report had more than {} pages",
+        report::MAX_PAGES
+    )))
+}
+
+/// The claim of the job running a sync, renewed between report pages.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease {
+    pub job_id: i64,
+    pub attempts: i32,
 }
 
 async fn finish_run(

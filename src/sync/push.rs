@@ -1,8 +1,12 @@
 //! Pushing one order to the program (DESIGN §4.4). The order number is the idempotency key: a
 //! create whose outcome is unknown (timeout, crash) is looked up by number before it is sent again.
 //! An update is sent only when an amount or the status changed.
+use chrono::NaiveDate;
 use entity::orders;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
+    QueryFilter, Statement, sea_query::Expr,
+};
 
 use super::ledger::{DEAD, PUSHED};
 use crate::{
@@ -91,11 +95,13 @@ pub async fn run(
     }
     let token = stores::program_token(&app.db, &app.cipher, store)
         .await
-        .map_err(|e| {
-            JobError::Failed(Failure::Permanent {
+        .map_err(|e| match e.downcast::<sea_orm::DbErr>() {
+            // The database blinked: later. A token that does not open: a person must look.
+            Ok(db) => JobError::from(db),
+            Err(e) => JobError::Failed(Failure::Permanent {
                 status: None,
                 detail: e.to_string(),
-            })
+            }),
         })?
         .ok_or_else(|| JobError::Cancelled("the store has no program token".into()))?;
     let base = match row.program_api_url.as_deref() {
@@ -244,35 +250,39 @@ async fn mark_pushed(
 
 /// The push went to the dead letters: the merchant and the operator see it.
 pub async fn mark_dead(
-    app: &AppState,
+    conn: &impl ConnectionTrait,
     store: &StoreId,
     affiliate_id: i64,
-    day: chrono::NaiveDate,
+    day: NaiveDate,
     error: &str,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), sea_orm::DbErr> {
-    if let Some(o) = orders::Entity::find_by_id((store.as_str().to_owned(), affiliate_id, day))
-        .one(&app.db)
-        .await?
-    {
-        let mut row: orders::ActiveModel = o.into();
-        row.push_state = Set(DEAD.to_owned());
-        row.last_push_error = Set(Some(error.chars().take(500).collect()));
-        row.updated_at = Set(app.clock.now());
-        row.update(&app.db).await?;
-    }
+    orders::Entity::update_many()
+        .col_expr(orders::Column::PushState, Expr::value(DEAD))
+        .col_expr(
+            orders::Column::LastPushError,
+            Expr::value(Some(error.chars().take(500).collect::<String>())),
+        )
+        .col_expr(orders::Column::UpdatedAt, Expr::value(now))
+        .filter(orders::Column::StoreId.eq(store.as_str()))
+        .filter(orders::Column::AffiliateId.eq(affiliate_id))
+        .filter(orders::Column::Day.eq(day))
+        .exec(conn)
+        .await?;
     Ok(())
 }
 
 /// After a push: if a newer version was computed while it ran, queue the next push (the running
 /// job held the order's queue key, so the sync could not).
 pub async fn requeue_if_stale(
-    app: &AppState,
+    conn: &impl ConnectionTrait,
     store: &StoreId,
     affiliate_id: i64,
-    day: chrono::NaiveDate,
+    day: NaiveDate,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<bool, sea_orm::DbErr> {
     let Some(o) = orders::Entity::find_by_id((store.as_str().to_owned(), affiliate_id, day))
-        .one(&app.db)
+        .one(conn)
         .await?
     else {
         return Ok(false);
@@ -280,10 +290,9 @@ pub async fn requeue_if_stale(
     if o.pushed_version >= o.version || o.push_state == DEAD {
         return Ok(false);
     }
-    let now = app.clock.now();
     let task = crate::jobs::Task::PushOrder { affiliate_id, day };
     crate::jobs::enqueue(
-        &app.db,
+        conn,
         store,
         &task,
         Some(crate::jobs::push_key(store, affiliate_id, day)),
@@ -291,4 +300,22 @@ pub async fn requeue_if_stale(
         now,
     )
     .await
+}
+
+/// Locks the order's row until the end of the transaction (PostgreSQL; SQLite has one writer).
+pub async fn lock_order(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    affiliate_id: i64,
+    day: NaiveDate,
+) -> Result<(), sea_orm::DbErr> {
+    if conn.get_database_backend() == DbBackend::Postgres {
+        conn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT 1 FROM orders WHERE store_id = $1 AND affiliate_id = $2 AND day = $3 FOR UPDATE",
+            [store.as_str().into(), affiliate_id.into(), day.into()],
+        ))
+        .await?;
+    }
+    Ok(())
 }

@@ -95,7 +95,18 @@ pub fn read_page(page: &Value, exponent: u32, rows: &mut Rows) -> Result<usize, 
         .get("reports")
         .and_then(Value::as_array)
         .cloned()
-        .unwrap_or_default();
+        .or_else(|| {
+            // An empty page may leave the list out, but then it says it is empty.
+            let empty = ["size", "count"]
+                .iter()
+                .any(|k| page.get(*k).and_then(Value::as_u64) == Some(0));
+            empty.then(Vec::new)
+        })
+        .ok_or_else(|| BadRow {
+            row: page.to_string().chars().take(300).collect(),
+            problem: "the page has no `reports` list".into(),
+        })?;
+
     for row in &list {
         let bad = |problem: String| BadRow {
             row: row.to_string().chars().take(300).collect(),
@@ -182,6 +193,21 @@ mod tests {
         ] {
             assert_eq!(next_cursor(&last), None);
         }
+    }
+
+    #[test]
+    fn a_page_that_is_not_a_report_is_an_error_not_an_empty_day() {
+        for page in [
+            json!({}),
+            json!({"reports": null}),
+            json!({"code": "500", "details": "oops"}),
+        ] {
+            assert!(read_page(&page, 2, &mut Rows::new()).is_err(), "{page}");
+        }
+        assert_eq!(
+            read_page(&json!({"size": 0, "cursorId": ""}), 2, &mut Rows::new()).unwrap(),
+            0
+        );
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub fn routes(cfg: &mut web::ServiceConfig, webhook_body_limit: usize) {
             web::post().to(sync::sales_basis),
         )
         .route(
+            "/app/stores/{store_id}/dead-letters/retry",
+            web::post().to(sync::retry_dead_letters),
+        )
+        .route(
             "/app/stores/{store_id}/sandbox/shoppers",
             web::post().to(sync::sandbox_shoppers),
         );

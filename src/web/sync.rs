@@ -123,3 +123,18 @@ pub async fn sandbox_shoppers(
     }
     Ok(back(store.as_str()))
 }
+
+/// `POST /app/stores/{id}/dead-letters/retry`: the merchant fixed the cause (an affiliate, a
+/// setting in the program) and sends the refused pushes again.
+pub async fn retry_dead_letters(
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, PageError> {
+    let store = authorize(&session, &path)?;
+    check_csrf(&session, &form.csrf)?;
+    let n = crate::jobs::retry_dead_letters(&state.db, Some(&store), state.clock.now()).await?;
+    flash(&session, format!("{n} refused push(es) queued again."));
+    Ok(back(store.as_str()))
+}

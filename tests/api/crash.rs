@@ -66,7 +66,7 @@ async fn a_worker_dying_after_the_sync_committed_but_before_its_job_was_done() {
     let jobs::Task::SyncStore { from, to, .. } = serde_json::from_str(&job.payload).unwrap() else {
         panic!()
     };
-    sync::run(&w.app.state, &st1(), from, to, "test")
+    sync::run(&w.app.state, &st1(), from, to, "test", None)
         .await
         .unwrap();
     past_the_lease(&w).await;
@@ -226,5 +226,139 @@ async fn two_schedulers_enqueue_each_store_day_once() {
             .await
             .unwrap(),
         1
+    );
+}
+
+#[tokio::test]
+async fn a_worker_whose_lease_expired_cannot_finish_the_job_it_lost() {
+    let w = sync_world(0, 1, &[]).await;
+    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
+        .await
+        .unwrap();
+    let first = claim_and_die(&w).await;
+    past_the_lease(&w).await;
+    let now = w.app.clock_now();
+    let second = jobs::claim(&w.app.state.db, now, now + Duration::seconds(300))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((second.id, second.attempts), (first.id, 2));
+    let late = jobs::finish(
+        &w.app.state.db,
+        &first,
+        &jobs::Finish::Dead {
+            error: "late".into(),
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    assert!(!late, "the first worker's outcome is dropped");
+    assert_eq!(
+        w.app
+            .count("SELECT COUNT(*) FROM jobs WHERE status = 'running'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_restatement_computed_while_its_push_runs_is_pushed_next() {
+    let w = sync_world(0, 1, &[]).await;
+    *w.report.rows.lock().unwrap() = vec![report_row("20261101", 1, 10, 1, "10.00")];
+    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
+        .await
+        .unwrap();
+    assert_eq!(
+        worker::run_next(&w.app.state).await.unwrap(),
+        worker::Outcome::Completed
+    );
+    // The push of version 1 is under way (its job holds the order's queue key)…
+    let push = claim_and_die(&w).await;
+    let jobs::Task::PushOrder { affiliate_id, day } = serde_json::from_str(&push.payload).unwrap()
+    else {
+        panic!()
+    };
+    sync::push::run(&w.app.state, &st1(), affiliate_id, day)
+        .await
+        .unwrap();
+    // …when Amazon restates the day and a sync computes version 2: its push cannot be queued yet.
+    *w.report.rows.lock().unwrap() = vec![report_row("20261101", 1, 10, 1, "7.00")];
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+    scheduler::enqueue_now(&w.app.state, &st1(), Some((day, day)), "test")
+        .await
+        .unwrap();
+    assert_eq!(
+        worker::run_next(&w.app.state).await.unwrap(),
+        worker::Outcome::Completed
+    );
+    // The push finishes as the worker finishes it; the newer version is queued then.
+    let now = w.app.clock_now();
+    assert!(
+        jobs::finish(&w.app.state.db, &push, &jobs::Finish::Done, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        sync::push::requeue_if_stale(&w.app.state.db, &st1(), affiliate_id, day, now)
+            .await
+            .unwrap()
+    );
+    drain(&w.app).await;
+    assert_eq!(
+        w.orders.current("AMZ-ab_st_1-a1-20261101").unwrap()["total"],
+        "7.00"
+    );
+    assert_eq!(w.orders.count(), 1);
+}
+
+#[tokio::test]
+async fn a_retried_dead_letter_and_the_next_sync_push_the_order_once() {
+    let w = sync_world(0, 1, &[]).await;
+    *w.report.rows.lock().unwrap() = vec![report_row("20261101", 1, 10, 1, "10.00")];
+    w.orders
+        .faults
+        .lock()
+        .unwrap()
+        .push_back((wiremock::ResponseTemplate::new(422), false));
+    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
+        .await
+        .unwrap();
+    drain(&w.app).await;
+    assert_eq!(
+        w.app
+            .count("SELECT COUNT(*) FROM orders WHERE push_state = 'dead'")
+            .await,
+        1
+    );
+    assert_eq!(
+        jobs::retry_dead_letters(&w.app.state.db, Some(&st1()), w.app.clock_now())
+            .await
+            .unwrap(),
+        1
+    );
+    // Another instance syncs before the retried push ran: still one push job for the order.
+    *w.report.rows.lock().unwrap() = vec![report_row("20261101", 1, 10, 1, "11.00")];
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+    let outcome = sync::run(&w.app.state, &st1(), day, day, "test", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.pushes_enqueued, 0,
+        "the retried dead letter holds the order's key"
+    );
+    assert_eq!(
+        w.app
+            .count("SELECT COUNT(*) FROM jobs WHERE kind = 'push_order' AND status = 'pending'")
+            .await,
+        1
+    );
+
+    let (a, b) = tokio::join!(drain(&w.app), drain(&w.app));
+    assert!(a + b >= 1);
+    assert_eq!(w.orders.count(), 1);
+    assert_eq!(
+        w.orders.current("AMZ-ab_st_1-a1-20261101").unwrap()["total"],
+        "11.00"
     );
 }

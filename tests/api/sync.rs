@@ -571,3 +571,27 @@ async fn the_sync_command_runs_to_completion_and_the_ledger_shows_every_order() 
     let (ok, _, err) = cli(&w, &["sync", "--store", "st_1", "--from", "2026-11-01"]);
     assert!(!ok && err.contains("--to"), "{err}");
 }
+
+#[tokio::test]
+async fn a_report_page_that_is_not_a_report_rejects_nothing() {
+    let w = sync_world(0, 1, &[]).await;
+    set_rows(&w, vec![report_row("20261101", 1, 10, 1, "10.00")]);
+    sync_now(&w).await;
+    assert_eq!(w.orders.count(), 1);
+    // A 200 whose body is an error envelope, not a report.
+    w.report.faults.lock().unwrap().push_back(
+        ResponseTemplate::new(200).set_body_json(json!({"code": "500", "details": "internal"})),
+    );
+    sync_now(&w).await;
+    assert_eq!(w.orders.patches(), 0, "no order was rejected");
+    assert_eq!(
+        w.orders.current(&number(1, "20261101")).unwrap()["status"],
+        "approved"
+    );
+    assert_eq!(
+        w.app
+            .count("SELECT COUNT(*) FROM sync_runs WHERE status = 'failed'")
+            .await,
+        1
+    );
+}
