@@ -73,16 +73,15 @@ pub fn daily_key(store: &StoreId, day: NaiveDate) -> String {
     format!("daily:{store}:{day}")
 }
 
-/// Adds a job unless one with the same `dedupe_key` exists. True when added.
-pub async fn enqueue(
-    conn: &impl ConnectionTrait,
+/// A job row, ready to insert.
+pub fn new_job(
     store: &StoreId,
     task: &Task,
     dedupe_key: Option<String>,
     run_at: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    let row = jobs::ActiveModel {
+) -> jobs::ActiveModel {
+    jobs::ActiveModel {
         kind: Set(task.kind().to_owned()),
         store_id: Set(store.as_str().to_owned()),
         payload: Set(serde_json::to_string(task).expect("tasks serialize")),
@@ -95,16 +94,38 @@ pub async fn enqueue(
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
-    };
-    let inserted = jobs::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(jobs::Column::DedupeKey)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    Ok(inserted == 1)
+    }
+}
+
+/// Adds a job unless one with the same `dedupe_key` exists. True when added.
+pub async fn enqueue(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    task: &Task,
+    dedupe_key: Option<String>,
+    run_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    Ok(enqueue_many(conn, vec![new_job(store, task, dedupe_key, run_at, now)]).await? == 1)
+}
+
+/// Adds jobs in batches, skipping those whose `dedupe_key` is taken. Returns how many were added.
+pub async fn enqueue_many(
+    conn: &impl ConnectionTrait,
+    rows: Vec<jobs::ActiveModel>,
+) -> Result<u64, DbErr> {
+    let mut added = 0;
+    for chunk in rows.chunks(crate::sync::ledger::BATCH) {
+        added += jobs::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::column(jobs::Column::DedupeKey)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(added)
 }
 
 /// Claims the next due job (or one whose lease expired) and leases it until `lease_until`.

@@ -20,6 +20,25 @@ use crate::{
     jobs::{self, Task},
 };
 
+/// Rows per INSERT: far below SQLite's and PostgreSQL's limits on bound values.
+pub const BATCH: usize = 500;
+
+/// Inserts rows in batches of [`BATCH`].
+async fn insert_all<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    rows: Vec<E::ActiveModel>,
+) -> Result<(), DbErr>
+where
+    E::ActiveModel: Clone,
+{
+    for chunk in rows.chunks(BATCH) {
+        E::insert_many(chunk.to_vec())
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// The last day whose figures may still change an order: age 60. From age 61 a day is final.
 pub const FINAL_AFTER_DAYS: i64 = 60;
 
@@ -194,6 +213,7 @@ pub async fn ingest(
     // Figures: a row Amazon no longer reports counts as zeros (restated to nothing).
     let keys: BTreeSet<(i64, NaiveDate)> = matched.keys().chain(existing.keys()).copied().collect();
     let mut current: BTreeMap<(i64, NaiveDate), Figures> = BTreeMap::new();
+    let mut fresh = Vec::new();
     for key in keys {
         let (affiliate_id, day) = key;
         let age = (ctx.today - day).num_days();
@@ -239,12 +259,13 @@ pub async fn ingest(
                     ..Default::default()
                 };
                 set_figures(&mut row, &new);
-                row.insert(conn).await?;
+                fresh.push(row);
             }
         }
         summary.changes += 1;
         current.insert(key, new);
     }
+    insert_all::<daily_figures::Entity>(conn, fresh).await?;
 
     summary.unmatched = unmatched.len();
     store_unmatched(conn, ctx, &unmatched).await?;
@@ -391,7 +412,7 @@ async fn orders_for(
         .collect();
     let keys: BTreeSet<(i64, NaiveDate)> = figures.keys().chain(existing.keys()).copied().collect();
     let basis_text = format!("{} of {}", ctx.commission, ctx.basis.label());
-    let mut pushes = 0;
+    let (mut new_orders, mut versions, mut new_jobs) = (Vec::new(), Vec::new(), Vec::new());
     for key in keys {
         let (affiliate_id, day) = key;
         let age = (ctx.today - day).num_days();
@@ -410,40 +431,51 @@ async fn orders_for(
             "rejected"
         };
         let due = age >= i64::from(ctx.push_after_days);
-        let order = match existing.get(&key) {
-            None if commission == 0 => continue,
+        let push_job = || {
+            let task = Task::PushOrder { affiliate_id, day };
+            jobs::new_job(
+                ctx.store,
+                &task,
+                Some(jobs::push_key(ctx.store, affiliate_id, day)),
+                ctx.now,
+                ctx.now,
+            )
+        };
+        match existing.get(&key) {
+            None if commission == 0 => {}
             None => {
-                let order = orders::ActiveModel {
-                    store_id: Set(ctx.store.as_str().to_owned()),
-                    affiliate_id: Set(affiliate_id),
-                    day: Set(day),
-                    number: Set(order_number(ctx.campaign_id, affiliate_id, day)),
-                    currency: Set(ctx.currency.to_owned()),
-                    clicks: Set(f.clicks),
-                    purchases: Set(purchases),
-                    units: Set(units),
-                    sales_minor: Set(sales),
-                    commission_minor: Set(commission),
-                    status: Set(status.to_owned()),
-                    version: Set(1),
-                    basis: Set(basis_text.clone()),
-                    computed_at: Set(ctx.now),
-                    push_state: Set(WAITING.to_owned()),
-                    pushed_version: Set(0),
-                    pushed_sales_minor: Set(None),
-                    pushed_commission_minor: Set(None),
-                    pushed_status: Set(None),
-                    remote_id: Set(None),
-                    create_attempted: Set(false),
-                    last_push_error: Set(None),
-                    pushed_at: Set(None),
-                    created_at: Set(ctx.now),
-                    updated_at: Set(ctx.now),
+                let order = orders::Model {
+                    store_id: ctx.store.as_str().to_owned(),
+                    affiliate_id,
+                    day,
+                    number: order_number(ctx.campaign_id, affiliate_id, day),
+                    currency: ctx.currency.to_owned(),
+                    clicks: f.clicks,
+                    purchases,
+                    units,
+                    sales_minor: sales,
+                    commission_minor: commission,
+                    status: status.to_owned(),
+                    version: 1,
+                    basis: basis_text.clone(),
+                    computed_at: ctx.now,
+                    push_state: if due { PENDING } else { WAITING }.to_owned(),
+                    pushed_version: 0,
+                    pushed_sales_minor: None,
+                    pushed_commission_minor: None,
+                    pushed_status: None,
+                    remote_id: None,
+                    create_attempted: false,
+                    last_push_error: None,
+                    pushed_at: None,
+                    created_at: ctx.now,
+                    updated_at: ctx.now,
+                };
+                versions.push(version_row(&order));
+                new_orders.push(order.into());
+                if due {
+                    new_jobs.push(push_job());
                 }
-                .insert(conn)
-                .await?;
-                record_version(conn, &order).await?;
-                order
             }
             Some(o) => {
                 let changed = (
@@ -454,51 +486,55 @@ async fn orders_for(
                     o.clicks,
                     o.units,
                 ) != (sales, purchases, commission, status, f.clicks, units);
-                if !changed {
-                    o.clone()
+                // Clicks and units alone are no reason to e-mail an affiliate: no new version.
+                let amounts_changed = (o.sales_minor, o.commission_minor, o.status.as_str())
+                    != (sales, commission, status);
+                let version = if amounts_changed {
+                    o.version + 1
                 } else {
-                    let amounts_changed = (o.sales_minor, o.commission_minor, o.status.as_str())
-                        != (sales, commission, status);
+                    o.version
+                };
+                // PENDING means a push job is queued or running already.
+                let enqueue = due
+                    && o.pushed_version < version
+                    && o.push_state != DEAD
+                    && o.push_state != PENDING;
+                if changed || enqueue {
                     let mut row: orders::ActiveModel = o.clone().into();
-                    row.clicks = Set(f.clicks);
-                    row.purchases = Set(purchases);
-                    row.units = Set(units);
-                    row.sales_minor = Set(sales);
-                    row.commission_minor = Set(commission);
-                    row.status = Set(status.to_owned());
-                    row.basis = Set(basis_text.clone());
-                    row.computed_at = Set(ctx.now);
-                    row.updated_at = Set(ctx.now);
-                    // Clicks and units alone are no reason to e-mail an affiliate: no new version.
-                    if amounts_changed {
-                        row.version = Set(o.version + 1);
+                    if changed {
+                        row.clicks = Set(f.clicks);
+                        row.purchases = Set(purchases);
+                        row.units = Set(units);
+                        row.sales_minor = Set(sales);
+                        row.commission_minor = Set(commission);
+                        row.status = Set(status.to_owned());
+                        row.basis = Set(basis_text.clone());
+                        row.computed_at = Set(ctx.now);
+                        row.version = Set(version);
                     }
+                    if enqueue {
+                        row.push_state = Set(PENDING.to_owned());
+                    }
+                    row.updated_at = Set(ctx.now);
                     let order = row.update(conn).await?;
                     if amounts_changed {
-                        record_version(conn, &order).await?;
+                        versions.push(version_row(&order));
                     }
-                    order
                 }
-            }
-        };
-        if due && order.pushed_version < order.version && order.push_state != DEAD {
-            let task = Task::PushOrder { affiliate_id, day };
-            let key = jobs::push_key(ctx.store, affiliate_id, day);
-            if jobs::enqueue(conn, ctx.store, &task, Some(key), ctx.now, ctx.now).await? {
-                pushes += 1;
-            }
-            if order.push_state != PENDING {
-                let mut row: orders::ActiveModel = order.into();
-                row.push_state = Set(PENDING.to_owned());
-                row.update(conn).await?;
+                if enqueue {
+                    new_jobs.push(push_job());
+                }
             }
         }
     }
-    Ok(pushes)
+    insert_all::<orders::Entity>(conn, new_orders).await?;
+    insert_all::<order_versions::Entity>(conn, versions).await?;
+    let pushes = jobs::enqueue_many(conn, new_jobs).await?;
+    Ok(usize::try_from(pushes).unwrap_or(usize::MAX))
 }
 
-async fn record_version(conn: &impl ConnectionTrait, o: &orders::Model) -> Result<(), DbErr> {
-    order_versions::Entity::insert(order_versions::ActiveModel {
+fn version_row(o: &orders::Model) -> order_versions::ActiveModel {
+    order_versions::ActiveModel {
         store_id: Set(o.store_id.clone()),
         affiliate_id: Set(o.affiliate_id),
         day: Set(o.day),
@@ -509,10 +545,7 @@ async fn record_version(conn: &impl ConnectionTrait, o: &orders::Model) -> Resul
         status: Set(o.status.clone()),
         created_at: Set(o.computed_at),
         ..Default::default()
-    })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
+    }
 }
 
 /// Dead pushes queued again: their orders are pending once more.

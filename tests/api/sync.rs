@@ -595,3 +595,54 @@ async fn a_report_page_that_is_not_a_report_rejects_nothing() {
         1
     );
 }
+
+#[tokio::test]
+async fn the_total_basis_pays_on_promoted_plus_brand_halo_sales() {
+    let w = sync_world(0, 1, &[]).await;
+    let mut row = report_row("20261101", 1, 10, 1, "100.00");
+    row["totalAttributedSales14d"] = json!("150.00");
+    row["attributedTotalPurchases14d"] = json!(2);
+    set_rows(&w, vec![row]);
+    sync_now(&w).await;
+    assert_eq!(
+        w.orders.current(&number(1, "20261101")).unwrap()["commission"],
+        "10.00"
+    );
+    // The merchant switches the store to the total metrics on the setup page.
+    let page = w.app.get("/app/stores/st_1").await.text().await.unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let res = w
+        .app
+        .client
+        .post(w.app.url("/app/stores/st_1/sales-basis"))
+        .form(&[("csrf", csrf.as_str()), ("basis", "total")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    sync_now(&w).await;
+    let o = w.orders.current(&number(1, "20261101")).unwrap();
+    assert_eq!(
+        (o["total"].as_str(), o["commission"].as_str()),
+        (Some("150.00"), Some("15.00"))
+    );
+    // Flat commissions count the total purchases then: 2.50 × 2.
+    w.app
+        .send(
+            &json!({"type": "program.commission_updated", "data": {"store_id": "st_1",
+        "default_commission": {"type": "flat", "value": "2.50"}}}),
+        )
+        .await;
+    sync_now(&w).await;
+    assert_eq!(
+        w.orders.current(&number(1, "20261101")).unwrap()["commission"],
+        "5.00"
+    );
+}
