@@ -8,7 +8,8 @@ use serde::Deserialize;
 use super::{
     PageError,
     pages::authorize,
-    session::{self, check_csrf, flash},
+    session::{self, CsrfForm, check_csrf, flash},
+    to_setup,
 };
 use crate::{
     amazon::{
@@ -21,12 +22,6 @@ use crate::{
     state::AppState,
     stores,
 };
-
-fn back_to(store: &StoreId) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, format!("/app/stores/{store}")))
-        .finish()
-}
 
 async fn active_store(app: &AppState, session: &Session) -> Result<StoreId, PageError> {
     let store = session::session_store(session).ok_or(PageError::NoSession)?;
@@ -60,7 +55,7 @@ pub async fn connect(
             &session,
             "Amazon sign-in is not configured on this server (amazon.client_id). Please contact the operator.",
         );
-        return Ok(back_to(&store));
+        return Ok(to_setup(&store));
     }
     let consent = connect::start(&state, &store, region)
         .await
@@ -95,7 +90,7 @@ pub async fn callback(
         }
     };
     flash(&session, message);
-    Ok(back_to(&store))
+    Ok(to_setup(&store))
 }
 
 #[derive(Deserialize)]
@@ -124,12 +119,7 @@ pub async fn choose(
             flash(&session, e.message());
         }
     }
-    Ok(back_to(&store))
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
+    Ok(to_setup(&store))
 }
 
 pub async fn disconnect(
@@ -145,7 +135,7 @@ pub async fn disconnect(
         &session,
         "Amazon is disconnected and its tokens are deleted. Links stay as they are.",
     );
-    Ok(back_to(&store))
+    Ok(to_setup(&store))
 }
 
 #[derive(Deserialize)]
@@ -189,7 +179,7 @@ pub async fn landing_page(
         ),
         Err(e) => flash(&session, e.to_string()),
     }
-    Ok(back_to(&store))
+    Ok(to_setup(&store))
 }
 
 pub async fn remove_landing_page(
@@ -207,7 +197,7 @@ pub async fn remove_landing_page(
     links::refresh(&txn, &store, now).await?;
     txn.commit().await?;
     flash(&session, "Landing page removed; its links are retired.");
-    Ok(back_to(&store))
+    Ok(to_setup(&store))
 }
 
 /// `GET /app/stores/{id}/links.csv`

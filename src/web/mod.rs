@@ -72,3 +72,13 @@ pub fn html(page: &impl Template) -> Result<HttpResponse, PageError> {
         .content_type("text/html; charset=utf-8")
         .body(body))
 }
+
+/// Back to the store's setup page (after a form).
+pub fn to_setup(store: &crate::ids::StoreId) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/app/stores/{store}"),
+        ))
+        .finish()
+}

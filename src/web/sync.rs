@@ -1,7 +1,7 @@
 //! The merchant's sync actions: "Sync now", the sales basis, and in the sandbox, shoppers clicking
 //! every link so that there is something to sync.
 use actix_session::Session;
-use actix_web::{HttpResponse, http::header, web};
+use actix_web::{HttpResponse, web};
 use entity::stores as store_rows;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use serde::Deserialize;
@@ -9,20 +9,10 @@ use serde::Deserialize;
 use super::{
     PageError,
     pages::authorize,
-    session::{check_csrf, flash},
+    session::{CsrfForm, check_csrf, flash},
+    to_setup,
 };
 use crate::{links, scheduler, state::AppState};
-
-fn back(store: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, format!("/app/stores/{store}")))
-        .finish()
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
 
 /// `POST /app/stores/{id}/sync`: the trailing 60 days, now.
 pub async fn sync_now(
@@ -38,7 +28,7 @@ pub async fn sync_now(
         &session,
         "Sync queued: Amazon's figures of the last 60 days are being read and the orders updated. Reload in a moment.",
     );
-    Ok(back(store.as_str()))
+    Ok(to_setup(&store))
 }
 
 #[derive(Deserialize)]
@@ -72,7 +62,7 @@ pub async fn sales_basis(
         &session,
         "Saved. The next sync recomputes every day that is not final yet (the last 60 days).",
     );
-    Ok(back(store.as_str()))
+    Ok(to_setup(&store))
 }
 
 /// `POST /app/stores/{id}/sandbox/shoppers` (sandbox only): every link gets its first click at the
@@ -121,7 +111,7 @@ pub async fn sandbox_shoppers(
             format!("Sandbox Amazon refused the clicks ({}).", res.status()),
         );
     }
-    Ok(back(store.as_str()))
+    Ok(to_setup(&store))
 }
 
 /// `POST /app/stores/{id}/dead-letters/retry`: the merchant fixed the cause (an affiliate, a
@@ -136,5 +126,5 @@ pub async fn retry_dead_letters(
     check_csrf(&session, &form.csrf)?;
     let n = crate::jobs::retry_dead_letters(&state.db, Some(&store), state.clock.now()).await?;
     flash(&session, format!("{n} refused push(es) queued again."));
-    Ok(back(store.as_str()))
+    Ok(to_setup(&store))
 }

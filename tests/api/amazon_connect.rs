@@ -423,14 +423,7 @@ async fn with_two_profiles_the_merchant_chooses() {
     assert_eq!(w.app.count("SELECT COUNT(*) FROM links").await, 0);
     let page = w.app.get("/app/stores/st_1").await.text().await.unwrap();
     assert!(page.contains("Second Brand") && page.contains("Acme Brand"));
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let csrf = w.app.csrf("/app/stores/st_1").await;
 
     let post = |csrf: String| {
         w.app
@@ -478,15 +471,7 @@ async fn affiliate_webhooks_mint_and_retire_links_at_once() {
 async fn landing_pages_are_validated_and_give_links_their_creative_id() {
     let w = world(1).await;
     connect(&w).await;
-    let page = w.app.get("/app/stores/st_1").await.text().await.unwrap();
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let csrf = w.app.csrf("/app/stores/st_1").await;
     let set = |url: &str, kind: &str| {
         w.app
             .client
@@ -525,15 +510,7 @@ async fn landing_pages_are_validated_and_give_links_their_creative_id() {
 async fn disconnect_deletes_the_tokens() {
     let w = world(1).await;
     connect(&w).await;
-    let page = w.app.get("/app/stores/st_1").await.text().await.unwrap();
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let csrf = w.app.csrf("/app/stores/st_1").await;
     let res = w
         .app
         .client

@@ -22,6 +22,36 @@ async fn past_the_lease(w: &SyncWorld) {
     w.app.clock.advance(Duration::seconds(301));
 }
 
+/// A connected store with this report, its sync queued.
+async fn queued(affiliates: usize, rows: Vec<serde_json::Value>) -> SyncWorld {
+    let w = sync_world(0, affiliates, &[]).await;
+    *w.report.rows.lock().unwrap() = rows;
+    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
+        .await
+        .unwrap();
+    w
+}
+
+/// As `queued`, with the sync run: the pushes are queued.
+async fn synced(affiliates: usize, rows: Vec<serde_json::Value>) -> SyncWorld {
+    let w = queued(affiliates, rows).await;
+    assert_eq!(
+        worker::run_next(&w.app.state).await.unwrap(),
+        worker::Outcome::Completed
+    );
+    w
+}
+
+/// A worker takes the next push and dies holding it.
+async fn claim_push(w: &SyncWorld) -> (entity::jobs::Model, i64, chrono::NaiveDate) {
+    let job = claim_and_die(w).await;
+    let jobs::Task::PushOrder { affiliate_id, day } = serde_json::from_str(&job.payload).unwrap()
+    else {
+        panic!("the next job is a push");
+    };
+    (job, affiliate_id, day)
+}
+
 fn two_rows() -> Vec<serde_json::Value> {
     vec![
         report_row("20261101", 1, 10, 1, "10.00"),
@@ -43,11 +73,7 @@ async fn assert_converged(w: &SyncWorld) {
 
 #[tokio::test]
 async fn a_worker_dying_before_the_sync_commits() {
-    let w = sync_world(0, 2, &[]).await;
-    *w.report.rows.lock().unwrap() = two_rows();
-    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
-        .await
-        .unwrap();
+    let w = queued(2, two_rows()).await;
     claim_and_die(&w).await;
     assert_eq!(drain(&w.app).await, 0, "leased to the dead worker");
     past_the_lease(&w).await;
@@ -57,11 +83,7 @@ async fn a_worker_dying_before_the_sync_commits() {
 
 #[tokio::test]
 async fn a_worker_dying_after_the_sync_committed_but_before_its_job_was_done() {
-    let w = sync_world(0, 2, &[]).await;
-    *w.report.rows.lock().unwrap() = two_rows();
-    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
-        .await
-        .unwrap();
+    let w = queued(2, two_rows()).await;
     let job = claim_and_die(&w).await;
     let jobs::Task::SyncStore { from, to, .. } = serde_json::from_str(&job.payload).unwrap() else {
         panic!()
@@ -76,15 +98,7 @@ async fn a_worker_dying_after_the_sync_committed_but_before_its_job_was_done() {
 
 #[tokio::test]
 async fn a_worker_dying_just_before_sending_a_create() {
-    let w = sync_world(0, 2, &[]).await;
-    *w.report.rows.lock().unwrap() = two_rows();
-    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
-        .await
-        .unwrap();
-    assert_eq!(
-        worker::run_next(&w.app.state).await.unwrap(),
-        worker::Outcome::Completed
-    );
+    let w = synced(2, two_rows()).await;
     // The push worker marked the create as attempted, then died before the request left.
     claim_and_die(&w).await;
     let db = &w.app.state.db;
@@ -101,20 +115,8 @@ async fn a_worker_dying_just_before_sending_a_create() {
 
 #[tokio::test]
 async fn a_worker_dying_after_the_program_stored_the_order() {
-    let w = sync_world(0, 2, &[]).await;
-    *w.report.rows.lock().unwrap() = two_rows();
-    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
-        .await
-        .unwrap();
-    assert_eq!(
-        worker::run_next(&w.app.state).await.unwrap(),
-        worker::Outcome::Completed
-    );
-    let job = claim_and_die(&w).await;
-    let jobs::Task::PushOrder { affiliate_id, day } = serde_json::from_str(&job.payload).unwrap()
-    else {
-        panic!()
-    };
+    let w = synced(2, two_rows()).await;
+    let (_job, affiliate_id, day) = claim_push(&w).await;
     // The create reached the program; the worker died before writing down the answer.
     let db = &w.app.state.db;
     db.execute_raw(Statement::from_string(
@@ -142,20 +144,8 @@ async fn a_worker_dying_after_the_program_stored_the_order() {
 
 #[tokio::test]
 async fn a_worker_dying_after_recording_the_push_but_before_its_job_was_done() {
-    let w = sync_world(0, 2, &[]).await;
-    *w.report.rows.lock().unwrap() = two_rows();
-    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
-        .await
-        .unwrap();
-    assert_eq!(
-        worker::run_next(&w.app.state).await.unwrap(),
-        worker::Outcome::Completed
-    );
-    let job = claim_and_die(&w).await;
-    let jobs::Task::PushOrder { affiliate_id, day } = serde_json::from_str(&job.payload).unwrap()
-    else {
-        panic!()
-    };
+    let w = synced(2, two_rows()).await;
+    let (_job, affiliate_id, day) = claim_push(&w).await;
     sync::push::run(&w.app.state, &st1(), affiliate_id, day)
         .await
         .unwrap();
@@ -266,21 +256,9 @@ async fn a_worker_whose_lease_expired_cannot_finish_the_job_it_lost() {
 
 #[tokio::test]
 async fn a_restatement_computed_while_its_push_runs_is_pushed_next() {
-    let w = sync_world(0, 1, &[]).await;
-    *w.report.rows.lock().unwrap() = vec![report_row("20261101", 1, 10, 1, "10.00")];
-    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
-        .await
-        .unwrap();
-    assert_eq!(
-        worker::run_next(&w.app.state).await.unwrap(),
-        worker::Outcome::Completed
-    );
+    let w = synced(1, vec![report_row("20261101", 1, 10, 1, "10.00")]).await;
     // The push of version 1 is under way (its job holds the order's queue key)…
-    let push = claim_and_die(&w).await;
-    let jobs::Task::PushOrder { affiliate_id, day } = serde_json::from_str(&push.payload).unwrap()
-    else {
-        panic!()
-    };
+    let (push, affiliate_id, day) = claim_push(&w).await;
     sync::push::run(&w.app.state, &st1(), affiliate_id, day)
         .await
         .unwrap();

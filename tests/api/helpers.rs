@@ -266,6 +266,16 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The CSRF token the page's forms carry.
+    pub async fn csrf(&self, page: &str) -> String {
+        let html = self.get(page).await.text().await.unwrap();
+        html.split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the page has a form")
+            .to_owned()
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.unwrap()
     }

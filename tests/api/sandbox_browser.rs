@@ -122,7 +122,13 @@ async fn a_newcomer_installs_a_demo_store_connects_amazon_and_sees_the_links() {
     browser.wait_text("#flash", "Sync queued").await;
     crate::sync::drain(&app).await;
     c.refresh().await.unwrap();
+    if let Some(dir) = std::env::var_os("SCREENSHOT_DIR") {
+        // For a person to look at: SCREENSHOT_DIR=/tmp cargo test --test api sandbox_browser
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(std::path::Path::new(&dir).join("setup-page.png"), png).unwrap();
+    }
     let last = browser.text("#last-sync").await;
+
     assert!(last.contains(": ok,"), "{last}");
 
     let store_path = c.current_url().await.unwrap().path().to_owned();

@@ -609,15 +609,7 @@ async fn the_total_basis_pays_on_promoted_plus_brand_halo_sales() {
         "10.00"
     );
     // The merchant switches the store to the total metrics on the setup page.
-    let page = w.app.get("/app/stores/st_1").await.text().await.unwrap();
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let csrf = w.app.csrf("/app/stores/st_1").await;
     let res = w
         .app
         .client
