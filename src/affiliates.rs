@@ -22,7 +22,12 @@ pub async fn upsert(
         store_id: Set(store_id.as_str().to_owned()),
         affiliate_id: Set(affiliate.id.get()),
         name: Set(affiliate.name.trim().to_owned()),
-        ref_code: Set(affiliate.ref_code.clone().filter(|r| !r.trim().is_empty())),
+        ref_code: Set(affiliate
+            .ref_code
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned)),
         status: Set(affiliate.status.clone()),
         deleted_at: Set(None),
         created_at: Set(now),

@@ -305,6 +305,16 @@ impl Settings {
                 "must not exceed amazon.retry_cap_ms",
             ));
         }
+        if self.sandbox.enabled
+            && !(is_loopback(&self.server.host)
+                && self.server.public_url.host_str().is_some_and(is_loopback))
+        {
+            return Err(invalid(
+                "sandbox.enabled",
+                "the sandbox (which lets anyone install demo stores) only serves this machine: \
+                 server.host and server.public_url must be loopback addresses; set APP__SANDBOX__ENABLED=false",
+            ));
+        }
         if self.sandbox.enabled && !self.amazon.client_secret.expose_secret().is_empty() {
             return Err(invalid(
                 "sandbox.enabled",
@@ -358,6 +368,14 @@ impl SyncSettings {
         NaiveTime::parse_from_str(&self.daily_at, "%H:%M")
             .map_err(|_| invalid("sync.daily_at", "must be \"HH:MM\" (24-hour)"))
     }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The 32-byte AEAD key from its base64 form.
@@ -487,13 +505,13 @@ mod tests {
 
     #[test]
     fn environment_overrides_file_overrides_defaults() {
-        let file = "[server]\nport = 7000\nhost = \"0.0.0.0\"\n";
+        let file = "[server]\nport = 7000\nhost = \"::1\"\n";
         let s = Settings::from_sources(
             Some(file),
             env(&[("APP__SERVER__PORT", "9000"), ("UNRELATED", "x")]),
         )
         .unwrap();
-        assert_eq!((s.server.port, s.server.host.as_str()), (9000, "0.0.0.0"));
+        assert_eq!((s.server.port, s.server.host.as_str()), (9000, "::1"));
     }
 
     #[test]
@@ -571,6 +589,35 @@ mod tests {
             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
         );
         assert!(Settings::from_sources(None, env(&[pg, key])).is_ok());
+    }
+
+    #[test]
+    fn the_sandbox_serves_this_machine_only() {
+        for (k, v) in [
+            ("APP__SERVER__HOST", "0.0.0.0"),
+            ("APP__SERVER__PUBLIC_URL", "https://app.example.com"),
+        ] {
+            assert!(
+                problem(Settings::from_sources(None, env(&[(k, v)]))).contains("loopback"),
+                "{k}={v}"
+            );
+            let off = ("APP__SANDBOX__ENABLED", "false");
+            let secrets = (
+                "APP__PLATFORM__WEBHOOK_SECRETS",
+                "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+            );
+            assert!(Settings::from_sources(None, env(&[(k, v), off, secrets])).is_ok());
+        }
+        assert!(
+            Settings::from_sources(
+                None,
+                env(&[
+                    ("APP__SERVER__HOST", "::1"),
+                    ("APP__SERVER__PUBLIC_URL", "http://localhost:8080")
+                ])
+            )
+            .is_ok()
+        );
     }
 
     #[test]

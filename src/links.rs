@@ -246,7 +246,7 @@ pub async fn list(conn: &impl ConnectionTrait, store: &StoreId) -> Result<Vec<Li
 pub fn to_csv(rows: &[LinkRow]) -> String {
     fn field(s: &str) -> String {
         // A leading = + - @ would be a formula in a spreadsheet.
-        let s = if s.starts_with(['=', '+', '-', '@']) {
+        let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
             format!("'{s}")
         } else {
             s.to_owned()

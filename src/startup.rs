@@ -93,28 +93,22 @@ pub async fn prepare(settings: Settings, clock: SharedClock) -> anyhow::Result<A
         .context("database unavailable or migration failed")?;
     let cipher = TokenCipher::new(crypto::load_key(&settings)?);
     let mut secrets = settings.platform.webhook_secrets.clone();
-    if secrets.is_empty() {
-        // Validation allows this only with the sandbox on.
-        let dir = settings
-            .security
-            .key_file
-            .parent()
-            .unwrap_or_else(|| std::path::Path::new("."));
-        let path = dir.join("sandbox-webhook-secret");
-        secrets.push(sandbox::webhook_secret(&path).context("sandbox webhook secret")?);
-        tracing::info!(path = %path.display(), "sandbox: platform webhooks are verified with the secret in this file");
-    }
-    let verifier = Verifier::new(&secrets, settings.platform.webhook_tolerance_secs)?;
     let sandbox = if settings.sandbox.enabled {
         let dir = settings
             .security
             .key_file
             .parent()
             .unwrap_or_else(|| std::path::Path::new("."));
+        // The sandbox plays the platform with a secret of its own, never the real platform's:
+        // what it signs is accepted beside the configured secrets, and only while it is on.
+        let path = dir.join("sandbox-webhook-secret");
+        let own = sandbox::webhook_secret(&path).context("sandbox webhook secret")?;
+        secrets.push(own.clone());
+        tracing::info!(path = %path.display(), "sandbox: its platform webhooks are signed with the secret in this file");
         Some(sandbox::Sandbox::new(sandbox::SandboxConfig {
             public_url: settings.server.public_url.clone(),
             seed: settings.sandbox.seed,
-            webhook_secret: secrets[0].clone(),
+            webhook_secret: own,
             state_file: settings
                 .sandbox
                 .persist
@@ -124,6 +118,7 @@ pub async fn prepare(settings: Settings, clock: SharedClock) -> anyhow::Result<A
     } else {
         None
     };
+    let verifier = Verifier::new(&secrets, settings.platform.webhook_tolerance_secs)?;
     let amazon = AmazonApp::from_settings(&settings, sandbox.as_ref())?;
     Ok(AppState {
         db,

@@ -310,6 +310,11 @@ pub async fn purge_expired(
         .filter(sessions::Column::ExpiresAt.lt(now))
         .exec(db)
         .await?;
+    oauth_states::Entity::delete_many()
+        .filter(oauth_states::Column::ExpiresAt.lt(now))
+        .exec(db)
+        .await?;
+
     Ok(purged)
 }
 

@@ -59,6 +59,8 @@ pub enum ConnectError {
     Amazon(#[from] CallError),
     #[error("the chosen account is not one of this store's choices")]
     UnknownChoice,
+    #[error("the store was uninstalled meanwhile")]
+    StoreGone,
     #[error("Amazon's template tag cannot be used: {0}")]
     Template(#[from] links::LinkError),
     #[error(transparent)]
@@ -89,6 +91,8 @@ impl ConnectError {
             }
             Self::Amazon(e) => format!("Amazon could not be read: {e}. Please try again in a moment."),
             Self::UnknownChoice => "Please choose one of the listed accounts.".into(),
+            Self::StoreGone => "The app was uninstalled from this store meanwhile; nothing was kept.".into(),
+
             Self::Template(e) => format!("Amazon's link template could not be used: {e}."),
             Self::Db(_) | Self::Crypto(_) => "Something went wrong on our side. Please try again.".into(),
         }
@@ -115,6 +119,16 @@ pub async fn start(app: &AppState, store: &StoreId, region: Region) -> Result<Ur
     let verifier = random_token(48);
     let hash = state_hash(&state);
     let now = app.clock.now();
+    // Old attempts of the store go: the table holds only live ones.
+    oauth_states::Entity::delete_many()
+        .filter(oauth_states::Column::StoreId.eq(store.as_str()))
+        .filter(
+            sea_orm::Condition::any()
+                .add(oauth_states::Column::UsedAt.is_not_null())
+                .add(oauth_states::Column::ExpiresAt.lt(now)),
+        )
+        .exec(&app.db)
+        .await?;
     oauth_states::ActiveModel {
         state_hash: Set(hash.clone()),
         store_id: Set(store.as_str().to_owned()),
@@ -238,9 +252,18 @@ async fn save_tokens(
     refresh: &SecretString,
     access: &SecretString,
     expires_in: i64,
-) -> Result<(), DbErr> {
+) -> Result<(), ConnectError> {
     let now = app.clock.now();
     let txn = app.db.begin().await?;
+    // An uninstall (or redaction) that came in while Amazon answered wins: no token is kept.
+    stores::lock(&txn, store).await?;
+    if stores::find(&txn, store)
+        .await?
+        .is_none_or(|s| s.status != stores::ACTIVE)
+    {
+        txn.rollback().await?;
+        return Err(ConnectError::StoreGone);
+    }
     amazon_connections::Entity::delete_by_id(store.as_str())
         .exec(&txn)
         .await?;
@@ -266,7 +289,7 @@ async fn save_tokens(
     }
     .insert(&txn)
     .await?;
-    txn.commit().await
+    Ok(txn.commit().await?)
 }
 
 /// Profiles (legacy Attribution-only ones dropped), then their advertisers; chooses by itself when

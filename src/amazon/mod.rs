@@ -137,6 +137,9 @@ impl AmazonApp {
             redirect_uri,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(a.request_timeout_secs))
+                // The program's token header would follow a redirect to any host; nothing we
+                // call needs one.
+                .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(Duration::from_secs(10))
                 .user_agent(concat!("attribution-bridge/", env!("CARGO_PKG_VERSION")))
                 .build()?,

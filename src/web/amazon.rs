@@ -35,6 +35,9 @@ async fn active_store(app: &AppState, session: &Session) -> Result<StoreId, Page
 #[derive(Deserialize)]
 pub struct ConnectQuery {
     region: Option<String>,
+    /// Without it, another site could bind a merchant's Amazon grant to a store of its own.
+    #[serde(default)]
+    csrf: String,
 }
 
 /// `GET /app/amazon/connect?region=NA|EU|FE`: off to Amazon's consent page.
@@ -44,6 +47,7 @@ pub async fn connect(
     session: Session,
 ) -> Result<HttpResponse, PageError> {
     let store = active_store(&state, &session).await?;
+    check_csrf(&session, &query.csrf)?;
     let region: Region = query
         .region
         .as_deref()

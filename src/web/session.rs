@@ -96,8 +96,9 @@ impl SessionStore for DbSessionStore {
             .await
             .map_err(|e| UpdateError::Other(e.into()))?;
         if res.rows_affected == 0 {
-            // Expired or deleted meanwhile (an uninstall ends sessions): start a new one.
-            return self.save(state, ttl).await.map_err(|e| match e {
+            // Expired or ended meanwhile (an uninstall ends a store's sessions): never revive it
+            // with its store; an empty session takes its place.
+            return self.save(HashMap::new(), ttl).await.map_err(|e| match e {
                 SaveError::Serialization(e) => UpdateError::Serialization(e),
                 SaveError::Other(e) => UpdateError::Other(e),
             });

@@ -216,17 +216,26 @@ fn installed(d: InstalledData) -> Result<Installed, String> {
         None | Some("") => None,
         Some(raw) => {
             let url = Url::parse(raw).map_err(|e| format!("program.api_url: {e}"))?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err("program.api_url must be an http(s) URL".into());
+            // The program's token travels to this URL: TLS, except to this very machine
+            // (the sandbox, local doubles).
+            let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+            if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
+                return Err("program.api_url must be an https URL".into());
             }
             Some(url)
         }
     };
+    let store_url = Url::parse(d.store.url.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or("store.url must be an http(s) URL")?;
+
     Ok(Installed {
         store: StoreInfo {
             id: d.store.id,
             name: d.store.name.trim().to_owned(),
-            url: d.store.url.trim().to_owned(),
+            url: store_url.to_string(),
+
             currency,
         },
         access_token: d.program.access_token,
@@ -261,6 +270,27 @@ mod tests {
         assert!(
             matches!(parse(unknown).map(|p| p.1), Ok(Event::Unknown { event_type }) if event_type == "order.created")
         );
+    }
+
+    #[test]
+    fn urls_that_would_leak_the_token_or_run_script_are_refused() {
+        let install = |store_url: &str, api_url: &str| {
+            let body = format!(
+                r#"{{"type":"app.installed","data":{{"store":{{"id":"st_1","name":"A","url":"{store_url}","currency":"USD"}},
+                "program":{{"access_token":"t","api_url":"{api_url}","default_commission":{{"type":"flat","value":"1"}}}}}}}}"#
+            );
+            parse(body.as_bytes()).map(|_| ())
+        };
+        assert!(install("https://a.example", "https://api.goaffpro.com/v1").is_ok());
+        assert!(
+            install("https://a.example", "http://127.0.0.1:9000/v1").is_ok(),
+            "local doubles and the sandbox"
+        );
+        assert!(
+            install("https://a.example", "http://api.goaffpro.com/v1").is_err(),
+            "the token over plain http"
+        );
+        assert!(install("javascript:alert(1)", "https://api.goaffpro.com/v1").is_err());
     }
 
     #[test]

@@ -35,8 +35,21 @@ pub async fn world(affiliates: usize) -> World {
 
 /// Clicks "Connect Amazon"; returns the consent URL's query.
 pub async fn start_connect(app: &TestApp, client: &reqwest::Client) -> HashMap<String, String> {
+    let page = client
+        .get(app.url("/app/stores/st_1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default();
     let res = client
-        .get(app.url("/app/amazon/connect?region=NA"))
+        .get(app.url(&format!("/app/amazon/connect?region=NA&csrf={csrf}")))
         .send()
         .await
         .unwrap();
@@ -577,4 +590,15 @@ async fn uninstall_deletes_amazon_tokens_and_redact_leaves_nothing() {
     );
     w.app.send(&store_event("store.redact", "st_1")).await;
     assert_eq!(w.app.columns_containing("st_1").await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn connect_requires_the_pages_csrf_token() {
+    // Another site cannot send a merchant's browser off to bind their Amazon grant to its store.
+    let w = world(1).await;
+    let res = w.app.get("/app/amazon/connect?region=NA").await;
+    assert_eq!(res.status(), 403);
+    let res = w.app.get("/app/amazon/connect?region=NA&csrf=guess").await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(w.app.count("SELECT COUNT(*) FROM oauth_states").await, 0);
 }
