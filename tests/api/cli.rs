@@ -47,3 +47,137 @@ fn a_bad_configuration_value_names_itself_and_exits_non_zero() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("sync.daily_at"));
 }
+
+/// SIGTERM while a merchant's request is in flight: it finishes, then the process exits cleanly.
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish() {
+    use crate::doubles::AmazonDouble;
+    let amazon = AmazonDouble::start().await;
+    amazon.lwa.0.lock().unwrap().delay_ms = 1500;
+    let db = TestDb::new().await;
+    let secret = random_secret();
+    let key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut env = test_env(&db, &secret, key);
+    env.retain(|(k, _)| k != "APP__SERVER__PORT");
+    env.push(("APP__SERVER__PORT".into(), port.to_string()));
+    env.extend(amazon.env());
+    let mut server = Command::new(env!("CARGO_BIN_EXE_attribution-bridge"))
+        .arg("serve")
+        .envs(env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    // The process start is the only thing waited for.
+    let mut up = false;
+    for _ in 0..200 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(up, "the server started");
+
+    let signer =
+        attribution_bridge::webhooks::verify::Verifier::new(&[secret.clone().into()], 300).unwrap();
+    let now = chrono::Utc::now().timestamp().to_string();
+    let body = serde_json::to_vec(&install_event("st_1", "gpat_t")).unwrap();
+    let sig = signer.sign(&[b"msg_1", now.as_bytes(), &body]);
+    let res = client
+        .post(format!("{base}/webhooks/platform"))
+        .header("webhook-id", "msg_1")
+        .header("webhook-timestamp", &now)
+        .header("webhook-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let link_sig = signer.sign(&[b"st_1", now.as_bytes()]);
+    let mut link = url::Url::parse(&format!("{base}/app/load")).unwrap();
+    link.query_pairs_mut()
+        .append_pair("store_id", "st_1")
+        .append_pair("timestamp", &now)
+        .append_pair("signature", &link_sig);
+    client.get(link).send().await.unwrap();
+    let page = client
+        .get(format!("{base}/app/stores/st_1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let res = client
+        .get(format!("{base}/app/amazon/connect?region=NA&csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    let consent = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+    let q: std::collections::HashMap<String, String> = consent.query_pairs().into_owned().collect();
+    let code = amazon.allow(&q["code_challenge"]);
+    let mut callback = url::Url::parse(&format!("{base}/oauth/amazon/callback")).unwrap();
+    callback
+        .query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &q["state"]);
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        async move { client.get(callback).send().await.unwrap().status() }
+    });
+    // Once Amazon's (slow) token endpoint has the request, the server is told to stop.
+    let mut asked = false;
+    for _ in 0..200 {
+        let requests = amazon.server.received_requests().await.unwrap();
+        if requests.iter().any(|r| r.url.path() == "/auth/o2/token") {
+            asked = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(asked);
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(
+        in_flight.await.unwrap(),
+        303,
+        "the in-flight request finished"
+    );
+    let exit = tokio::task::spawn_blocking(move || server.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "clean exit: {exit:?}");
+    // And what it did is committed.
+    let conn = sea_orm::Database::connect(&db.url).await.unwrap();
+    use sea_orm::EntityTrait;
+    assert!(
+        entity::amazon_connections::Entity::find_by_id("st_1")
+            .one(&conn)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

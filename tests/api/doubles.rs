@@ -27,6 +27,8 @@ pub struct LwaState {
     pub issued: usize,
     /// The next token answer, instead of the normal one.
     pub next_error: Option<(u16, Value)>,
+    /// Every token answer takes this long (a slow Amazon).
+    pub delay_ms: u64,
 }
 
 fn form(req: &Request) -> HashMap<String, String> {
@@ -45,7 +47,16 @@ pub struct Lwa(pub Arc<Mutex<LwaState>>);
 
 impl Respond for Lwa {
     fn respond(&self, req: &Request) -> ResponseTemplate {
+        let delay = self.0.lock().unwrap().delay_ms;
+        self.answer(req)
+            .set_delay(std::time::Duration::from_millis(delay))
+    }
+}
+
+impl Lwa {
+    fn answer(&self, req: &Request) -> ResponseTemplate {
         let mut s = self.0.lock().unwrap();
+
         if let Some((status, body)) = s.next_error.take() {
             return ResponseTemplate::new(status).set_body_json(body);
         }
