@@ -17,6 +17,7 @@ pub mod db;
 pub mod ids;
 pub mod jobs;
 pub mod links;
+pub mod metrics;
 pub mod money;
 pub mod program;
 pub mod retry;

@@ -129,6 +129,7 @@ pub async fn prepare(settings: Settings, clock: SharedClock) -> anyhow::Result<A
         amazon: Arc::new(amazon),
         token_locks: Arc::default(),
         sandbox,
+        metrics: Arc::default(),
     })
 }
 

@@ -22,4 +22,5 @@ pub struct AppState {
     pub token_locks: Arc<TokenLocks>,
     /// The built-in fake Amazon and program, when `[sandbox] enabled`.
     pub sandbox: Option<crate::sandbox::Sandbox>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }

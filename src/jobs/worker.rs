@@ -137,6 +137,7 @@ pub async fn run_next(app: &AppState) -> Result<Outcome, sea_orm::DbErr> {
         _ => {}
     }
     txn.commit().await?;
+    app.metrics.job(&job.kind, outcome);
     match (&how, &task, &store) {
         (Finish::Dead { error }, Ok(Task::PushOrder { affiliate_id, day }), Ok(store)) => {
             tracing::error!(store_id = %store, affiliate_id, %day, error, "push went to the dead letters");

@@ -17,3 +17,16 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         }
     }
 }
+
+/// Prometheus (OpenMetrics text): what the service did and what is waiting.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    match state.metrics.render(&state.db).await {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(text),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics unavailable");
+            HttpResponse::ServiceUnavailable().body("database unreachable")
+        }
+    }
+}

@@ -18,6 +18,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, webhook_body_limit: usize) {
     cfg.route("/", web::get().to(pages::home))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
         .service(
             web::resource("/webhooks/platform")
                 .app_data(web::PayloadConfig::new(webhook_body_limit))

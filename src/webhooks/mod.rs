@@ -73,10 +73,20 @@ pub async fn receive(
         signature: header("webhook-signature"),
     };
     let receipt = process(&state, headers, &body).await.inspect_err(|e| {
+        state.metrics.webhook(match e {
+            WebhookError::Unauthorized(_) => "unauthorized",
+            WebhookError::Malformed(_) => "malformed",
+            WebhookError::Database(_) => "unavailable",
+        });
         if !matches!(e, WebhookError::Database(_)) {
             tracing::warn!(error = %e, "webhook refused");
         }
     })?;
+    state.metrics.webhook(match receipt {
+        Receipt::Processed => "processed",
+        Receipt::Ignored => "ignored",
+        Receipt::Duplicate => "duplicate",
+    });
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": receipt })))
 }
 

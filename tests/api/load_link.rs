@@ -80,3 +80,34 @@ async fn health_and_readiness() {
     assert_eq!(app.get("/healthz").await.status(), 200);
     assert_eq!(app.get("/readyz").await.status(), 200);
 }
+
+#[tokio::test]
+async fn metrics_count_webhooks_and_report_the_backlog() {
+    let app = spawn_app().await;
+    app.install("st_1", "t").await;
+    app.send(&store_event("app.uninstalled", "st_never")).await;
+    app.post_raw(
+        Some("msg_bad"),
+        Some(&app.now().to_string()),
+        Some("v1,AAAA"),
+        b"{}".to_vec(),
+    )
+    .await;
+    let res = app.get("/metrics").await;
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(
+        text.contains("attribution_bridge_webhooks_total{outcome=\"processed\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("attribution_bridge_webhooks_total{outcome=\"unauthorized\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("attribution_bridge_stores_active 1"),
+        "{text}"
+    );
+    assert!(text.contains("attribution_bridge_jobs_waiting 0"), "{text}");
+    assert!(!text.contains("st_1"), "no store data in metrics");
+}
