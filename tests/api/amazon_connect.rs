@@ -602,3 +602,44 @@ async fn connect_requires_the_pages_csrf_token() {
     assert_eq!(res.status(), 403);
     assert_eq!(w.app.count("SELECT COUNT(*) FROM oauth_states").await, 0);
 }
+
+#[tokio::test]
+async fn an_uninstall_while_amazon_answers_the_callback_keeps_no_token() {
+    let w = world(1).await;
+    let consent = start_connect(&w.app, &w.app.client).await;
+    let code = w.amazon.allow(&consent["code_challenge"]);
+    w.amazon.lwa.0.lock().unwrap().delay_ms = 800;
+    let mut url = url::Url::parse(&w.app.url("/oauth/amazon/callback")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &consent["state"]);
+    let in_flight = tokio::spawn({
+        let client = w.app.client.clone();
+        async move { client.get(url).send().await.unwrap().status() }
+    });
+    // Once Amazon holds the token request, the platform uninstalls the app.
+    let mut asked = false;
+    for _ in 0..200 {
+        let requests = w.amazon.server.received_requests().await.unwrap();
+        if requests.iter().any(|r| r.url.path() == "/auth/o2/token") {
+            asked = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(asked);
+    w.app.send(&store_event("app.uninstalled", "st_1")).await;
+    assert_eq!(in_flight.await.unwrap(), 303);
+    assert_eq!(
+        w.app.count("SELECT COUNT(*) FROM amazon_connections").await,
+        0,
+        "no token kept"
+    );
+    assert_eq!(
+        w.app
+            .count("SELECT COUNT(*) FROM sessions WHERE store_id = 'st_1'")
+            .await,
+        0,
+        "the session is not revived"
+    );
+}
