@@ -150,6 +150,7 @@ pub struct JobSettings {
     pub overload_floor_secs: u64,
     pub lease_secs: u64,
     pub poll_interval_ms: u64,
+    pub concurrency: usize,
 }
 
 impl JobSettings {
@@ -352,6 +353,9 @@ impl Settings {
                 "jobs.lease_secs",
                 "must exceed amazon.request_timeout_secs, or a slow call's job is taken twice",
             ));
+        }
+        if !(1..=64).contains(&self.jobs.concurrency) {
+            return Err(invalid("jobs.concurrency", "must be between 1 and 64"));
         }
         if self.jobs.poll_interval_ms == 0 {
             return Err(invalid("jobs.poll_interval_ms", "must be at least 1"));

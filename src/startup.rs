@@ -70,18 +70,25 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let workers = self.state.settings.workers.enabled.then(|| {
+            // Several job loops: pushes wait on the program's answers, not on each other.
+            let loops: Vec<_> = (0..self.state.settings.jobs.concurrency)
+                .map(|_| tokio::spawn(crate::jobs::worker::run(self.state.clone(), stop.clone())))
+                .collect();
             (
                 tokio::spawn(sweep_loop(self.state.clone(), stop.clone())),
-                tokio::spawn(crate::jobs::worker::run(self.state.clone(), stop.clone())),
+                loops,
             )
         });
         let served = self.server.await;
         stop.cancel();
-        if let Some((sweep, jobs)) = workers {
+        if let Some((sweep, loops)) = workers {
             sweep.await.context("background sweep panicked")?;
             // An interrupted job keeps its lease and is taken up again after it expires.
-            jobs.await.context("job worker panicked")?;
+            for job_loop in loops {
+                job_loop.await.context("job worker panicked")?;
+            }
         }
+
         served.context("HTTP server failed")
     }
 }
