@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{
     PageError,
-    pages::authorize,
+    pages::{authorize, authorize_form},
     session::{self, CsrfForm, check_csrf, flash},
     to_setup,
 };
@@ -109,8 +109,7 @@ pub async fn choose(
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let store = authorize(&session, &path)?;
-    check_csrf(&session, &form.csrf)?;
+    let store = authorize_form(&session, &path, &form.csrf)?;
     let (profile, advertiser) = form
         .choice
         .split_once(':')
@@ -132,8 +131,7 @@ pub async fn disconnect(
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let store = authorize(&session, &path)?;
-    check_csrf(&session, &form.csrf)?;
+    let store = authorize_form(&session, &path, &form.csrf)?;
     connect::disconnect(&state, &store).await?;
     flash(
         &session,
@@ -156,8 +154,7 @@ pub async fn landing_page(
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let store = authorize(&session, &path)?;
-    check_csrf(&session, &form.csrf)?;
+    let store = authorize_form(&session, &path, &form.csrf)?;
     let conn = entity::amazon_connections::Entity::find_by_id(store.as_str())
         .one(&state.db)
         .await?;
@@ -193,8 +190,7 @@ pub async fn remove_landing_page(
     session: Session,
 ) -> Result<HttpResponse, PageError> {
     let (store_id, page) = path.into_inner();
-    let store = authorize(&session, &store_id)?;
-    check_csrf(&session, &form.csrf)?;
+    let store = authorize_form(&session, &store_id, &form.csrf)?;
     let now = state.clock.now();
     let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
     links::remove_landing_page(&txn, &store, &page).await?;

@@ -36,6 +36,17 @@ pub fn authorize(session: &Session, requested: &str) -> Result<StoreId, PageErro
     Ok(current)
 }
 
+/// As [`authorize`], for a form: it must also carry this session's CSRF token.
+pub fn authorize_form(
+    session: &Session,
+    requested: &str,
+    csrf: &str,
+) -> Result<StoreId, PageError> {
+    let store = authorize(session, requested)?;
+    session::check_csrf(session, csrf)?;
+    Ok(store)
+}
+
 struct AffiliateRow {
     id: i64,
     name: String,

@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::{
     PageError,
-    pages::authorize,
-    session::{CsrfForm, check_csrf, flash},
+    pages::authorize_form,
+    session::{CsrfForm, flash},
     to_setup,
 };
 use crate::{links, scheduler, state::AppState};
@@ -21,8 +21,7 @@ pub async fn sync_now(
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let store = authorize(&session, &path)?;
-    check_csrf(&session, &form.csrf)?;
+    let store = authorize_form(&session, &path, &form.csrf)?;
     scheduler::enqueue_now(&state, &store, None, "manual").await?;
     flash(
         &session,
@@ -44,8 +43,7 @@ pub async fn sales_basis(
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let store = authorize(&session, &path)?;
-    check_csrf(&session, &form.csrf)?;
+    let store = authorize_form(&session, &path, &form.csrf)?;
     let basis = match form.basis.as_str() {
         "promoted" | "total" => form.basis.clone(),
         _ => return Err(PageError::BadRequest("choose promoted or total".into())),
@@ -73,8 +71,7 @@ pub async fn sandbox_shoppers(
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let store = authorize(&session, &path)?;
-    check_csrf(&session, &form.csrf)?;
+    let store = authorize_form(&session, &path, &form.csrf)?;
     if state.sandbox.is_none() {
         return Err(PageError::NotFound);
     }
@@ -122,8 +119,7 @@ pub async fn retry_dead_letters(
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let store = authorize(&session, &path)?;
-    check_csrf(&session, &form.csrf)?;
+    let store = authorize_form(&session, &path, &form.csrf)?;
     let n = crate::jobs::retry_dead_letters(&state.db, Some(&store), state.clock.now()).await?;
     flash(&session, format!("{n} refused push(es) queued again."));
     Ok(to_setup(&store))

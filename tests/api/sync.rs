@@ -419,27 +419,14 @@ async fn a_permanent_refusal_goes_to_the_dead_letters_and_can_be_retried() {
     sync_now(&w).await;
     assert_eq!(*w.orders.writes.lock().unwrap(), 1);
 
-    let env = test_env(&w.app.db, &w.app.secret, &w.app.encryption_key);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_attribution-bridge"))
-        .args(["dead-letters"])
-        .envs(env.clone())
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&out.stdout);
+    let (_, listing, _) = cli(&w, &["dead-letters"]);
     assert!(
         listing.contains("st_1") && listing.contains("affiliate not found"),
         "{listing}"
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_attribution-bridge"))
-        .args(["dead-letters", "--retry"])
-        .envs(env)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, _, err) = cli(&w, &["dead-letters", "--retry"]);
+    assert!(ok, "{err}");
+
     drain(&w.app).await;
     assert_eq!(w.orders.count(), 1);
     assert_eq!(
