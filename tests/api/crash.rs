@@ -1,9 +1,6 @@
 //! A worker that dies between any two steps leaves a state from which the next run converges to
 //! exactly the right orders. "Dying" is a claimed job that is never finished: its lease expires.
-use attribution_bridge::{
-    jobs::{self, worker},
-    scheduler, sync,
-};
+use attribution_bridge::{jobs, scheduler, sync};
 use chrono::Duration;
 use sea_orm::{ConnectionTrait, Statement};
 
@@ -35,10 +32,7 @@ async fn queued(affiliates: usize, rows: Vec<serde_json::Value>) -> SyncWorld {
 /// As `queued`, with the sync run: the pushes are queued.
 async fn synced(affiliates: usize, rows: Vec<serde_json::Value>) -> SyncWorld {
     let w = queued(affiliates, rows).await;
-    assert_eq!(
-        worker::run_next(&w.app.state).await.unwrap(),
-        worker::Outcome::Completed
-    );
+    run_one(&w.app).await;
     w
 }
 
@@ -163,10 +157,7 @@ async fn two_workers_racing_on_one_queue_run_each_job_once() {
     scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
         .await
         .unwrap();
-    assert_eq!(
-        worker::run_next(&w.app.state).await.unwrap(),
-        worker::Outcome::Completed
-    );
+    run_one(&w.app).await;
     // Three workers, as three instances on one database would run.
     let (a, b, c) = tokio::join!(drain(&w.app), drain(&w.app), drain(&w.app));
     assert_eq!(a + b + c, 40);
@@ -268,10 +259,7 @@ async fn a_restatement_computed_while_its_push_runs_is_pushed_next() {
     scheduler::enqueue_now(&w.app.state, &st1(), Some((day, day)), "test")
         .await
         .unwrap();
-    assert_eq!(
-        worker::run_next(&w.app.state).await.unwrap(),
-        worker::Outcome::Completed
-    );
+    run_one(&w.app).await;
     // The push finishes as the worker finishes it; the newer version is queued then.
     let now = w.app.clock_now();
     assert!(

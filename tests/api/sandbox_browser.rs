@@ -28,12 +28,7 @@ async fn a_newcomer_installs_a_demo_store_connects_amazon_and_sees_the_links() {
 
     c.goto(&app.url("/")).await.unwrap();
     assert!(browser.text("#sandbox-banner").await.contains("Sandbox"));
-    c.find(Locator::Css("#install-demo"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#install-demo").await;
     c.wait()
         .for_element(Locator::Css("#install-state"))
         .await
@@ -49,12 +44,7 @@ async fn a_newcomer_installs_a_demo_store_connects_amazon_and_sees_the_links() {
     assert_eq!(browser.text("#install-state").await, "Installed");
     assert_eq!(browser.text("#amazon-state").await, "Not connected");
 
-    c.find(Locator::Css("#connect"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#connect").await;
     // Amazon's (sandbox) consent page.
     c.wait().for_element(Locator::Css("#allow")).await.unwrap();
     let at = c.current_url().await.unwrap();
@@ -64,12 +54,7 @@ async fn a_newcomer_installs_a_demo_store_connects_amazon_and_sees_the_links() {
         c.source().await.unwrap()
     );
     assert!(c.source().await.unwrap().contains("Sandbox"));
-    c.find(Locator::Css("#allow"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#allow").await;
     c.wait().for_element(Locator::Css("#flash")).await.unwrap();
 
     assert!(
@@ -106,19 +91,9 @@ async fn a_newcomer_installs_a_demo_store_connects_amazon_and_sees_the_links() {
     );
 
     // Shoppers click every link; "Sync now" reads Amazon's figures and pushes the orders.
-    c.find(Locator::Css("#simulate-shoppers"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#simulate-shoppers").await;
     browser.wait_text("#flash", "links were clicked").await;
-    c.find(Locator::Css("#sync-now"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#sync-now").await;
     browser.wait_text("#flash", "Sync queued").await;
     crate::sync::drain(&app).await;
     c.refresh().await.unwrap();
@@ -183,12 +158,7 @@ async fn a_newcomer_installs_a_demo_store_connects_amazon_and_sees_the_links() {
         .unwrap();
     assert!(res.status().is_redirection(), "{}", res.status());
     c.refresh().await.unwrap();
-    c.find(Locator::Css("#sync-now"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#sync-now").await;
     browser.wait_text("#flash", "Sync queued").await;
     crate::sync::drain(&app).await;
     let after = status::ledger(&app.state.db, &store).await.unwrap();

@@ -73,6 +73,14 @@ pub async fn drain(app: &TestApp) -> usize {
     n
 }
 
+/// Runs exactly one due job, which must exist.
+pub async fn run_one(app: &TestApp) {
+    assert_eq!(
+        worker::run_next(&app.state).await.unwrap(),
+        worker::Outcome::Completed
+    );
+}
+
 /// "Sync now": the trailing 60 days, then every job that is due.
 pub async fn sync_now(w: &SyncWorld) {
     scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
@@ -451,10 +459,7 @@ async fn uninstall_during_a_sync_stops_its_pushes() {
         .await
         .unwrap();
     // The sync runs and enqueues the pushes; before they run, the platform uninstalls.
-    assert_eq!(
-        worker::run_next(&w.app.state).await.unwrap(),
-        worker::Outcome::Completed
-    );
+    run_one(&w.app).await;
     assert_eq!(
         w.app
             .count("SELECT COUNT(*) FROM jobs WHERE kind = 'push_order' AND status = 'pending'")
