@@ -7,16 +7,9 @@
 use std::{sync::Arc, time::Instant};
 
 use attribution_bridge::{
-    Application,
-    clock::SystemClock,
-    commission::DefaultCommission,
-    config::Settings,
-    db,
-    ids::StoreId,
-    sync::{
-        ledger::{self, Basis, Context},
-        report::{Figures, Rows},
-    },
+    Application, clients::amazon::report::Figures, clients::amazon::report::Rows, config::Settings,
+    db, domain::clock::SystemClock, domain::commission::DefaultCommission, domain::ids::StoreId,
+    flows::sync::ledger, flows::sync::ledger::Basis, flows::sync::ledger::Context,
     webhooks::verify::Verifier,
 };
 use chrono::{Duration, NaiveDate, Utc};

@@ -4,7 +4,9 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
 
-use crate::{Application, config::Settings, db, ids::StoreId, links, stores, telemetry};
+use crate::{
+    Application, config::Settings, db, domain::ids::StoreId, flows::links, store::stores, telemetry,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -140,19 +142,21 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             wait,
         } => {
             let store = StoreId::parse(&store)?;
-            let app =
-                crate::startup::prepare(settings, std::sync::Arc::new(crate::clock::SystemClock))
-                    .await?;
+            let app = crate::startup::prepare(
+                settings,
+                std::sync::Arc::new(crate::domain::clock::SystemClock),
+            )
+            .await?;
             stores::find(&app.db, &store)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no store {store}"))?;
-            crate::scheduler::enqueue_now(&app, &store, from.zip(to), "cli").await?;
+            crate::flows::scheduler::enqueue_now(&app, &store, from.zip(to), "cli").await?;
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
             loop {
                 while crate::jobs::worker::run_next(&app).await?
                     == crate::jobs::worker::Outcome::Completed
                 {}
-                let status = crate::status::store_status(&app.db, &store).await?;
+                let status = crate::flows::status::store_status(&app.db, &store).await?;
                 let next = status
                     .next_job_at
                     .map(|at| (at - app.clock.now()).to_std().unwrap_or_default());
@@ -171,7 +175,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Ledger { store, json } => {
             let store = StoreId::parse(&store)?;
             let db = db::connect_and_migrate(&settings.database).await?;
-            let entries = crate::status::ledger(&db, &store).await?;
+            let entries = crate::flows::status::ledger(&db, &store).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&entries)?);
             } else {

@@ -102,8 +102,8 @@ pub struct AmazonSettings {
 }
 
 impl AmazonSettings {
-    pub fn retry(&self) -> crate::retry::RetryPolicy {
-        crate::retry::RetryPolicy {
+    pub fn retry(&self) -> crate::clients::http::RetryPolicy {
+        crate::clients::http::RetryPolicy {
             attempts: self.retry_attempts,
             base: Duration::from_millis(self.retry_base_ms),
             cap: Duration::from_millis(self.retry_cap_ms),

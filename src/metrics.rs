@@ -104,7 +104,7 @@ impl Metrics {
             .count(db)
             .await?;
         let active = stores::Entity::find()
-            .filter(stores::Column::Status.eq(crate::stores::ACTIVE))
+            .filter(stores::Column::Status.eq(crate::store::stores::ACTIVE))
             .count(db)
             .await?;
         self.jobs_waiting

@@ -13,13 +13,15 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    amazon::AmazonApp,
-    clock::{SharedClock, SystemClock},
+    clients::amazon::AmazonApp,
     config::Settings,
     crypto::{self, TokenCipher},
-    db, roster, sandbox,
+    db,
+    domain::clock::{SharedClock, SystemClock},
+    flows::roster,
+    sandbox,
     state::AppState,
-    stores,
+    store::stores,
     web::{routes, session::DbSessionStore},
     webhooks::verify::Verifier,
 };

@@ -4,11 +4,8 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    amazon::{AmazonApp, tokens::TokenLocks},
-    clock::SharedClock,
-    config::Settings,
-    crypto::TokenCipher,
-    webhooks::verify::Verifier,
+    clients::amazon::AmazonApp, config::Settings, crypto::TokenCipher, domain::clock::SharedClock,
+    flows::tokens::TokenLocks, webhooks::verify::Verifier,
 };
 
 #[derive(Clone)]

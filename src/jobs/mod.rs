@@ -13,7 +13,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::ids::StoreId;
+use crate::domain::ids::StoreId;
 
 pub const PENDING: &str = "pending";
 pub const RUNNING: &str = "running";
@@ -115,7 +115,7 @@ pub async fn enqueue_many(
     rows: Vec<jobs::ActiveModel>,
 ) -> Result<u64, DbErr> {
     let mut added = 0;
-    for chunk in rows.chunks(crate::sync::ledger::BATCH) {
+    for chunk in rows.chunks(crate::flows::sync::ledger::BATCH) {
         added += jobs::Entity::insert_many(chunk.to_vec())
             .on_conflict(
                 OnConflict::column(jobs::Column::DedupeKey)
@@ -319,7 +319,7 @@ pub async fn retry_dead_letters(
     use sea_orm::TransactionTrait;
     let txn = db.begin().await?;
     let n = retry_dead(&txn, store, now).await?;
-    crate::sync::ledger::revive_dead_orders(&txn, store).await?;
+    crate::flows::sync::ledger::revive_dead_orders(&txn, store).await?;
     txn.commit().await?;
     Ok(n)
 }

@@ -5,8 +5,12 @@ use chrono::Duration;
 use sea_orm::TransactionTrait;
 use tokio_util::sync::CancellationToken;
 
-use super::{Attempt, Finish, JobError, Task, claim, finish, record_attempt};
-use crate::{ids::StoreId, scheduler, state::AppState, sync};
+use crate::{
+    domain::ids::StoreId,
+    flows::{scheduler, sync},
+    jobs::{Attempt, Finish, JobError, Task, claim, finish, record_attempt},
+    state::AppState,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -42,7 +46,7 @@ pub async fn run_next(app: &AppState) -> Result<Outcome, sea_orm::DbErr> {
                 })
         }
         (Ok(Task::PushOrder { affiliate_id, day }), Ok(store)) => {
-            sync::push::run(app, store, *affiliate_id, *day)
+            crate::flows::push::run(app, store, *affiliate_id, *day)
                 .await
                 .map(|p| format!("{p:?}"))
         }
@@ -102,7 +106,7 @@ pub async fn run_next(app: &AppState) -> Result<Outcome, sea_orm::DbErr> {
     // A push's order is locked first (before the job row), so that a sync updating the same
     // order either finishes before us (and we see its version) or after (and finds the key free).
     if let (Ok(Task::PushOrder { affiliate_id, day }), Ok(store)) = (&task, &store) {
-        sync::push::lock_order(&txn, store, *affiliate_id, *day).await?;
+        crate::flows::push::lock_order(&txn, store, *affiliate_id, *day).await?;
     }
     record_attempt(
         &txn,
@@ -129,10 +133,10 @@ pub async fn run_next(app: &AppState) -> Result<Outcome, sea_orm::DbErr> {
     }
     match (&how, &task, &store) {
         (Finish::Dead { error }, Ok(Task::PushOrder { affiliate_id, day }), Ok(store)) => {
-            sync::push::mark_dead(&txn, store, *affiliate_id, *day, error, now).await?;
+            crate::flows::push::mark_dead(&txn, store, *affiliate_id, *day, error, now).await?;
         }
         (Finish::Done, Ok(Task::PushOrder { affiliate_id, day }), Ok(store)) => {
-            sync::push::requeue_if_stale(&txn, store, *affiliate_id, *day, now).await?;
+            crate::flows::push::requeue_if_stale(&txn, store, *affiliate_id, *day, now).await?;
         }
         _ => {}
     }

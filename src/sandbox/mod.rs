@@ -31,7 +31,7 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use sha2::Sha256;
 use url::Url;
 
-use crate::clock::SharedClock;
+use crate::domain::clock::SharedClock;
 use world::{Ids, State};
 
 pub const CLIENT_ID: &str = "amzn1.application-oa2-client.sandbox";

@@ -5,22 +5,21 @@ use actix_web::{HttpResponse, http::header, web};
 use sea_orm::EntityTrait;
 use serde::Deserialize;
 
-use super::{
-    PageError,
-    pages::{authorize, authorize_form},
-    session::{self, CsrfForm, check_csrf, flash},
-    to_setup,
-};
 use crate::{
-    amazon::{
-        Region,
+    clients::amazon::Region,
+    domain::{ids::StoreId, links::parse_landing_page},
+    flows::{
         connect::{self, CallbackQuery, ConnectError, Outcome},
-        links::parse_landing_page,
+        links,
     },
-    ids::StoreId,
-    links,
     state::AppState,
-    stores,
+    store::stores,
+    web::{
+        PageError,
+        pages::{authorize, authorize_form},
+        session::{self, CsrfForm, check_csrf, flash},
+        to_setup,
+    },
 };
 
 async fn active_store(app: &AppState, session: &Session) -> Result<StoreId, PageError> {

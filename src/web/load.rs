@@ -4,8 +4,12 @@ use actix_web::{HttpResponse, http::header, web};
 use rand::{Rng, distr::Alphanumeric};
 use serde::Deserialize;
 
-use super::{PageError, session};
-use crate::{ids::StoreId, state::AppState, stores};
+use crate::{
+    domain::ids::StoreId,
+    state::AppState,
+    store::stores,
+    web::{PageError, session},
+};
 
 #[derive(Deserialize)]
 pub struct LoadQuery {

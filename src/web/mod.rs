@@ -75,7 +75,7 @@ pub fn html(page: &impl Template) -> Result<HttpResponse, PageError> {
 }
 
 /// Back to the store's setup page (after a form).
-pub fn to_setup(store: &crate::ids::StoreId) -> HttpResponse {
+pub fn to_setup(store: &crate::domain::ids::StoreId) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((
             actix_web::http::header::LOCATION,

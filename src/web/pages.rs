@@ -5,14 +5,17 @@ use askama::Template;
 use entity::amazon_connections;
 use sea_orm::EntityTrait;
 
-use super::{PageError, html, session};
 use crate::{
-    affiliates,
-    amazon::{Region, connect::Choice, tokens},
-    ids::StoreId,
-    links::{self, LinkRow},
+    clients::amazon::Region,
+    domain::ids::StoreId,
+    flows::{
+        connect::Choice,
+        links::{self, LinkRow},
+        tokens,
+    },
     state::AppState,
-    stores,
+    store::{affiliates, stores},
+    web::{PageError, html, session},
 };
 
 #[derive(Template)]
@@ -87,9 +90,9 @@ struct Setup {
     regions: Vec<RegionOption>,
     landing_pages: Vec<LandingRow>,
     links: Vec<LinkRow>,
-    status: crate::status::StoreStatus,
+    status: crate::flows::status::StoreStatus,
     sales_basis: String,
-    recent: Vec<crate::status::LedgerEntry>,
+    recent: Vec<crate::flows::status::LedgerEntry>,
     unmatched: u64,
 }
 
@@ -159,8 +162,8 @@ pub async fn setup(
     } else {
         (vec![], vec![])
     };
-    let status = crate::status::store_status(&state.db, &store_id).await?;
-    let mut recent = crate::status::ledger(&state.db, &store_id).await?;
+    let status = crate::flows::status::store_status(&state.db, &store_id).await?;
+    let mut recent = crate::flows::status::ledger(&state.db, &store_id).await?;
     recent.truncate(50);
     let unmatched = {
         use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};

@@ -15,7 +15,7 @@ use sea_orm::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::{clock::SharedClock, ids::StoreId};
+use crate::domain::{clock::SharedClock, ids::StoreId};
 
 pub const STORE_KEY: &str = "store_id";
 pub const CSRF_KEY: &str = "csrf";

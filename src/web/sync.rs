@@ -6,13 +6,16 @@ use entity::stores as store_rows;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use serde::Deserialize;
 
-use super::{
-    PageError,
-    pages::authorize_form,
-    session::{CsrfForm, flash},
-    to_setup,
+use crate::{
+    flows::{links, scheduler},
+    state::AppState,
+    web::{
+        PageError,
+        pages::authorize_form,
+        session::{CsrfForm, flash},
+        to_setup,
+    },
 };
-use crate::{links, scheduler, state::AppState};
 
 /// `POST /app/stores/{id}/sync`: the trailing 60 days, now.
 pub async fn sync_now(

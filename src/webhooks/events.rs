@@ -3,7 +3,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
-use crate::{
+use crate::domain::{
     commission::DefaultCommission,
     currency::Currency,
     ids::{AffiliateId, StoreId},

@@ -11,7 +11,11 @@ use sea_orm::{
 };
 use serde::Serialize;
 
-use crate::{affiliates, links, state::AppState, stores};
+use crate::{
+    flows::links,
+    state::AppState,
+    store::{affiliates, stores},
+};
 use events::{Event, MalformedPayload};
 use verify::{SignedHeaders, VerifyError};
 
@@ -213,7 +217,7 @@ async fn apply(
 
 async fn is_active(
     conn: &impl ConnectionTrait,
-    store_id: &crate::ids::StoreId,
+    store_id: &crate::domain::ids::StoreId,
 ) -> Result<bool, DbErr> {
     Ok(stores::find(conn, store_id)
         .await?

@@ -5,7 +5,7 @@ use std::{
 };
 
 use attribution_bridge::{
-    amazon::{AmazonApp, Region, client::AmazonError},
+    clients::amazon::AmazonApp, clients::amazon::Region, clients::amazon::ads::AmazonError,
     config::Settings,
 };
 use secrecy::SecretString;

@@ -3,9 +3,7 @@
 use std::collections::HashMap;
 
 use attribution_bridge::{
-    amazon::tokens::{self, AuthError},
-    ids::StoreId,
-    links,
+    domain::ids::StoreId, flows::links, flows::tokens, flows::tokens::AuthError,
 };
 use chrono::Duration;
 use serde_json::json;

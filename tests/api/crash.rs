@@ -1,6 +1,6 @@
 //! A worker that dies between any two steps leaves a state from which the next run converges to
 //! exactly the right orders. "Dying" is a claimed job that is never finished: its lease expires.
-use attribution_bridge::{jobs, scheduler, sync};
+use attribution_bridge::{flows::scheduler, flows::sync, jobs};
 use chrono::Duration;
 use sea_orm::{ConnectionTrait, Statement};
 
@@ -140,7 +140,7 @@ async fn a_worker_dying_after_the_program_stored_the_order() {
 async fn a_worker_dying_after_recording_the_push_but_before_its_job_was_done() {
     let w = synced(2, two_rows()).await;
     let (_job, affiliate_id, day) = claim_push(&w).await;
-    sync::push::run(&w.app.state, &st1(), affiliate_id, day)
+    attribution_bridge::flows::push::run(&w.app.state, &st1(), affiliate_id, day)
         .await
         .unwrap();
     past_the_lease(&w).await;
@@ -250,7 +250,7 @@ async fn a_restatement_computed_while_its_push_runs_is_pushed_next() {
     let w = synced(1, vec![report_row("20261101", 1, 10, 1, "10.00")]).await;
     // The push of version 1 is under way (its job holds the order's queue key)…
     let (push, affiliate_id, day) = claim_push(&w).await;
-    sync::push::run(&w.app.state, &st1(), affiliate_id, day)
+    attribution_bridge::flows::push::run(&w.app.state, &st1(), affiliate_id, day)
         .await
         .unwrap();
     // …when Amazon restates the day and a sync computes version 2: its push cannot be queued yet.
@@ -268,9 +268,15 @@ async fn a_restatement_computed_while_its_push_runs_is_pushed_next() {
             .unwrap()
     );
     assert!(
-        sync::push::requeue_if_stale(&w.app.state.db, &st1(), affiliate_id, day, now)
-            .await
-            .unwrap()
+        attribution_bridge::flows::push::requeue_if_stale(
+            &w.app.state.db,
+            &st1(),
+            affiliate_id,
+            day,
+            now
+        )
+        .await
+        .unwrap()
     );
     drain(&w.app).await;
     assert_eq!(

@@ -1,7 +1,8 @@
 use std::sync::Arc;
 
 use attribution_bridge::{
-    Application, clock::ManualClock, config::Settings, state::AppState, webhooks::verify::Verifier,
+    Application, config::Settings, domain::clock::ManualClock, state::AppState,
+    webhooks::verify::Verifier,
 };
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use chrono::{DateTime, TimeZone, Utc};
@@ -183,7 +184,7 @@ impl TestApp {
     }
 
     pub fn clock_now(&self) -> DateTime<Utc> {
-        use attribution_bridge::clock::Clock;
+        use attribution_bridge::domain::clock::Clock;
         self.clock.now()
     }
 

@@ -1,5 +1,5 @@
 //! Install, uninstall, reinstall, redaction and retention of a store.
-use attribution_bridge::{ids::StoreId, stores};
+use attribution_bridge::{domain::ids::StoreId, store::stores};
 use chrono::Duration;
 
 use crate::helpers::*;

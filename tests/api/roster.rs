@@ -1,6 +1,6 @@
 //! Reading the program's roster: `limit`/`offset` paging that ends, even when the program keeps
 //! answering full pages past the end.
-use attribution_bridge::{ids::StoreId, roster};
+use attribution_bridge::{domain::ids::StoreId, flows::roster};
 
 use crate::{doubles::*, helpers::*};
 

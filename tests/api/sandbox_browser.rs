@@ -2,7 +2,9 @@
 //! it, connect Amazon, see one link per affiliate.
 use std::collections::{BTreeSet, HashMap};
 
-use attribution_bridge::{ids::StoreId, money::to_minor, status, stores};
+use attribution_bridge::{
+    domain::ids::StoreId, domain::money::to_minor, flows::status, store::stores,
+};
 use fantoccini::Locator;
 
 use crate::{browser::Browser, helpers::*};

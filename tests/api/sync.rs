@@ -1,10 +1,6 @@
 //! The daily sync end to end: report → figures → ledger → pushes, against doubles of Amazon's
 //! report and the program's orders, with the worker driven step by step and the clock injected.
-use attribution_bridge::{
-    ids::StoreId,
-    jobs::{self, worker},
-    scheduler,
-};
+use attribution_bridge::{domain::ids::StoreId, flows::scheduler, jobs, jobs::worker};
 use chrono::{Duration, NaiveDate};
 use serde_json::json;
 use wiremock::ResponseTemplate;

@@ -15,9 +15,9 @@ async fn inbox(app: &TestApp) -> i64 {
 async fn a_signed_install_creates_the_store() {
     let app = spawn_app().await;
     app.install("st_1001", "gpat_token").await;
-    let store = attribution_bridge::stores::find(
+    let store = attribution_bridge::store::stores::find(
         &app.state.db,
-        &attribution_bridge::ids::StoreId::parse("st_1001").unwrap(),
+        &attribution_bridge::domain::ids::StoreId::parse("st_1001").unwrap(),
     )
     .await
     .unwrap()
@@ -281,9 +281,9 @@ async fn affiliate_events_keep_the_roster() {
     let deleted =
         json!({"type":"affiliate.deleted","data":{"store_id":"st_1","affiliate":{"id":1}}});
     assert_eq!(app.send(&deleted).await, "processed");
-    let current = attribution_bridge::affiliates::list_current(
+    let current = attribution_bridge::store::affiliates::list_current(
         &app.state.db,
-        &attribution_bridge::ids::StoreId::parse("st_1").unwrap(),
+        &attribution_bridge::domain::ids::StoreId::parse("st_1").unwrap(),
     )
     .await
     .unwrap();

@@ -83,9 +83,9 @@ async fn no_secret_reaches_the_logs() {
     // A sync with a refresh of the access token, a push, and a failing push.
     *report.rows.lock().unwrap() = vec![report_row("20261101", 1, 10, 1, "10.00")];
     app.clock.advance(chrono::Duration::hours(2));
-    attribution_bridge::scheduler::enqueue_now(
+    attribution_bridge::flows::scheduler::enqueue_now(
         &app.state,
-        &attribution_bridge::ids::StoreId::parse("st_1").unwrap(),
+        &attribution_bridge::domain::ids::StoreId::parse("st_1").unwrap(),
         None,
         "test",
     )

@@ -15,7 +15,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use super::{CLIENT_ID, CLIENT_SECRET, Sandbox, SandboxConfig, configure};
-use crate::clock::ManualClock;
+use crate::domain::clock::ManualClock;
 
 /// The Standard Webhooks test secret (DESIGN §4.1).
 pub const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";

@@ -14,7 +14,9 @@ use secrecy::SecretString;
 use serde::Serialize;
 
 use crate::{
-    commission::DefaultCommission, crypto::TokenCipher, ids::StoreId, webhooks::events::Installed,
+    crypto::TokenCipher,
+    domain::{commission::DefaultCommission, ids::StoreId},
+    webhooks::events::Installed,
 };
 
 pub const ACTIVE: &str = "active";
@@ -92,7 +94,7 @@ pub async fn install(
                 uninstalled_at: Set(None),
                 created_at: Set(now),
                 updated_at: Set(now),
-                campaign_id: Set(Some(crate::amazon::links::campaign_id_for(id))),
+                campaign_id: Set(Some(crate::domain::links::campaign_id_for(id))),
                 ..Default::default()
             };
             set_commission_fields(&mut store, commission, now);
@@ -190,10 +192,10 @@ pub async fn uninstall(
     orders::Entity::update_many()
         .col_expr(
             orders::Column::PushState,
-            Expr::value(crate::sync::ledger::WAITING),
+            Expr::value(crate::flows::sync::ledger::WAITING),
         )
         .filter(orders::Column::StoreId.eq(id.as_str()))
-        .filter(orders::Column::PushState.eq(crate::sync::ledger::PENDING))
+        .filter(orders::Column::PushState.eq(crate::flows::sync::ledger::PENDING))
         .exec(conn)
         .await?;
 

@@ -1,10 +1,8 @@
 //! Amazon: Login with Amazon (`lwa`), the Ads API (`client`), cached access tokens (`tokens`), the
 //! connect flow (`connect`) and the links minted from the template tag (`links`).
-pub mod client;
-pub mod connect;
-pub mod links;
+pub mod ads;
 pub mod lwa;
-pub mod tokens;
+pub mod report;
 pub mod wire;
 
 use std::{fmt, str::FromStr, time::Duration};
@@ -12,7 +10,7 @@ use std::{fmt, str::FromStr, time::Duration};
 use secrecy::SecretString;
 use url::Url;
 
-use crate::{config::Settings, retry::RetryPolicy, sandbox};
+use crate::{clients::http::RetryPolicy, config::Settings, sandbox};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Region {
@@ -176,7 +174,7 @@ impl AmazonApp {
         }
     }
 
-    pub fn ads(&self, region: Region) -> client::AdsClient<'_> {
-        client::AdsClient::new(self, self.endpoints(region).api)
+    pub fn ads(&self, region: Region) -> ads::AdsClient<'_> {
+        ads::AdsClient::new(self, self.endpoints(region).api)
     }
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
-use crate::retry::{RetryPolicy, retry_after};
+use crate::clients::http::{RetryPolicy, retry_after};
 
 pub mod orders;
 
@@ -51,13 +51,13 @@ pub struct ProgramClient<'a> {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RosterEntry {
-    #[serde(deserialize_with = "crate::amazon::wire::opt_text", default)]
+    #[serde(deserialize_with = "crate::clients::amazon::wire::opt_text", default)]
     pub id: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
     pub ref_code: Option<String>,
-    #[serde(default, deserialize_with = "crate::amazon::wire::opt_text")]
+    #[serde(default, deserialize_with = "crate::clients::amazon::wire::opt_text")]
     pub status: Option<String>,
 }
 

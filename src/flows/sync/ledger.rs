@@ -13,10 +13,9 @@ use sea_orm::{
 };
 use serde_json::{Map, Value, json};
 
-use super::report::{Figures, Rows};
 use crate::{
-    commission::DefaultCommission,
-    ids::StoreId,
+    clients::amazon::report::{Figures, Rows},
+    domain::{commission::DefaultCommission, ids::StoreId},
     jobs::{self, Task},
 };
 

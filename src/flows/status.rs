@@ -9,7 +9,10 @@ use sea_orm::{
 };
 use serde::Serialize;
 
-use crate::{currency::Currency, ids::StoreId, jobs, money::format_minor};
+use crate::{
+    domain::{currency::Currency, ids::StoreId, money::format_minor},
+    jobs,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LastSync {

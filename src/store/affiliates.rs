@@ -7,7 +7,7 @@ use sea_orm::{
 };
 
 use crate::{
-    ids::{AffiliateId, StoreId},
+    domain::ids::{AffiliateId, StoreId},
     webhooks::events::Affiliate,
 };
 

@@ -12,8 +12,12 @@ use entity::amazon_connections;
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, sea_query::Expr};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Region, client::AmazonError, lwa};
-use crate::{crypto::CryptoError, ids::StoreId, state::AppState};
+use crate::{
+    clients::amazon::{Region, ads::AmazonError, lwa},
+    crypto::CryptoError,
+    domain::ids::StoreId,
+    state::AppState,
+};
 
 /// Refresh this long before Amazon's expiry.
 const SKEW_SECS: i64 = 300;

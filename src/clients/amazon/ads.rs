@@ -7,8 +7,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use url::Url;
 
-use super::{AmazonApp, wire};
-use crate::retry::retry_after;
+use crate::clients::{
+    amazon::{AmazonApp, wire},
+    http::retry_after,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AmazonError {

@@ -1,8 +1,6 @@
 //! The daily sync of a store: Amazon's report for a range of days, turned into figures, ledger
 //! entries and pushes (DESIGN §2 steps 5–7, §5).
 pub mod ledger;
-pub mod push;
-pub mod report;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -10,18 +8,16 @@ use entity::{amazon_connections, sync_runs};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, TransactionTrait};
 use serde::Serialize;
 
+use crate::clients::amazon::report;
 use crate::{
-    amazon::{
-        client::AmazonError,
-        links::campaign_id_for,
-        tokens::{self, AuthError, CONNECTED, CallError},
+    clients::amazon::ads::AmazonError,
+    domain::{
+        commission::DefaultCommission, currency::Currency, ids::StoreId, links::campaign_id_for,
     },
-    commission::DefaultCommission,
-    currency::Currency,
-    ids::StoreId,
+    flows::tokens::{self, AuthError, CONNECTED, CallError},
     jobs::{JobError, retry::Failure},
     state::AppState,
-    stores,
+    store::stores,
 };
 use ledger::{Basis, Context, FINAL_AFTER_DAYS, Summary};
 

@@ -8,18 +8,19 @@ use sea_orm::{
     QueryFilter, Statement, sea_query::Expr,
 };
 
-use super::ledger::{DEAD, PUSHED};
 use crate::{
-    currency::Currency,
-    ids::StoreId,
-    jobs::{JobError, retry::Failure},
-    program::{
-        ProgramClient, ProgramError,
-        orders::{NewOrder, OrderChanges, OrderMeta, RemoteOrder, amount},
+    clients::{
+        http::RetryPolicy,
+        program::{
+            ProgramClient, ProgramError,
+            orders::{NewOrder, OrderChanges, OrderMeta, RemoteOrder, amount},
+        },
     },
-    retry::RetryPolicy,
+    domain::{currency::Currency, ids::StoreId},
+    flows::sync::ledger::{DEAD, PUSHED},
+    jobs::{JobError, retry::Failure},
     state::AppState,
-    stores,
+    store::stores,
 };
 
 /// What the push did.
@@ -239,7 +240,7 @@ async fn mark_pushed(
     row.push_state = Set(if up_to_date {
         PUSHED.to_owned()
     } else {
-        super::ledger::PENDING.to_owned()
+        crate::flows::sync::ledger::PENDING.to_owned()
     });
     row.last_push_error = Set(error);
     row.pushed_at = Set(Some(app.clock.now()));

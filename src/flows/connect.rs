@@ -13,14 +13,17 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::{
-    Region,
-    client::AmazonError,
-    links::{self, fill_template},
-    lwa,
-    tokens::{self, AuthError, CHOOSE_ACCOUNT, CONNECTED, CallError, NOT_ELIGIBLE},
+use crate::{
+    clients::amazon::{Region, ads::AmazonError, lwa},
+    crypto::CryptoError,
+    domain::{
+        ids::StoreId,
+        links::{self, fill_template},
+    },
+    flows::tokens::{self, AuthError, CHOOSE_ACCOUNT, CONNECTED, CallError, NOT_ELIGIBLE},
+    state::AppState,
+    store::stores,
 };
-use crate::{crypto::CryptoError, ids::StoreId, state::AppState, stores};
 
 pub const STATE_TTL_MINUTES: i64 = 10;
 
@@ -447,11 +450,11 @@ pub async fn finalize(
     row.updated_at = Set(now);
     row.update(&app.db).await?;
     tracing::info!(store_id = %store, profile_id = choice.profile_id, advertiser_id = %choice.advertiser_id, "Amazon account chosen");
-    if let Err(e) = crate::roster::sync(app, store).await {
+    if let Err(e) = crate::flows::roster::sync(app, store).await {
         tracing::warn!(store_id = %store, error = %e, "roster read after connecting failed; links use the known roster");
     }
     let txn = app.db.begin().await?;
-    crate::links::refresh(&txn, store, now).await?;
+    crate::flows::links::refresh(&txn, store, now).await?;
     txn.commit().await?;
     Ok(())
 }

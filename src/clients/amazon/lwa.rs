@@ -6,7 +6,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::AmazonApp;
+use crate::clients::amazon::AmazonApp;
 
 pub const SCOPE: &str = "advertising::campaign_management";
 
@@ -48,7 +48,7 @@ struct RawGrant {
     access_token: SecretString,
     #[serde(default)]
     refresh_token: Option<SecretString>,
-    #[serde(default, deserialize_with = "super::wire::opt_text")]
+    #[serde(default, deserialize_with = "crate::clients::amazon::wire::opt_text")]
     expires_in: Option<String>,
 }
 

@@ -6,12 +6,14 @@ use entity::amazon_connections;
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 
 use crate::{
-    amazon::tokens::CONNECTED,
-    ids::StoreId,
+    domain::ids::StoreId,
+    flows::{
+        sync::{daily_range, today, zone},
+        tokens::CONNECTED,
+    },
     jobs::{self, Task},
     state::AppState,
-    stores,
-    sync::{daily_range, today, zone},
+    store::stores,
 };
 
 /// Enqueues the daily sync of every connected store whose local time is past `daily_at`.

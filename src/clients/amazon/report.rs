@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 
-use crate::money::{MoneyError, to_count, to_minor};
+use crate::domain::money::{MoneyError, to_count, to_minor};
 
 pub const METRICS: &str = "Click-throughs,attributedDetailPageViewsClicks14d,attributedAddToCartClicks14d,attributedPurchases14d,unitsSold14d,attributedSales14d,attributedTotalPurchases14d,totalUnitsSold14d,totalAttributedSales14d,brb_bonus_amount";
 pub const PAGE_SIZE: u32 = 5000;

@@ -4,8 +4,10 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::{Value, value::RawValue};
 
-use super::{ProgramClient, ProgramError, classify};
-use crate::money::{format_minor, to_minor};
+use crate::{
+    clients::program::{ProgramClient, ProgramError, classify},
+    domain::money::{format_minor, to_minor},
+};
 
 /// An order as the program shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,12 +5,11 @@ use std::collections::HashSet;
 use sea_orm::TransactionTrait;
 
 use crate::{
-    affiliates,
-    ids::{AffiliateId, StoreId},
-    links,
-    program::{ProgramClient, ProgramError},
+    clients::program::{ProgramClient, ProgramError},
+    domain::ids::{AffiliateId, StoreId},
+    flows::links,
     state::AppState,
-    stores,
+    store::{affiliates, stores},
     webhooks::events::Affiliate,
 };
 
@@ -99,7 +98,7 @@ pub async fn sync_connected(app: &AppState) {
     use entity::amazon_connections;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let connected = match amazon_connections::Entity::find()
-        .filter(amazon_connections::Column::Status.eq(crate::amazon::tokens::CONNECTED))
+        .filter(amazon_connections::Column::Status.eq(crate::flows::tokens::CONNECTED))
         .all(&app.db)
         .await
     {

@@ -6,7 +6,7 @@ use std::{fmt, str::FromStr};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use crate::money::{MoneyError, round, scale};
+use crate::domain::money::{MoneyError, round, scale};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommissionKind {
@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn the_design_example_and_rounding_tables() {
-        use crate::money::to_minor;
+        use crate::domain::money::to_minor;
         // DESIGN §5: "191.95999999999998" USD → 19196 → 10 % → 1919.6 → 1920.
         let sales = to_minor("191.95999999999998", 2).unwrap();
         assert_eq!(pct("10").commission_minor(sales, 3, 2), Ok(1920));
@@ -200,9 +200,9 @@ mod tests {
         fn reading_sales_is_within_half_a_minor_unit(cents in 0i64..1_000_000_000, noise in -9i64..=9, exp in 0u32..=3) {
             // Amazon's float artefacts: the exact value ± a few units in the 14th decimal.
             let exact = Decimal::new(cents, exp) + Decimal::new(noise, 14);
-            let got = crate::money::to_minor(&exact.to_string(), exp).unwrap();
+            let got = crate::domain::money::to_minor(&exact.to_string(), exp).unwrap();
             proptest::prop_assert_eq!(got, cents);
-            let scaled = exact * crate::money::scale(exp);
+            let scaled = exact * crate::domain::money::scale(exp);
             proptest::prop_assert!((Decimal::from(got) - scaled).abs() <= Decimal::new(5, 1));
         }
     }

@@ -11,13 +11,12 @@ use sea_orm::{
 use serde::Serialize;
 
 use crate::{
-    affiliates,
-    amazon::{
+    domain::{
+        ids::StoreId,
         links::{ad_group_for, campaign_id_for, fill_template, link_url, marketplace_home},
-        tokens::CONNECTED,
     },
-    ids::StoreId,
-    stores,
+    flows::tokens::CONNECTED,
+    store::{affiliates, stores},
 };
 
 pub const HOME: &str = "home";
