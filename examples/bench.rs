@@ -8,8 +8,8 @@ use std::{sync::Arc, time::Instant};
 
 use attribution_bridge::{
     Application, clients::amazon::report::Figures, clients::amazon::report::Rows, config::Settings,
-    db, domain::clock::SystemClock, domain::commission::DefaultCommission, domain::ids::StoreId,
-    flows::sync::ledger, flows::sync::ledger::Basis, flows::sync::ledger::Context,
+    db, domain::clock::SystemClock, domain::commission::DefaultCommission, domain::figures::Basis,
+    domain::ids::StoreId, flows::sync::ledger, flows::sync::ledger::Context,
     webhooks::verify::Verifier,
 };
 use chrono::{Duration, NaiveDate, Utc};

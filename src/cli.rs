@@ -5,7 +5,13 @@ use clap::{Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
 
 use crate::{
-    Application, config::Settings, db, domain::ids::StoreId, flows::links, store::stores, telemetry,
+    Application,
+    config::Settings,
+    db,
+    domain::ids::StoreId,
+    flows::{links, push, scheduler, status},
+    store::{self, jobs, stores},
+    telemetry,
 };
 
 #[derive(Debug, Parser)]
@@ -147,19 +153,17 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
                 std::sync::Arc::new(crate::domain::clock::SystemClock),
             )
             .await?;
-            stores::find(&app.db, &store)
+            stores::find(&app.deps.db, &store)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no store {store}"))?;
-            crate::flows::scheduler::enqueue_now(&app, &store, from.zip(to), "cli").await?;
+            scheduler::enqueue_now(&app.deps, &store, from.zip(to), "cli").await?;
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
             loop {
-                while crate::jobs::worker::run_next(&app).await?
-                    == crate::jobs::worker::Outcome::Completed
-                {}
-                let status = crate::flows::status::store_status(&app.db, &store).await?;
+                app.worker.drain().await?;
+                let status = status::store_status(&app.deps.db, &store).await?;
                 let next = status
                     .next_job_at
-                    .map(|at| (at - app.clock.now()).to_std().unwrap_or_default());
+                    .map(|at| (at - app.deps.clock.now()).to_std().unwrap_or_default());
                 match next {
                     Some(wait) if std::time::Instant::now() + wait < deadline => {
                         eprintln!("waiting {}s for a scheduled retry…", wait.as_secs());
@@ -175,7 +179,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Ledger { store, json } => {
             let store = StoreId::parse(&store)?;
             let db = db::connect_and_migrate(&settings.database).await?;
-            let entries = crate::flows::status::ledger(&db, &store).await?;
+            let entries = status::ledger(&db, &store).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&entries)?);
             } else {
@@ -199,13 +203,14 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::DeadLetters { retry, store } => {
             let store = store.as_deref().map(StoreId::parse).transpose()?;
             let db = db::connect_and_migrate(&settings.database).await?;
-            let dead = crate::jobs::dead_letters(&db, store.as_ref()).await?;
             if retry {
-                let now = chrono::Utc::now();
-                let n = crate::jobs::retry_dead_letters(&db, store.as_ref(), now).await?;
+                let n = push::retry_dead_letters(&db, store.as_ref(), chrono::Utc::now()).await?;
 
                 println!("{n} dead letter(s) queued again");
-            } else if dead.is_empty() {
+                return Ok(());
+            }
+            let dead = jobs::dead_letters(&db, store.as_ref()).await?;
+            if dead.is_empty() {
                 println!("no dead letters");
             } else {
                 for j in dead {
@@ -228,7 +233,10 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             stores::find(&db, &store)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no store {store}"))?;
-            print!("{}", links::to_csv(&links::list(&db, &store).await?));
+            print!(
+                "{}",
+                links::to_csv(&store::links::current(&db, &store).await?)
+            );
             Ok(())
         }
         Command::Export { links: false, .. } => {

@@ -16,12 +16,12 @@ pub enum ConfigError {
     #[error("configuration: {0}")]
     Load(#[from] config::ConfigError),
     #[error("configuration: `{key}` {problem}")]
-    Invalid { key: &'static str, problem: String },
+    Invalid { key: String, problem: String },
 }
 
-fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
-        key,
+        key: key.into(),
         problem: problem.into(),
     }
 }
@@ -102,12 +102,49 @@ pub struct AmazonSettings {
 }
 
 impl AmazonSettings {
-    pub fn retry(&self) -> crate::clients::http::RetryPolicy {
-        crate::clients::http::RetryPolicy {
-            attempts: self.retry_attempts,
-            base: Duration::from_millis(self.retry_base_ms),
-            cap: Duration::from_millis(self.retry_cap_ms),
+    /// Timeout and retries of calls to Amazon.
+    pub fn http(&self) -> HttpSettings {
+        HttpSettings {
+            request_timeout_secs: self.request_timeout_secs,
+            retry_attempts: self.retry_attempts,
+            retry_base_ms: self.retry_base_ms,
+            retry_cap_ms: self.retry_cap_ms,
         }
+    }
+}
+
+/// How one upstream is called: the same keys under `[amazon]` and `[program]` (not flattened
+/// into them: the environment's strings would no longer read as numbers).
+#[derive(Debug, Clone, Copy)]
+pub struct HttpSettings {
+    /// Each call gives up after this many seconds.
+    pub request_timeout_secs: u64,
+    /// Tries in all for 429, 5xx and unreachable answers.
+    pub retry_attempts: u32,
+    /// The first wait, doubled each time (±20 %), never above `retry_cap_ms`.
+    pub retry_base_ms: u64,
+    pub retry_cap_ms: u64,
+}
+
+impl HttpSettings {
+    fn validate(&self, section: &str) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("{section}.{k}");
+        if !(1..=600).contains(&self.request_timeout_secs) {
+            return Err(invalid(
+                key("request_timeout_secs"),
+                "must be between 1 and 600",
+            ));
+        }
+        if !(1..=20).contains(&self.retry_attempts) {
+            return Err(invalid(key("retry_attempts"), "must be between 1 and 20"));
+        }
+        if self.retry_base_ms > self.retry_cap_ms {
+            return Err(invalid(
+                key("retry_base_ms"),
+                format!("must not exceed {section}.retry_cap_ms"),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -115,6 +152,22 @@ impl AmazonSettings {
 #[serde(deny_unknown_fields)]
 pub struct ProgramSettings {
     pub api_url: Url,
+    pub request_timeout_secs: u64,
+    pub retry_attempts: u32,
+    pub retry_base_ms: u64,
+    pub retry_cap_ms: u64,
+}
+
+impl ProgramSettings {
+    /// Timeout and retries of calls to the program's API.
+    pub fn http(&self) -> HttpSettings {
+        HttpSettings {
+            request_timeout_secs: self.request_timeout_secs,
+            retry_attempts: self.retry_attempts,
+            retry_base_ms: self.retry_base_ms,
+            retry_cap_ms: self.retry_cap_ms,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,19 +204,6 @@ pub struct JobSettings {
     pub lease_secs: u64,
     pub poll_interval_ms: u64,
     pub concurrency: usize,
-}
-
-impl JobSettings {
-    pub fn schedule(&self) -> crate::jobs::retry::Schedule {
-        crate::jobs::retry::Schedule {
-            delays: self
-                .retry_schedule_secs
-                .iter()
-                .map(|s| Duration::from_secs(*s))
-                .collect(),
-            overload_floor: Duration::from_secs(self.overload_floor_secs),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -291,21 +331,8 @@ impl Settings {
         if self.amazon.publisher_id.trim().is_empty() {
             return Err(invalid("amazon.publisher_id", "must not be empty"));
         }
-        if !(1..=600).contains(&self.amazon.request_timeout_secs) {
-            return Err(invalid(
-                "amazon.request_timeout_secs",
-                "must be between 1 and 600",
-            ));
-        }
-        if !(1..=20).contains(&self.amazon.retry_attempts) {
-            return Err(invalid("amazon.retry_attempts", "must be between 1 and 20"));
-        }
-        if self.amazon.retry_base_ms > self.amazon.retry_cap_ms {
-            return Err(invalid(
-                "amazon.retry_base_ms",
-                "must not exceed amazon.retry_cap_ms",
-            ));
-        }
+        self.amazon.http().validate("amazon")?;
+        self.program.http().validate("program")?;
         if self.sandbox.enabled
             && !(is_loopback(&self.server.host)
                 && self.server.public_url.host_str().is_some_and(is_loopback))
@@ -323,7 +350,7 @@ impl Settings {
                  set APP__SANDBOX__ENABLED=false",
             ));
         }
-        self.sync.daily_at()?;
+        self.sync.parse_daily_at()?;
         if self.sync.push_after_days > 60 {
             return Err(invalid("sync.push_after_days", "must be between 0 and 60"));
         }
@@ -348,10 +375,16 @@ impl Settings {
         if self.jobs.lease_secs < 10 {
             return Err(invalid("jobs.lease_secs", "must be at least 10"));
         }
-        if self.jobs.lease_secs <= self.amazon.request_timeout_secs {
+        if self.jobs.lease_secs
+            <= self
+                .amazon
+                .request_timeout_secs
+                .max(self.program.request_timeout_secs)
+        {
             return Err(invalid(
                 "jobs.lease_secs",
-                "must exceed amazon.request_timeout_secs, or a slow call's job is taken twice",
+                "must exceed amazon.request_timeout_secs and program.request_timeout_secs, \
+                 or a slow call's job is taken twice",
             ));
         }
         if !(1..=64).contains(&self.jobs.concurrency) {
@@ -368,9 +401,14 @@ impl Settings {
 }
 
 impl SyncSettings {
-    pub fn daily_at(&self) -> Result<NaiveTime, ConfigError> {
+    fn parse_daily_at(&self) -> Result<NaiveTime, ConfigError> {
         NaiveTime::parse_from_str(&self.daily_at, "%H:%M")
             .map_err(|_| invalid("sync.daily_at", "must be \"HH:MM\" (24-hour)"))
+    }
+
+    /// `daily_at` as a time of day; it was validated when the settings were loaded.
+    pub fn daily_at_time(&self) -> NaiveTime {
+        self.parse_daily_at().unwrap_or(NaiveTime::MIN)
     }
 }
 
@@ -501,7 +539,7 @@ mod tests {
         assert_eq!(s.amazon.publisher_id, "12");
         assert_eq!(s.platform.webhook_tolerance_secs, 300);
         assert_eq!(
-            s.sync.daily_at().unwrap(),
+            s.sync.daily_at_time(),
             NaiveTime::from_hms_opt(6, 0, 0).unwrap()
         );
         assert!(s.amazon.api_url.is_none());

@@ -9,9 +9,21 @@ use secrecy::ExposeSecret;
 
 use crate::config::DatabaseSettings;
 
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DbSetupError {
+    #[error("cannot create the database folder {path}: {source}")]
+    Folder {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
 /// Connects; for SQLite, creates the file's directory, turns on WAL and uses one connection so
 /// writers never contend inside the process (other processes wait on the busy timeout).
-pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
+pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbSetupError> {
     let url = settings.url.expose_secret();
     let mut options = ConnectOptions::new(url.to_owned());
     options
@@ -20,8 +32,10 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     if settings.is_sqlite() {
         let dir = sqlite_path(url).and_then(|p| p.parent().map(std::path::Path::to_path_buf));
         if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(&dir).map_err(|source| DbSetupError::Folder {
+                path: dir.clone(),
+                source,
+            })?;
         }
         options
             .max_connections(1)
@@ -37,7 +51,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     } else {
         options.max_connections(settings.max_connections);
     }
-    Database::connect(options).await
+    Ok(Database::connect(options).await?)
 }
 
 /// The file of a `sqlite:` URL, if it names one (not `:memory:`).
@@ -53,7 +67,9 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
 }
 
-pub async fn connect_and_migrate(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
+pub async fn connect_and_migrate(
+    settings: &DatabaseSettings,
+) -> Result<DatabaseConnection, DbSetupError> {
     let db = connect(settings).await?;
     migrate(&db).await?;
     Ok(db)

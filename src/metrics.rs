@@ -1,5 +1,9 @@
 //! `GET /metrics`: Prometheus counters of what the service did, and gauges of what is waiting,
 //! read from the database at scrape time so that every instance reports the same backlog.
+use sea_orm::{DatabaseConnection, DbErr};
+
+use crate::store::{JobStatus, jobs, stores};
+
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{counter::Counter, family::Family, gauge::Gauge},
@@ -92,29 +96,24 @@ impl Metrics {
     }
 
     /// The OpenMetrics text, with the gauges refreshed from the database.
-    pub async fn render(&self, db: &sea_orm::DatabaseConnection) -> Result<String, sea_orm::DbErr> {
-        use entity::{jobs, stores};
-        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
-        let waiting = jobs::Entity::find()
-            .filter(jobs::Column::Status.is_in([crate::jobs::PENDING, crate::jobs::RUNNING]))
-            .count(db)
-            .await?;
-        let dead = jobs::Entity::find()
-            .filter(jobs::Column::Status.eq(crate::jobs::DEAD))
-            .count(db)
-            .await?;
-        let active = stores::Entity::find()
-            .filter(stores::Column::Status.eq(crate::store::stores::ACTIVE))
-            .count(db)
-            .await?;
-        self.jobs_waiting
-            .set(i64::try_from(waiting).unwrap_or(i64::MAX));
-        self.dead_letters
-            .set(i64::try_from(dead).unwrap_or(i64::MAX));
-        self.stores_active
-            .set(i64::try_from(active).unwrap_or(i64::MAX));
+    pub async fn render(&self, db: &DatabaseConnection) -> Result<String, MetricsError> {
+        let waiting = jobs::count(db, &[JobStatus::Pending, JobStatus::Running]).await?;
+        let dead = jobs::count(db, &[JobStatus::Dead]).await?;
+        let active = stores::count_active(db).await?;
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.jobs_waiting.set(gauge(waiting));
+        self.dead_letters.set(gauge(dead));
+        self.stores_active.set(gauge(active));
         let mut out = String::new();
-        encode(&mut out, &self.registry).map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
+        encode(&mut out, &self.registry)?;
         Ok(out)
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+    #[error("encoding: {0}")]
+    Encode(#[from] std::fmt::Error),
 }

@@ -13,12 +13,20 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    clients::amazon::AmazonApp,
+    clients::{
+        amazon::{AmazonApp, Fallback},
+        program::ProgramApp,
+    },
     config::Settings,
     crypto::{self, TokenCipher},
     db,
     domain::clock::{SharedClock, SystemClock},
-    flows::roster,
+    flows::{Deps, handlers, roster, scheduler},
+    jobs::{
+        retry::Schedule,
+        worker::{Worker, WorkerConfig},
+    },
+    metrics::Metrics,
     sandbox,
     state::AppState,
     store::stores,
@@ -71,13 +79,18 @@ impl Application {
     /// beside it when `[workers] enabled`.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
-        let workers = self.state.settings.workers.enabled.then(|| {
+        let settings = self.state.deps.settings.clone();
+        let workers = settings.workers.enabled.then(|| {
             // Several job loops: pushes wait on the program's answers, not on each other.
-            let loops: Vec<_> = (0..self.state.settings.jobs.concurrency)
-                .map(|_| tokio::spawn(crate::jobs::worker::run(self.state.clone(), stop.clone())))
+            let mut loops: Vec<_> = (0..settings.jobs.concurrency)
+                .map(|_| tokio::spawn(self.state.worker.clone().run(stop.clone())))
                 .collect();
+            loops.push(tokio::spawn(scheduler::run(
+                self.state.deps.clone(),
+                stop.clone(),
+            )));
             (
-                tokio::spawn(sweep_loop(self.state.clone(), stop.clone())),
+                tokio::spawn(sweep_loop(self.state.deps.clone(), stop.clone())),
                 loops,
             )
         });
@@ -128,23 +141,59 @@ pub async fn prepare(settings: Settings, clock: SharedClock) -> anyhow::Result<A
         None
     };
     let verifier = Verifier::new(&secrets, settings.platform.webhook_tolerance_secs)?;
-    let amazon = AmazonApp::from_settings(&settings, sandbox.as_ref())?;
-    Ok(AppState {
+    // With the sandbox on and no Login with Amazon client configured, the sandbox plays Amazon.
+    let fallback = sandbox.as_ref().map(|s| Fallback {
+        client_id: sandbox::CLIENT_ID.to_owned(),
+        client_secret: sandbox::CLIENT_SECRET.into(),
+        authorize: s.authorize_url(),
+        token: s.token_url(),
+        api: s.api_url(),
+    });
+    let redirect_uri = settings.server.public_url.join("/oauth/amazon/callback")?;
+    let amazon = AmazonApp::from_settings(&settings.amazon, redirect_uri, fallback)?;
+    let program = ProgramApp::from_settings(&settings.program)?;
+    let metrics = Arc::new(Metrics::default());
+    let jobs = &settings.jobs;
+    let config = WorkerConfig {
+        schedule: Schedule {
+            delays: jobs
+                .retry_schedule_secs
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
+            overload_floor: Duration::from_secs(jobs.overload_floor_secs),
+        },
+        lease: Duration::from_secs(jobs.lease_secs),
+        poll_interval: Duration::from_millis(jobs.poll_interval_ms),
+    };
+    let deps = Deps {
         db,
-        settings: Arc::new(settings),
         clock,
         cipher: Arc::new(cipher),
-        verifier: Arc::new(verifier),
         amazon: Arc::new(amazon),
+        program: Arc::new(program),
         token_locks: Arc::default(),
+        settings: Arc::new(settings),
+    };
+    let worker = Worker {
+        db: deps.db.clone(),
+        clock: deps.clock.clone(),
+        config,
+        registry: Arc::new(handlers::registry(&deps)),
+        metrics: metrics.clone(),
+    };
+    Ok(AppState {
+        deps,
+        verifier: Arc::new(verifier),
+        worker,
         sandbox,
-        metrics: Arc::default(),
+        metrics,
     })
 }
 
 fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
-    let settings = state.settings.clone();
-    let cookie_key = Key::from(&state.cipher.derive("session-cookie"));
+    let settings = state.deps.settings.clone();
+    let cookie_key = Key::from(&state.deps.cipher.derive("session-cookie"));
     let secure = settings.server.public_url.scheme() == "https";
     let ttl = CookieDuration::minutes(settings.security.session_ttl_minutes);
     let body_limit = settings.server.body_limit_bytes;
@@ -152,7 +201,7 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
     let data = web::Data::new(state.clone());
     let server = HttpServer::new(move || {
         let sessions = SessionMiddleware::builder(
-            DbSessionStore::new(data.db.clone(), data.clock.clone()),
+            DbSessionStore::new(data.deps.db.clone(), data.deps.clock.clone()),
             cookie_key.clone(),
         )
         .cookie_name("ab_session".to_owned())
@@ -188,20 +237,20 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
 
 /// Background upkeep: retention (stores uninstalled longer than `retention_days`, expired
 /// sessions) and a periodic roster read that catches affiliate changes webhooks missed.
-async fn sweep_loop(state: AppState, stop: CancellationToken) {
-    let interval = state.settings.workers.sweep_interval();
-    let roster_every = state.settings.workers.roster_interval();
+async fn sweep_loop(deps: Deps, stop: CancellationToken) {
+    let interval = deps.settings.workers.sweep_interval();
+    let roster_every = deps.settings.workers.roster_interval();
     let mut last_roster: Option<tokio::time::Instant> = None;
     loop {
-        let now = state.clock.now();
-        match stores::purge_expired(&state.db, now, state.settings.platform.retention_days).await {
+        let now = deps.clock.now();
+        match stores::purge_expired(&deps.db, now, deps.settings.platform.retention_days).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "retention sweep"),
             Err(e) => tracing::error!(error = %e, "retention sweep failed"),
         }
         if last_roster.is_none_or(|t| t.elapsed() >= roster_every) {
             last_roster = Some(tokio::time::Instant::now());
-            roster::sync_connected(&state).await;
+            roster::sync_connected(&deps).await;
         }
         tokio::select! {
             () = stop.cancelled() => return,

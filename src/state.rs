@@ -1,23 +1,19 @@
-//! What every handler and worker shares.
+//! What every handler shares: the use cases' dependencies, the webhook verifier, the job worker,
+//! the sandbox and the metrics. Only `web`, `webhooks`, `cli` and `startup` unpack it.
 use std::sync::Arc;
 
-use sea_orm::DatabaseConnection;
-
 use crate::{
-    clients::amazon::AmazonApp, config::Settings, crypto::TokenCipher, domain::clock::SharedClock,
-    flows::tokens::TokenLocks, webhooks::verify::Verifier,
+    flows::Deps, jobs::worker::Worker, metrics::Metrics, sandbox::Sandbox,
+    webhooks::verify::Verifier,
 };
 
 #[derive(Clone)]
 pub struct AppState {
-    pub db: DatabaseConnection,
-    pub settings: Arc<Settings>,
-    pub clock: SharedClock,
-    pub cipher: Arc<TokenCipher>,
+    pub deps: Deps,
     pub verifier: Arc<Verifier>,
-    pub amazon: Arc<AmazonApp>,
-    pub token_locks: Arc<TokenLocks>,
+    /// Runs queued jobs (syncs and pushes) through the handlers the flows registered.
+    pub worker: Worker,
     /// The built-in fake Amazon and program, when `[sandbox] enabled`.
-    pub sandbox: Option<crate::sandbox::Sandbox>,
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub sandbox: Option<Sandbox>,
+    pub metrics: Arc<Metrics>,
 }

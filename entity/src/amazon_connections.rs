@@ -9,7 +9,7 @@ pub struct Model {
     /// `NA`, `EU` or `FE`.
     pub region: String,
     /// `choose_account`, `connected`, `not_eligible` or `needs_reconnect`.
-    pub status: String,
+    pub status: crate::states::ConnectionStatus,
     pub refresh_token: Option<Vec<u8>>,
     pub access_token: Option<Vec<u8>>,
     pub access_expires_at: Option<DateTimeUtc>,

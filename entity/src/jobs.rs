@@ -11,7 +11,7 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub payload: String,
     pub dedupe_key: Option<String>,
-    pub status: String,
+    pub status: crate::states::JobStatus,
     pub attempts: i32,
     pub run_at: DateTimeUtc,
     pub lease_until: Option<DateTimeUtc>,

@@ -12,6 +12,7 @@ pub mod order_versions;
 pub mod orders;
 pub mod program_credentials;
 pub mod sessions;
+pub mod states;
 pub mod stores;
 pub mod sync_runs;
 pub mod unmatched_figures;

@@ -13,7 +13,7 @@ pub struct Model {
     pub sales_minor: i64,
     pub purchases: i64,
     pub commission_minor: i64,
-    pub status: String,
+    pub status: crate::states::OrderStatus,
     pub created_at: DateTimeUtc,
 }
 

@@ -9,7 +9,7 @@ pub struct Model {
     pub url: String,
     pub currency: String,
     /// `active` or `uninstalled`.
-    pub status: String,
+    pub status: crate::states::StoreStatus,
     pub program_api_url: Option<String>,
     /// `percentage` or `flat`.
     pub commission_type: String,
@@ -23,7 +23,7 @@ pub struct Model {
     /// `aa_campaignid` of every link of the store, fixed at first install.
     pub campaign_id: Option<String>,
     /// `promoted` (attributedSales14d/attributedPurchases14d) or `total` (promoted + brand halo).
-    pub sales_basis: String,
+    pub sales_basis: crate::states::SalesBasis,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -17,7 +17,7 @@ pub struct Model {
     pub pushes: i32,
     pub ignored_final: i32,
     pub unmatched: i32,
-    pub status: String,
+    pub status: crate::states::RunStatus,
     #[sea_orm(column_type = "Text", nullable)]
     pub error: Option<String>,
 }

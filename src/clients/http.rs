@@ -1,8 +1,32 @@
-//! How long to wait before trying an upstream again: exponential backoff with ±20 % jitter, a
-//! `Retry-After` honoured up to the cap. Pure, so it is tested without waiting.
+//! The HTTP policy every client shares: one reqwest client per upstream with a timeout per call,
+//! a connect timeout, our user agent and no redirects (a token header would follow a redirect to
+//! any host); exponential backoff with ±20 % jitter, a `Retry-After` honoured up to the cap. The
+//! waits are pure, so they are tested without waiting.
 use std::time::Duration;
 
 use rand::Rng;
+
+use crate::config::HttpSettings;
+
+/// The client and retry policy of one upstream, from its `[amazon]` or `[program]` keys.
+pub fn policy(h: HttpSettings) -> reqwest::Result<(reqwest::Client, RetryPolicy)> {
+    let retry = RetryPolicy {
+        attempts: h.retry_attempts,
+        base: Duration::from_millis(h.retry_base_ms),
+        cap: Duration::from_millis(h.retry_cap_ms),
+    };
+    Ok((client(Duration::from_secs(h.request_timeout_secs))?, retry))
+}
+
+/// A client for one upstream: every call gives up after `timeout`.
+pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("attribution-bridge/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {

@@ -2,12 +2,8 @@
 //! profile and advertiser, and the template tag the links are minted from.
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Duration;
-use entity::{amazon_connections, oauth_states};
 use rand::RngCore;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter,
-    TransactionTrait, sea_query::Expr,
-};
+use sea_orm::{DbErr, TransactionTrait};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -20,9 +16,14 @@ use crate::{
         ids::StoreId,
         links::{self, fill_template},
     },
-    flows::tokens::{self, AuthError, CHOOSE_ACCOUNT, CONNECTED, CallError, NOT_ELIGIBLE},
-    state::AppState,
-    store::stores,
+    flows::{
+        Deps,
+        tokens::{self, AuthError, CallError},
+    },
+    store::{
+        connections::{self, Account},
+        oauth, stores,
+    },
 };
 
 pub const STATE_TTL_MINUTES: i64 = 10;
@@ -117,38 +118,20 @@ fn verifier_aad(hash: &str) -> String {
 }
 
 /// Records a new attempt and returns Amazon's consent URL for it.
-pub async fn start(app: &AppState, store: &StoreId, region: Region) -> Result<Url, ConnectError> {
+pub async fn start(deps: &Deps, store: &StoreId, region: Region) -> Result<Url, ConnectError> {
     let state = random_token(32);
     let verifier = random_token(48);
     let hash = state_hash(&state);
-    let now = app.clock.now();
-    // Old attempts of the store go: the table holds only live ones.
-    oauth_states::Entity::delete_many()
-        .filter(oauth_states::Column::StoreId.eq(store.as_str()))
-        .filter(
-            sea_orm::Condition::any()
-                .add(oauth_states::Column::UsedAt.is_not_null())
-                .add(oauth_states::Column::ExpiresAt.lt(now)),
-        )
-        .exec(&app.db)
-        .await?;
-    oauth_states::ActiveModel {
-        state_hash: Set(hash.clone()),
-        store_id: Set(store.as_str().to_owned()),
-        region: Set(region.as_str().to_owned()),
-        code_verifier: Set(app
-            .cipher
-            .seal(&SecretString::from(verifier.clone()), &verifier_aad(&hash))),
-        expires_at: Set(now + Duration::minutes(STATE_TTL_MINUTES)),
-        used_at: Set(None),
-        created_at: Set(now),
-    }
-    .insert(&app.db)
-    .await?;
-    let endpoints = app.amazon.endpoints(region);
+    let now = deps.clock.now();
+    let sealed = deps
+        .cipher
+        .seal(&SecretString::from(verifier.clone()), &verifier_aad(&hash));
+    let expires = now + Duration::minutes(STATE_TTL_MINUTES);
+    oauth::start(&deps.db, store, &hash, region, sealed, expires, now).await?;
+    let endpoints = deps.amazon.endpoints(region);
     Ok(lwa::consent_url(
         &endpoints.authorize,
-        &app.amazon,
+        &deps.amazon,
         &state,
         &verifier,
     ))
@@ -173,7 +156,7 @@ pub enum Outcome {
 /// Handles Amazon's redirect for the store of the session. The attempt is consumed whatever
 /// happens next, so a replayed callback fails.
 pub async fn callback(
-    app: &AppState,
+    deps: &Deps,
     session_store: &StoreId,
     q: &CallbackQuery,
 ) -> Result<Outcome, ConnectError> {
@@ -183,22 +166,14 @@ pub async fn callback(
         .filter(|s| !s.is_empty())
         .ok_or(ConnectError::MissingState)?;
     let hash = state_hash(state);
-    let attempt = oauth_states::Entity::find_by_id(hash.clone())
-        .one(&app.db)
+    let attempt = oauth::find(&deps.db, &hash)
         .await?
         .ok_or(ConnectError::UnknownState)?;
     if attempt.store_id != session_store.as_str() {
         return Err(ConnectError::ForeignState);
     }
-    let now = app.clock.now();
-    let consumed = oauth_states::Entity::update_many()
-        .col_expr(oauth_states::Column::UsedAt, Expr::value(Some(now)))
-        .filter(oauth_states::Column::StateHash.eq(hash.clone()))
-        .filter(oauth_states::Column::UsedAt.is_null())
-        .filter(oauth_states::Column::ExpiresAt.gt(now))
-        .exec(&app.db)
-        .await?;
-    if consumed.rows_affected != 1 {
+    let now = deps.clock.now();
+    if !oauth::consume(&deps.db, &hash, now).await? {
         return Err(if attempt.used_at.is_some() {
             ConnectError::StateUsed
         } else {
@@ -218,12 +193,12 @@ pub async fn callback(
         .region
         .parse()
         .map_err(|_| ConnectError::UnknownState)?;
-    let verifier = app
+    let verifier = deps
         .cipher
         .open(&attempt.code_verifier, &verifier_aad(&hash))?;
-    let endpoints = app.amazon.endpoints(region);
+    let endpoints = deps.amazon.endpoints(region);
     let grant = lwa::exchange_code(
-        &app.amazon,
+        &deps.amazon,
         &endpoints.token,
         code,
         verifier.expose_secret(),
@@ -236,7 +211,7 @@ pub async fn callback(
         })
     })?;
     save_tokens(
-        app,
+        deps,
         session_store,
         region,
         &refresh,
@@ -245,70 +220,52 @@ pub async fn callback(
     )
     .await?;
     tracing::info!(store_id = %session_store, region = %region, "Amazon connected; reading accounts");
-    discover(app, session_store).await
+    discover(deps, session_store).await
 }
 
 async fn save_tokens(
-    app: &AppState,
+    deps: &Deps,
     store: &StoreId,
     region: Region,
     refresh: &SecretString,
     access: &SecretString,
     expires_in: i64,
 ) -> Result<(), ConnectError> {
-    let now = app.clock.now();
-    let txn = app.db.begin().await?;
+    let now = deps.clock.now();
+    let txn = deps.db.begin().await?;
     // An uninstall (or redaction) that came in while Amazon answered wins: no token is kept.
     stores::lock(&txn, store).await?;
-    if stores::find(&txn, store)
-        .await?
-        .is_none_or(|s| s.status != stores::ACTIVE)
-    {
+    if !stores::is_active(&txn, store).await? {
         txn.rollback().await?;
         return Err(ConnectError::StoreGone);
     }
-    amazon_connections::Entity::delete_by_id(store.as_str())
-        .exec(&txn)
-        .await?;
-    amazon_connections::ActiveModel {
-        store_id: Set(store.as_str().to_owned()),
-        region: Set(region.as_str().to_owned()),
-        status: Set(CHOOSE_ACCOUNT.to_owned()),
-        refresh_token: Set(Some(app.cipher.seal(refresh, &tokens::refresh_aad(store)))),
-        access_token: Set(Some(app.cipher.seal(access, &tokens::access_aad(store)))),
-        access_expires_at: Set(Some(now + Duration::seconds(expires_in))),
-        profile_id: Set(None),
-        advertiser_id: Set(None),
-        advertiser_name: Set(None),
-        country_code: Set(None),
-        currency_code: Set(None),
-        timezone: Set(None),
-        marketplace_id: Set(None),
-        template_tag: Set(None),
-        choices: Set(None),
-        problem: Set(None),
-        connected_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&txn)
+    connections::replace_after_sign_in(
+        &txn,
+        store,
+        region,
+        deps.cipher.seal(refresh, &tokens::refresh_aad(store)),
+        deps.cipher.seal(access, &tokens::access_aad(store)),
+        now + Duration::seconds(expires_in),
+        now,
+    )
     .await?;
     Ok(txn.commit().await?)
 }
 
 /// Profiles (legacy Attribution-only ones dropped), then their advertisers; chooses by itself when
 /// exactly one pair remains.
-pub async fn discover(app: &AppState, store: &StoreId) -> Result<Outcome, ConnectError> {
-    let profiles = tokens::with_token(app, store, |t, r| async move {
-        app.amazon.ads(r).profiles(&t).await
+pub async fn discover(deps: &Deps, store: &StoreId) -> Result<Outcome, ConnectError> {
+    let profiles = tokens::with_token(deps, store, |t, r| async move {
+        deps.amazon.ads(r).profiles(&t).await
     })
     .await?;
     let mut choices = Vec::new();
     let mut refused = Vec::new();
     for p in profiles.iter().filter(|p| !p.is_legacy_attribution()) {
         let pid = p.profile_id.clone();
-        let found = tokens::with_token(app, store, |t, r| {
+        let found = tokens::with_token(deps, store, |t, r| {
             let pid = pid.clone();
-            async move { app.amazon.ads(r).advertisers(&t, &pid).await }
+            async move { deps.amazon.ads(r).advertisers(&t, &pid).await }
         })
         .await;
         match found {
@@ -339,15 +296,12 @@ pub async fn discover(app: &AppState, store: &StoreId) -> Result<Outcome, Connec
             Err(e) => return Err(e.into()),
         }
     }
-    let now = app.clock.now();
-    let conn = amazon_connections::Entity::find_by_id(store.as_str())
-        .one(&app.db)
-        .await?
-        .ok_or(ConnectError::Amazon(CallError::Auth(
+    let now = deps.clock.now();
+    if connections::find(&deps.db, store).await?.is_none() {
+        return Err(ConnectError::Amazon(CallError::Auth(
             AuthError::NotConnected,
-        )))?;
-    let mut row: amazon_connections::ActiveModel = conn.into();
-    row.updated_at = Set(now);
+        )));
+    }
     match choices.len() {
         0 => {
             let problem = if refused.is_empty() {
@@ -358,23 +312,16 @@ pub async fn discover(app: &AppState, store: &StoreId) -> Result<Outcome, Connec
                     refused.join("; ")
                 )
             };
-            row.status = Set(NOT_ELIGIBLE.to_owned());
-            row.problem = Set(Some(problem));
-            row.update(&app.db).await?;
+            connections::set_not_eligible(&deps.db, store, problem, now).await?;
             Ok(Outcome::NotEligible)
         }
         1 => {
-            row.update(&app.db).await?;
-            finalize(app, store, &choices[0]).await?;
+            finalize(deps, store, &choices[0]).await?;
             Ok(Outcome::Connected)
         }
         _ => {
-            row.status = Set(CHOOSE_ACCOUNT.to_owned());
-            row.choices = Set(Some(
-                serde_json::to_string(&choices).expect("choices serialize"),
-            ));
-            row.problem = Set(None);
-            row.update(&app.db).await?;
+            let json = serde_json::to_string(&choices).expect("choices serialize");
+            connections::set_choices(&deps.db, store, json, now).await?;
             Ok(Outcome::MustChoose)
         }
     }
@@ -382,13 +329,12 @@ pub async fn discover(app: &AppState, store: &StoreId) -> Result<Outcome, Connec
 
 /// The merchant's choice among the listed pairs.
 pub async fn choose(
-    app: &AppState,
+    deps: &Deps,
     store: &StoreId,
     profile_id: i64,
     advertiser_id: &str,
 ) -> Result<(), ConnectError> {
-    let conn = amazon_connections::Entity::find_by_id(store.as_str())
-        .one(&app.db)
+    let conn = connections::find(&deps.db, store)
         .await?
         .ok_or(ConnectError::UnknownChoice)?;
     let choices: Vec<Choice> = conn
@@ -400,28 +346,24 @@ pub async fn choose(
         .into_iter()
         .find(|c| c.profile_id == profile_id && c.advertiser_id == advertiser_id)
         .ok_or(ConnectError::UnknownChoice)?;
-    finalize(app, store, &choice).await
+    finalize(deps, store, &choice).await
 }
 
 /// Fetches the template tag (which also switches measurement on), records the account and mints
 /// the links.
-pub async fn finalize(
-    app: &AppState,
-    store: &StoreId,
-    choice: &Choice,
-) -> Result<(), ConnectError> {
+pub async fn finalize(deps: &Deps, store: &StoreId, choice: &Choice) -> Result<(), ConnectError> {
     let pid = choice.profile_id.to_string();
-    let template = tokens::with_token(app, store, |t, r| {
+    let template = tokens::with_token(deps, store, |t, r| {
         let pid = pid.clone();
         async move {
-            app.amazon
+            deps.amazon
                 .ads(r)
-                .template_tag(&t, &pid, &choice.advertiser_id, &app.amazon.publisher_id)
+                .template_tag(&t, &pid, &choice.advertiser_id, &deps.amazon.publisher_id)
                 .await
         }
     })
     .await?;
-    let store_row = stores::find(&app.db, store)
+    let store_row = stores::find(&deps.db, store)
         .await?
         .ok_or(ConnectError::UnknownChoice)?;
     let campaign = store_row
@@ -430,43 +372,32 @@ pub async fn finalize(
         .unwrap_or_else(|| links::campaign_id_for(store.as_str()));
     // Fail now, loudly, rather than mint broken links later.
     fill_template(&template, &campaign, "a1", "home")?;
-    let now = app.clock.now();
-    let conn = amazon_connections::Entity::find_by_id(store.as_str())
-        .one(&app.db)
-        .await?
-        .ok_or(ConnectError::UnknownChoice)?;
-    let mut row: amazon_connections::ActiveModel = conn.into();
-    row.status = Set(CONNECTED.to_owned());
-    row.profile_id = Set(Some(choice.profile_id));
-    row.advertiser_id = Set(Some(choice.advertiser_id.clone()));
-    row.advertiser_name = Set(Some(choice.advertiser_name.clone()));
-    row.country_code = Set(Some(choice.country_code.clone()));
-    row.currency_code = Set(Some(choice.currency_code.clone()));
-    row.timezone = Set(Some(choice.timezone.clone()));
-    row.marketplace_id = Set(Some(choice.marketplace_id.clone()));
-    row.template_tag = Set(Some(template));
-    row.choices = Set(None);
-    row.problem = Set(None);
-    row.updated_at = Set(now);
-    row.update(&app.db).await?;
+    let now = deps.clock.now();
+    let account = Account {
+        profile_id: choice.profile_id,
+        advertiser_id: choice.advertiser_id.clone(),
+        advertiser_name: choice.advertiser_name.clone(),
+        country_code: choice.country_code.clone(),
+        currency_code: choice.currency_code.clone(),
+        timezone: choice.timezone.clone(),
+        marketplace_id: choice.marketplace_id.clone(),
+        template_tag: template,
+    };
+    if !connections::set_account(&deps.db, store, account, now).await? {
+        return Err(ConnectError::UnknownChoice);
+    }
     tracing::info!(store_id = %store, profile_id = choice.profile_id, advertiser_id = %choice.advertiser_id, "Amazon account chosen");
-    if let Err(e) = crate::flows::roster::sync(app, store).await {
+    if let Err(e) = crate::flows::roster::sync(deps, store).await {
         tracing::warn!(store_id = %store, error = %e, "roster read after connecting failed; links use the known roster");
     }
-    let txn = app.db.begin().await?;
+    let txn = deps.db.begin().await?;
     crate::flows::links::refresh(&txn, store, now).await?;
     txn.commit().await?;
     Ok(())
 }
 
-/// Forgets the connection and its tokens. Links stay on record and come back on reconnect.
-pub async fn disconnect(app: &AppState, store: &StoreId) -> Result<(), DbErr> {
-    amazon_connections::Entity::delete_by_id(store.as_str())
-        .exec(&app.db)
-        .await?;
-    oauth_states::Entity::delete_many()
-        .filter(oauth_states::Column::StoreId.eq(store.as_str()))
-        .exec(&app.db)
-        .await?;
-    Ok(())
+/// Forgets the connection, its tokens and its sign-in attempts. Links stay on record and come
+/// back on reconnect.
+pub async fn disconnect(deps: &Deps, store: &StoreId) -> Result<(), DbErr> {
+    connections::delete(&deps.db, store).await
 }

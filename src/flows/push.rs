@@ -1,26 +1,19 @@
 //! Pushing one order to the program (DESIGN §4.4). The order number is the idempotency key: a
 //! create whose outcome is unknown (timeout, crash) is looked up by number before it is sent again.
 //! An update is sent only when an amount or the status changed.
-use chrono::NaiveDate;
-use entity::orders;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
-    QueryFilter, Statement, sea_query::Expr,
-};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 
 use crate::{
-    clients::{
-        http::RetryPolicy,
-        program::{
-            ProgramClient, ProgramError,
-            orders::{NewOrder, OrderChanges, OrderMeta, RemoteOrder, amount},
-        },
-    },
+    clients::program::orders::{NewOrder, OrderChanges, OrderMeta, RemoteOrder, amount},
     domain::{currency::Currency, ids::StoreId},
-    flows::sync::ledger::{DEAD, PUSHED},
-    jobs::{JobError, retry::Failure},
-    state::AppState,
-    store::stores,
+    flows::{Deps, lifecycle, tasks},
+    jobs::JobError,
+    store::{
+        OrderStatus, PushState, jobs,
+        ledger::{self, Key, Order, Remote},
+        stores,
+    },
 };
 
 /// What the push did.
@@ -32,127 +25,76 @@ pub enum Pushed {
     Unchanged,
 }
 
-pub fn failure(e: &ProgramError) -> Failure {
-    match e {
-        ProgramError::Throttled { retry_after } => Failure::Transient {
-            status: Some(429),
-            overloaded: true,
-            retry_after: *retry_after,
-            detail: e.to_string(),
-        },
-        ProgramError::Server { status } => Failure::Transient {
-            status: Some(*status),
-            overloaded: false,
-            retry_after: None,
-            detail: e.to_string(),
-        },
-        ProgramError::Transport(t) => Failure::Transient {
-            status: None,
-            overloaded: t.is_timeout(),
-            retry_after: None,
-            detail: e.to_string(),
-        },
-        ProgramError::Rejected { status: 408, .. } => Failure::Transient {
-            status: Some(408),
-            overloaded: true,
-            retry_after: None,
-            detail: e.to_string(),
-        },
-        ProgramError::Rejected { status, .. } => Failure::Permanent {
-            status: Some(*status),
-            detail: e.to_string(),
-        },
-        ProgramError::Unauthorized(status) => Failure::Permanent {
-            status: Some(*status),
-            detail: e.to_string(),
-        },
-        ProgramError::Decode(_) => Failure::Permanent {
-            status: None,
-            detail: e.to_string(),
-        },
+fn remote(r: &RemoteOrder) -> Remote {
+    Remote {
+        id: r.id.clone(),
+        total_minor: r.total_minor,
+        commission_minor: r.commission_minor,
+        status: r.status.clone(),
     }
 }
 
-pub async fn run(
-    app: &AppState,
-    store: &StoreId,
-    affiliate_id: i64,
-    day: chrono::NaiveDate,
-) -> Result<Pushed, JobError> {
-    let Some(row) = stores::find(&app.db, store)
-        .await?
-        .filter(|s| s.status == stores::ACTIVE)
-    else {
+/// What the program shows once `order` is sent as it is, under the id `id`.
+fn as_sent(id: String, order: &Order) -> Remote {
+    Remote {
+        id,
+        total_minor: Some(order.sales_minor),
+        commission_minor: Some(order.commission_minor),
+        status: Some(order.status.to_string()),
+    }
+}
+
+/// Brings the program's order for `key` in line with the ledger.
+pub async fn run(deps: &Deps, store: &StoreId, key: Key) -> Result<Pushed, JobError> {
+    let (affiliate_id, day) = key;
+    let Some(row) = stores::find_active(&deps.db, store).await? else {
         return Err(JobError::Cancelled("the store is uninstalled".into()));
     };
-    let Some(order) = orders::Entity::find_by_id((store.as_str().to_owned(), affiliate_id, day))
-        .one(&app.db)
-        .await?
-    else {
+    let Some(order) = ledger::find_order(&deps.db, store, key).await? else {
         return Err(JobError::Cancelled("no such order".into()));
     };
     if order.pushed_version >= order.version {
         return Ok(Pushed::Unchanged);
     }
-    let token = stores::program_token(&app.db, &app.cipher, store)
-        .await
-        .map_err(|e| match e.downcast::<sea_orm::DbErr>() {
-            // The database blinked: later. A token that does not open: a person must look.
-            Ok(db) => JobError::from(db),
-            Err(e) => JobError::Failed(Failure::Permanent {
-                status: None,
-                detail: e.to_string(),
-            }),
-        })?
+    let token = lifecycle::program_token(deps, store)
+        .await?
         .ok_or_else(|| JobError::Cancelled("the store has no program token".into()))?;
-    let base = match row.program_api_url.as_deref() {
-        Some(u) => url::Url::parse(u).map_err(|e| {
-            JobError::Failed(Failure::Permanent {
-                status: None,
-                detail: e.to_string(),
-            })
-        })?,
-        None => app.settings.program.api_url.clone(),
-    };
-    // The job's own schedule does the retrying.
-    let once = RetryPolicy {
-        attempts: 1,
-        ..app.amazon.retry
-    };
-    let client = ProgramClient::new(&app.amazon.http, base, token, once);
+    let client = deps
+        .program
+        .client_once(row.program_api_url.as_deref(), token)
+        .map_err(|e| JobError::permanent(format!("the program's API URL: {e}")))?;
     let exponent = Currency::parse(&order.currency)
         .map(|c| c.exponent())
         .unwrap_or(2);
-    let fail = |e: ProgramError| JobError::Failed(failure(&e));
+    let now = || deps.clock.now();
 
-    let mut remote: Option<RemoteOrder> = order.remote_id.clone().map(|id| RemoteOrder {
+    let mut known: Option<Remote> = order.remote_id.clone().map(|id| Remote {
         id,
         total_minor: order.pushed_sales_minor,
         commission_minor: order.pushed_commission_minor,
         status: order.pushed_status.clone(),
     });
     let mut how = Pushed::Updated;
-    if remote.is_none() && order.create_attempted {
-        remote = client
+    if known.is_none() && order.create_attempted {
+        known = client
             .find_order(&order.number, exponent)
-            .await
-            .map_err(fail)?;
-        if remote.is_some() {
+            .await?
+            .as_ref()
+            .map(remote);
+        if known.is_some() {
             how = Pushed::Adopted;
         }
     }
-    let remote = match remote {
+    let known = match known {
         Some(r) => r,
-        None if order.status == "rejected" => {
+        None if order.status == OrderStatus::Rejected => {
             // Never sent and nothing to pay: nothing to tell the program.
-            mark_pushed(app, &order, None, None).await?;
+            ledger::mark_pushed(&deps.db, store, &order, None, now()).await?;
             return Ok(Pushed::Unchanged);
         }
         None => {
             // Written before the request: after a crash or a timeout the next try looks first.
-            let mut row: orders::ActiveModel = order.clone().into();
-            row.create_attempted = Set(true);
-            let order = row.update(&app.db).await?;
+            let order = ledger::mark_create_attempted(&deps.db, order).await?;
             let new = NewOrder {
                 number: order.number.clone(),
                 affiliate_id,
@@ -161,7 +103,7 @@ pub async fn run(
                 commission: amount(order.commission_minor, exponent),
                 currency: order.currency.clone(),
                 date: day.format("%Y-%m-%d").to_string(),
-                status: order.status.clone(),
+                status: order.status.to_string(),
                 source: "amazon_attribution",
                 meta: OrderMeta {
                     clicks: order.clicks,
@@ -169,108 +111,35 @@ pub async fn run(
                     units: order.units,
                 },
             };
-            let created = client.create_order(&new, exponent).await.map_err(fail)?;
-            let sent = RemoteOrder {
-                id: created.id,
-                total_minor: Some(order.sales_minor),
-                commission_minor: Some(order.commission_minor),
-                status: Some(order.status.clone()),
-            };
-            mark_pushed(app, &order, Some(&sent), None).await?;
+            let created = client.create_order(&new, exponent).await?;
+            let sent = as_sent(created.id, &order);
+            ledger::mark_pushed(&deps.db, store, &order, Some(&sent), now()).await?;
             return Ok(Pushed::Created);
         }
     };
     let mut changes = OrderChanges::default();
-    if remote.total_minor != Some(order.sales_minor) {
+    if known.total_minor != Some(order.sales_minor) {
         changes.total = Some(amount(order.sales_minor, exponent));
         changes.subtotal = Some(amount(order.sales_minor, exponent));
     }
-    if remote.commission_minor != Some(order.commission_minor) {
+    if known.commission_minor != Some(order.commission_minor) {
         changes.commission = Some(amount(order.commission_minor, exponent));
     }
-    if remote.status.as_deref() != Some(order.status.as_str()) {
-        changes.status = Some(order.status.clone());
+    if known.status.as_deref() != Some(order.status.as_str()) {
+        changes.status = Some(order.status.to_string());
     }
     if changes.is_empty() {
-        mark_pushed(app, &order, Some(&remote), None).await?;
+        ledger::mark_pushed(&deps.db, store, &order, Some(&known), now()).await?;
         return Ok(if how == Pushed::Adopted {
             how
         } else {
             Pushed::Unchanged
         });
     }
-    client
-        .update_order(&remote.id, &changes)
-        .await
-        .map_err(fail)?;
-    let sent = RemoteOrder {
-        id: remote.id.clone(),
-        total_minor: Some(order.sales_minor),
-        commission_minor: Some(order.commission_minor),
-        status: Some(order.status.clone()),
-    };
-    mark_pushed(app, &order, Some(&sent), None).await?;
+    client.update_order(&known.id, &changes).await?;
+    let sent = as_sent(known.id.clone(), &order);
+    ledger::mark_pushed(&deps.db, store, &order, Some(&sent), now()).await?;
     Ok(how)
-}
-
-/// Records what the program now shows. Only the version that was pushed is marked: a newer one
-/// computed meanwhile stays due.
-async fn mark_pushed(
-    app: &AppState,
-    order: &orders::Model,
-    remote: Option<&RemoteOrder>,
-    error: Option<String>,
-) -> Result<(), sea_orm::DbErr> {
-    let current =
-        orders::Entity::find_by_id((order.store_id.clone(), order.affiliate_id, order.day))
-            .one(&app.db)
-            .await?;
-    let Some(current) = current else {
-        return Ok(());
-    };
-    let up_to_date = current.version == order.version;
-    let mut row: orders::ActiveModel = current.into();
-    row.pushed_version = Set(order.version);
-    if let Some(r) = remote {
-        row.remote_id = Set(Some(r.id.clone()));
-        row.pushed_sales_minor = Set(r.total_minor);
-        row.pushed_commission_minor = Set(r.commission_minor);
-        row.pushed_status = Set(r.status.clone());
-    }
-    row.push_state = Set(if up_to_date {
-        PUSHED.to_owned()
-    } else {
-        crate::flows::sync::ledger::PENDING.to_owned()
-    });
-    row.last_push_error = Set(error);
-    row.pushed_at = Set(Some(app.clock.now()));
-    row.updated_at = Set(app.clock.now());
-    row.update(&app.db).await?;
-    Ok(())
-}
-
-/// The push went to the dead letters: the merchant and the operator see it.
-pub async fn mark_dead(
-    conn: &impl ConnectionTrait,
-    store: &StoreId,
-    affiliate_id: i64,
-    day: NaiveDate,
-    error: &str,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), sea_orm::DbErr> {
-    orders::Entity::update_many()
-        .col_expr(orders::Column::PushState, Expr::value(DEAD))
-        .col_expr(
-            orders::Column::LastPushError,
-            Expr::value(Some(error.chars().take(500).collect::<String>())),
-        )
-        .col_expr(orders::Column::UpdatedAt, Expr::value(now))
-        .filter(orders::Column::StoreId.eq(store.as_str()))
-        .filter(orders::Column::AffiliateId.eq(affiliate_id))
-        .filter(orders::Column::Day.eq(day))
-        .exec(conn)
-        .await?;
-    Ok(())
 }
 
 /// After a push: if a newer version was computed while it ran, queue the next push (the running
@@ -278,45 +147,29 @@ pub async fn mark_dead(
 pub async fn requeue_if_stale(
     conn: &impl ConnectionTrait,
     store: &StoreId,
-    affiliate_id: i64,
-    day: NaiveDate,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<bool, sea_orm::DbErr> {
-    let Some(o) = orders::Entity::find_by_id((store.as_str().to_owned(), affiliate_id, day))
-        .one(conn)
-        .await?
-    else {
+    key: Key,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let Some(o) = ledger::find_order(conn, store, key).await? else {
         return Ok(false);
     };
-    if o.pushed_version >= o.version || o.push_state == DEAD {
+    if o.pushed_version >= o.version || o.push_state == PushState::Dead {
         return Ok(false);
     }
-    let task = crate::jobs::Task::PushOrder { affiliate_id, day };
-    crate::jobs::enqueue(
-        conn,
-        store,
-        &task,
-        Some(crate::jobs::push_key(store, affiliate_id, day)),
-        now,
-        now,
-    )
-    .await
+    let job = tasks::push_job(store, key.0, key.1, now);
+    Ok(jobs::enqueue(conn, &[job], now).await? == 1)
 }
 
-/// Locks the order's row until the end of the transaction (PostgreSQL; SQLite has one writer).
-pub async fn lock_order(
-    conn: &impl ConnectionTrait,
-    store: &StoreId,
-    affiliate_id: i64,
-    day: NaiveDate,
-) -> Result<(), sea_orm::DbErr> {
-    if conn.get_database_backend() == DbBackend::Postgres {
-        conn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT 1 FROM orders WHERE store_id = $1 AND affiliate_id = $2 AND day = $3 FOR UPDATE",
-            [store.as_str().into(), affiliate_id.into(), day.into()],
-        ))
-        .await?;
-    }
-    Ok(())
+/// Dead letters queued again, with their orders pending once more, in one transaction: the
+/// merchant or the operator fixed the cause. Of one store, or (the operator) of all.
+pub async fn retry_dead_letters(
+    db: &DatabaseConnection,
+    store: Option<&StoreId>,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let txn = db.begin().await?;
+    let n = jobs::retry_dead(&txn, store, now).await?;
+    ledger::revive_dead(&txn, store).await?;
+    txn.commit().await?;
+    Ok(n)
 }

@@ -5,12 +5,13 @@ use std::collections::HashSet;
 use sea_orm::TransactionTrait;
 
 use crate::{
-    clients::program::{ProgramClient, ProgramError},
-    domain::ids::{AffiliateId, StoreId},
-    flows::links,
-    state::AppState,
-    store::{affiliates, stores},
-    webhooks::events::Affiliate,
+    clients::program::ProgramError,
+    domain::{
+        affiliate::Affiliate,
+        ids::{AffiliateId, StoreId},
+    },
+    flows::{Deps, lifecycle, links},
+    store::{affiliates, connections, stores},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,8 @@ pub enum RosterError {
     Program(#[from] ProgramError),
     #[error(transparent)]
     Db(#[from] sea_orm::DbErr),
+    #[error(transparent)]
+    Token(#[from] lifecycle::ProgramTokenError),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -34,23 +37,21 @@ pub struct RosterSummary {
 
 /// Reads the roster (HTTP, outside any transaction), then applies it in one transaction: upserts,
 /// removals of affiliates the program no longer has, and link updates.
-pub async fn sync(app: &AppState, store: &StoreId) -> Result<RosterSummary, RosterError> {
-    let row = stores::find(&app.db, store)
-        .await?
-        .filter(|s| s.status == stores::ACTIVE)
-        .ok_or(RosterError::NoProgram)?;
-    let token = stores::program_token(&app.db, &app.cipher, store)
+pub async fn sync(deps: &Deps, store: &StoreId) -> Result<RosterSummary, RosterError> {
+    let row = stores::find_active(&deps.db, store)
         .await?
         .ok_or(RosterError::NoProgram)?;
-    let base = match row.program_api_url.as_deref() {
-        Some(url) => url::Url::parse(url).map_err(anyhow::Error::from)?,
-        None => app.settings.program.api_url.clone(),
-    };
-    let client = ProgramClient::new(&app.amazon.http, base, token, app.amazon.retry);
+    let token = lifecycle::program_token(deps, store)
+        .await?
+        .ok_or(RosterError::NoProgram)?;
+    let client = deps
+        .program
+        .client(row.program_api_url.as_deref(), token)
+        .map_err(anyhow::Error::from)?;
     let entries = client.affiliates().await?;
 
-    let now = app.clock.now();
-    let txn = app.db.begin().await?;
+    let now = deps.clock.now();
+    let txn = deps.db.begin().await?;
     let mut present = HashSet::new();
     for entry in entries {
         let Some(id) = entry
@@ -94,14 +95,8 @@ pub async fn sync(app: &AppState, store: &StoreId) -> Result<RosterSummary, Rost
 
 /// Reads the roster of every active store whose Amazon account is connected; failures are logged
 /// per store and never stop the others.
-pub async fn sync_connected(app: &AppState) {
-    use entity::amazon_connections;
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    let connected = match amazon_connections::Entity::find()
-        .filter(amazon_connections::Column::Status.eq(crate::flows::tokens::CONNECTED))
-        .all(&app.db)
-        .await
-    {
+pub async fn sync_connected(deps: &Deps) {
+    let connected = match connections::all_connected(&deps.db).await {
         Ok(rows) => rows,
         Err(e) => {
             tracing::error!(error = %e, "cannot list connected stores for the roster read");
@@ -112,7 +107,7 @@ pub async fn sync_connected(app: &AppState) {
         let Ok(store) = StoreId::parse(&row.store_id) else {
             continue;
         };
-        if let Err(e) = sync(app, &store).await {
+        if let Err(e) = sync(deps, &store).await {
             tracing::warn!(store_id = %store, error = %e, "roster read failed");
         }
     }

@@ -1,52 +1,35 @@
 //! The daily sync, once per store and marketplace day: after `[sync] daily_at` in the profile's time
 //! zone, a job whose key is the store and the day. Any number of instances may ask; the key lets
 //! one in.
-use chrono::{DateTime, Utc};
-use entity::amazon_connections;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::DbErr;
 
 use crate::{
     domain::ids::StoreId,
     flows::{
+        Deps,
         sync::{daily_range, today, zone},
-        tokens::CONNECTED,
+        tasks::Task,
     },
-    jobs::{self, Task},
-    state::AppState,
-    store::stores,
+    store::{connections, jobs, stores},
 };
+
+/// The key of a store's daily sync: one per store and marketplace day, whichever instance asks.
+pub fn daily_key(store: &StoreId, day: NaiveDate) -> String {
+    format!("daily:{store}:{day}")
+}
 
 /// Enqueues the daily sync of every connected store whose local time is past `daily_at`.
 /// Returns how many were enqueued now.
-pub async fn enqueue_due(app: &AppState, now: DateTime<Utc>) -> Result<usize, DbErr> {
-    let daily_at = app
-        .settings
-        .sync
-        .daily_at()
-        .map_err(|e| DbErr::Custom(e.to_string()))?;
-    let connected = amazon_connections::Entity::find()
-        .filter(amazon_connections::Column::Status.eq(CONNECTED))
-        .all(&app.db)
-        .await?;
-    let active: std::collections::HashSet<String> = entity::stores::Entity::find()
-        .filter(entity::stores::Column::Status.eq(stores::ACTIVE))
-        .filter(entity::stores::Column::Id.is_in(connected.iter().map(|c| c.store_id.clone())))
-        .all(&app.db)
-        .await?
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
+pub async fn enqueue_due(deps: &Deps, now: DateTime<Utc>) -> Result<usize, DbErr> {
+    let daily_at = deps.settings.sync.daily_at_time();
     let mut enqueued = 0;
-    for conn in connected {
+    for conn in connections::all_connected(&deps.db).await? {
         let Ok(store) = StoreId::parse(&conn.store_id) else {
             continue;
         };
-        if !active.contains(store.as_str()) {
-            continue;
-        }
-
         let tz = zone(conn.timezone.as_deref());
-        if now.with_timezone(&tz).time() < daily_at {
+        if now.with_timezone(&tz).time() < daily_at || !stores::is_active(&deps.db, &store).await? {
             continue;
         }
         let today = today(now, tz);
@@ -56,16 +39,8 @@ pub async fn enqueue_due(app: &AppState, now: DateTime<Utc>) -> Result<usize, Db
             to,
             trigger: "daily".into(),
         };
-        if jobs::enqueue(
-            &app.db,
-            &store,
-            &task,
-            Some(jobs::daily_key(&store, today)),
-            now,
-            now,
-        )
-        .await?
-        {
+        let job = task.job(&store, Some(daily_key(&store, today)), now);
+        if jobs::enqueue(&deps.db, &[job], now).await? == 1 {
             enqueued += 1;
             tracing::info!(store_id = %store, %today, "daily sync enqueued");
         }
@@ -73,19 +48,19 @@ pub async fn enqueue_due(app: &AppState, now: DateTime<Utc>) -> Result<usize, Db
     Ok(enqueued)
 }
 
-/// A sync the merchant or the operator asked for. Not deduplicated: asking twice syncs twice.
+/// A sync the merchant or the operator asked for, of `range` or the daily 60 days. Not
+/// deduplicated: asking twice syncs twice.
 pub async fn enqueue_now(
-    app: &AppState,
+    deps: &Deps,
     store: &StoreId,
-    range: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
+    range: Option<(NaiveDate, NaiveDate)>,
     trigger: &str,
 ) -> Result<bool, DbErr> {
-    let now = app.clock.now();
+    let now = deps.clock.now();
     let (from, to) = match range {
         Some(r) => r,
         None => {
-            let tz = amazon_connections::Entity::find_by_id(store.as_str())
-                .one(&app.db)
+            let tz = connections::find(&deps.db, store)
                 .await?
                 .and_then(|c| c.timezone);
             daily_range(today(now, zone(tz.as_deref())))
@@ -96,5 +71,18 @@ pub async fn enqueue_now(
         to,
         trigger: trigger.into(),
     };
-    jobs::enqueue(&app.db, store, &task, None, now, now).await
+    Ok(jobs::enqueue(&deps.db, &[task.job(store, None, now)], now).await? == 1)
+}
+
+/// Runs [`enqueue_due`] once a minute until `stop`: days change by the minute at most.
+pub async fn run(deps: Deps, stop: tokio_util::sync::CancellationToken) {
+    loop {
+        if let Err(e) = enqueue_due(&deps, deps.clock.now()).await {
+            tracing::error!(error = %e, "scheduler failed");
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+        }
+    }
 }

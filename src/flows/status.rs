@@ -1,17 +1,15 @@
 //! What a merchant or an operator asks about a store's sync: the last run, what is waiting, the
 //! dead letters, and the ledger with every order's figures, versions and pushed state.
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, NaiveDate, Utc};
-use entity::{daily_figures, jobs as job_rows, order_versions, orders, sync_runs};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-};
+use sea_orm::{ConnectionTrait, DbErr};
 use serde::Serialize;
 
 use crate::{
     domain::{currency::Currency, ids::StoreId, money::format_minor},
-    jobs,
+    store::{
+        ConnectionStatus, OrderStatus, PushState, RunStatus, SalesBasis, affiliates, connections,
+        jobs, ledger, links, runs, stores,
+    },
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -21,7 +19,7 @@ pub struct LastSync {
     pub trigger: String,
     pub from: NaiveDate,
     pub to: NaiveDate,
-    pub status: String,
+    pub status: RunStatus,
     pub rows: i32,
     pub changes: i32,
     pub pushes: i32,
@@ -31,7 +29,7 @@ pub struct LastSync {
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct StoreStatus {
+pub struct SyncStatus {
     pub last_sync: Option<LastSync>,
     pub jobs_waiting: u64,
     pub next_job_at: Option<DateTime<Utc>>,
@@ -44,26 +42,11 @@ pub struct StoreStatus {
 pub async fn store_status(
     conn: &impl ConnectionTrait,
     store: &StoreId,
-) -> Result<StoreStatus, DbErr> {
-    let last = sync_runs::Entity::find()
-        .filter(sync_runs::Column::StoreId.eq(store.as_str()))
-        .order_by_desc(sync_runs::Column::Id)
-        .one(conn)
-        .await?;
-    let waiting = job_rows::Entity::find()
-        .filter(job_rows::Column::StoreId.eq(store.as_str()))
-        .filter(job_rows::Column::Status.is_in([jobs::PENDING, jobs::RUNNING]))
-        .order_by_asc(job_rows::Column::RunAt)
-        .all(conn)
-        .await?;
-    let count = |state: Option<&'static str>| {
-        let mut q = orders::Entity::find().filter(orders::Column::StoreId.eq(store.as_str()));
-        if let Some(state) = state {
-            q = q.filter(orders::Column::PushState.eq(state));
-        }
-        q.count(conn)
-    };
-    Ok(StoreStatus {
+) -> Result<SyncStatus, DbErr> {
+    let last = runs::last(conn, store).await?;
+    let waiting = jobs::waiting(conn, store).await?;
+    let count = |states: &'static [PushState]| ledger::count_orders(conn, store, states);
+    Ok(SyncStatus {
         last_sync: last.map(|r| LastSync {
             started_at: r.started_at,
             finished_at: r.finished_at,
@@ -80,10 +63,10 @@ pub async fn store_status(
         }),
         jobs_waiting: waiting.len() as u64,
         next_job_at: waiting.first().map(|j| j.run_at),
-        orders: count(None).await?,
-        orders_pushed: count(Some("pushed")).await?,
-        orders_waiting: count(Some("waiting")).await? + count(Some("pending")).await?,
-        dead_letters: count(Some("dead")).await?,
+        orders: count(&[]).await?,
+        orders_pushed: count(&[PushState::Pushed]).await?,
+        orders_waiting: count(&[PushState::Waiting, PushState::Pending]).await?,
+        dead_letters: count(&[PushState::Dead]).await?,
     })
 }
 
@@ -93,7 +76,7 @@ pub struct Version {
     pub total: String,
     pub purchases: i64,
     pub commission: String,
-    pub status: String,
+    pub status: OrderStatus,
     pub at: DateTime<Utc>,
 }
 
@@ -110,10 +93,10 @@ pub struct LedgerEntry {
     pub commission: String,
     pub brand_referral_bonus: Option<String>,
     pub basis: String,
-    pub status: String,
+    pub status: OrderStatus,
     pub version: i32,
     pub pushed_version: i32,
-    pub push_state: String,
+    pub push_state: PushState,
     pub remote_id: Option<String>,
     pub pushed_at: Option<DateTime<Utc>>,
     pub last_push_error: Option<String>,
@@ -125,28 +108,9 @@ pub async fn ledger(
     conn: &impl ConnectionTrait,
     store: &StoreId,
 ) -> Result<Vec<LedgerEntry>, DbErr> {
-    let rows = orders::Entity::find()
-        .filter(orders::Column::StoreId.eq(store.as_str()))
-        .order_by_desc(orders::Column::Day)
-        .order_by_asc(orders::Column::AffiliateId)
-        .all(conn)
-        .await?;
-    let mut versions: BTreeMap<(i64, NaiveDate), Vec<order_versions::Model>> = BTreeMap::new();
-    for v in order_versions::Entity::find()
-        .filter(order_versions::Column::StoreId.eq(store.as_str()))
-        .order_by_asc(order_versions::Column::Version)
-        .all(conn)
-        .await?
-    {
-        versions.entry((v.affiliate_id, v.day)).or_default().push(v);
-    }
-    let brb: BTreeMap<(i64, NaiveDate), i64> = daily_figures::Entity::find()
-        .filter(daily_figures::Column::StoreId.eq(store.as_str()))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|f| ((f.affiliate_id, f.day), f.brb_minor))
-        .collect();
+    let rows = ledger::orders_of(conn, store).await?;
+    let mut versions = ledger::versions_of(conn, store).await?;
+    let brb = ledger::brb_of(conn, store).await?;
     Ok(rows
         .into_iter()
         .map(|o| {
@@ -189,4 +153,58 @@ pub async fn ledger(
             }
         })
         .collect())
+}
+
+/// Everything the store's setup page shows, read in one go.
+#[derive(Debug, Clone)]
+pub struct StorePage {
+    pub store: stores::StoreSummary,
+    pub affiliates: Vec<affiliates::AffiliateRow>,
+    pub connection: Option<connections::Connection>,
+    /// Empty until Amazon is connected.
+    pub landing_pages: Vec<links::LandingPage>,
+    /// Empty until Amazon is connected.
+    pub links: Vec<links::CurrentLink>,
+    pub sync: SyncStatus,
+    /// The newest orders, at most `recent` of them.
+    pub recent: Vec<LedgerEntry>,
+    pub unmatched: u64,
+    pub sales_basis: SalesBasis,
+}
+
+/// The setup page's data of an installed store; `None` when it is not installed.
+pub async fn store_page(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    recent: usize,
+) -> Result<Option<StorePage>, DbErr> {
+    let Some(row) = stores::find_active(conn, store).await? else {
+        return Ok(None);
+    };
+    let sales_basis = row.sales_basis;
+    let connection = connections::find(conn, store).await?;
+    let connected = connection
+        .as_ref()
+        .is_some_and(|c| c.status == ConnectionStatus::Connected);
+    let (landing_pages, links) = if connected {
+        (
+            links::landing_pages(conn, store).await?,
+            links::current(conn, store).await?,
+        )
+    } else {
+        (vec![], vec![])
+    };
+    let mut entries = ledger(conn, store).await?;
+    entries.truncate(recent);
+    Ok(Some(StorePage {
+        store: stores::summary(conn, row).await?,
+        affiliates: affiliates::list_current(conn, store).await?,
+        connection,
+        landing_pages,
+        links,
+        sync: store_status(conn, store).await?,
+        recent: entries,
+        unmatched: ledger::count_unmatched(conn, store).await?,
+        sales_basis,
+    }))
 }

@@ -8,24 +8,19 @@ use std::{
 };
 
 use chrono::Duration;
-use entity::amazon_connections;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::DbErr;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
     clients::amazon::{Region, ads::AmazonError, lwa},
     crypto::CryptoError,
     domain::ids::StoreId,
-    state::AppState,
+    flows::Deps,
+    store::{ConnectionStatus, connections},
 };
 
 /// Refresh this long before Amazon's expiry.
 const SKEW_SECS: i64 = 300;
-
-pub const CONNECTED: &str = "connected";
-pub const CHOOSE_ACCOUNT: &str = "choose_account";
-pub const NOT_ELIGIBLE: &str = "not_eligible";
-pub const NEEDS_RECONNECT: &str = "needs_reconnect";
 
 #[derive(Default)]
 pub struct TokenLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
@@ -74,16 +69,16 @@ pub fn access_aad(store: &StoreId) -> String {
 /// A valid access token for the store, and its region. `stale` is a token Amazon just refused: it
 /// is replaced unless another caller already did so.
 pub async fn access_token(
-    state: &AppState,
+    deps: &Deps,
     store: &StoreId,
     stale: Option<&SecretString>,
 ) -> Result<(SecretString, Region), AuthError> {
-    let lock = state.token_locks.for_store(store);
+    let lock = deps.token_locks.for_store(store);
     let _one_refresh_at_a_time = lock.lock().await;
     // A second round only when the connection changed under us (the merchant reconnected, or
     // another instance refreshed): then the new row is the truth.
     for _ in 0..3 {
-        if let Some(found) = attempt(state, store, stale).await? {
+        if let Some(found) = attempt(deps, store, stale).await? {
             return Ok(found);
         }
     }
@@ -91,85 +86,63 @@ pub async fn access_token(
 }
 
 async fn attempt(
-    state: &AppState,
+    deps: &Deps,
     store: &StoreId,
     stale: Option<&SecretString>,
 ) -> Result<Option<(SecretString, Region)>, AuthError> {
-    let conn = amazon_connections::Entity::find_by_id(store.as_str())
-        .one(&state.db)
+    let conn = connections::find(&deps.db, store)
         .await?
         .ok_or(AuthError::NotConnected)?;
-    if conn.status == NEEDS_RECONNECT {
+    if conn.status == ConnectionStatus::NeedsReconnect {
         return Err(AuthError::NeedsReconnect);
     }
     let region: Region = conn.region.parse().map_err(|_| AuthError::NotConnected)?;
-    let now = state.clock.now();
+    let now = deps.clock.now();
     if let (Some(sealed), Some(expires)) = (&conn.access_token, conn.access_expires_at) {
-        let current = state.cipher.open(sealed, &access_aad(store))?;
+        let current = deps.cipher.open(sealed, &access_aad(store))?;
         let is_stale = stale.is_some_and(|s| s.expose_secret() == current.expose_secret());
         if !is_stale && expires > now + Duration::seconds(SKEW_SECS) {
             return Ok(Some((current, region)));
         }
     }
     let sealed_refresh = conn.refresh_token.clone().ok_or(AuthError::NotConnected)?;
-    let refresh = state.cipher.open(&sealed_refresh, &refresh_aad(store))?;
-    let endpoints = state.amazon.endpoints(region);
-    // Written only if the row still holds the refresh token we used (sealing is randomized, so
-    // equal bytes mean the same token): a reconnection meanwhile is never overwritten.
-    let same_grant = || {
-        amazon_connections::Entity::update_many()
-            .filter(amazon_connections::Column::StoreId.eq(store.as_str()))
-            .filter(amazon_connections::Column::RefreshToken.eq(sealed_refresh.clone()))
-            .col_expr(amazon_connections::Column::UpdatedAt, Expr::value(now))
-    };
-    match lwa::refresh(&state.amazon, &endpoints.token, &refresh).await {
+    let refresh = deps.cipher.open(&sealed_refresh, &refresh_aad(store))?;
+    let endpoints = deps.amazon.endpoints(region);
+    // Written only if the row still holds the refresh token we used: a reconnection meanwhile
+    // is never overwritten.
+    match lwa::refresh(&deps.amazon, &endpoints.token, &refresh).await {
         Ok(grant) => {
-            let mut update = same_grant()
-                .col_expr(
-                    amazon_connections::Column::AccessToken,
-                    Expr::value(Some(
-                        state.cipher.seal(&grant.access_token, &access_aad(store)),
-                    )),
-                )
-                .col_expr(
-                    amazon_connections::Column::AccessExpiresAt,
-                    Expr::value(Some(now + Duration::seconds(grant.expires_in))),
-                );
-            if let Some(new_refresh) = grant
+            let rotated = grant
                 .refresh_token
                 .as_ref()
                 .filter(|r| r.expose_secret() != refresh.expose_secret())
-            {
-                update = update.col_expr(
-                    amazon_connections::Column::RefreshToken,
-                    Expr::value(Some(state.cipher.seal(new_refresh, &refresh_aad(store)))),
-                );
-            }
-            if update.exec(&state.db).await?.rows_affected == 0 {
+                .map(|r| deps.cipher.seal(r, &refresh_aad(store)));
+            let saved = connections::save_refreshed(
+                &deps.db,
+                store,
+                &sealed_refresh,
+                deps.cipher.seal(&grant.access_token, &access_aad(store)),
+                now + Duration::seconds(grant.expires_in),
+                rotated,
+                now,
+            )
+            .await?;
+            if !saved {
                 return Ok(None);
             }
             tracing::info!(store_id = %store, "Amazon access token refreshed");
             Ok(Some((grant.access_token, region)))
         }
         Err(lwa::LwaError::InvalidGrant(detail)) => {
-            let revoked = same_grant()
-                .col_expr(amazon_connections::Column::Status, Expr::value(NEEDS_RECONNECT))
-                .col_expr(amazon_connections::Column::RefreshToken, Expr::value(Option::<Vec<u8>>::None))
-                .col_expr(amazon_connections::Column::AccessToken, Expr::value(Option::<Vec<u8>>::None))
-                .col_expr(
-                    amazon_connections::Column::AccessExpiresAt,
-                    Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
-                )
-                .col_expr(
-                    amazon_connections::Column::Problem,
-                    Expr::value(Some(
-                        "Amazon no longer accepts this app's access (it was revoked or expired). Connect Amazon again."
-                            .to_owned(),
-                    )),
-                )
-                .exec(&state.db)
-                .await?;
-            if revoked.rows_affected == 0 {
+            let revoked = connections::mark_revoked(
+                &deps.db,
+                store,
+                &sealed_refresh,
+                "Amazon no longer accepts this app's access (it was revoked or expired). Connect Amazon again.",
+                now,
+            )
+            .await?;
+            if !revoked {
                 return Ok(None);
             }
             tracing::warn!(store_id = %store, detail, "Amazon refresh token refused; needs reconnect");
@@ -180,19 +153,15 @@ async fn attempt(
 }
 
 /// Runs `call` with a valid token; on a 401 refreshes once and runs it again.
-pub async fn with_token<T, F, Fut>(
-    state: &AppState,
-    store: &StoreId,
-    call: F,
-) -> Result<T, CallError>
+pub async fn with_token<T, F, Fut>(deps: &Deps, store: &StoreId, call: F) -> Result<T, CallError>
 where
     F: Fn(SecretString, Region) -> Fut,
     Fut: Future<Output = Result<T, AmazonError>>,
 {
-    let (token, region) = access_token(state, store, None).await?;
+    let (token, region) = access_token(deps, store, None).await?;
     match call(token.clone(), region).await {
         Err(AmazonError::Unauthorized) => {
-            let (fresh, region) = access_token(state, store, Some(&token)).await?;
+            let (fresh, region) = access_token(deps, store, Some(&token)).await?;
             Ok(call(fresh, region).await?)
         }
         other => Ok(other?),

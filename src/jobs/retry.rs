@@ -7,34 +7,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-/// Why an attempt failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// Worth trying again: 408, 429, 5xx, timeouts, connection errors.
-    Transient {
-        status: Option<u16>,
-        /// 429 or a timeout: the upstream needs room.
-        overloaded: bool,
-        retry_after: Option<Duration>,
-        detail: String,
-    },
-    /// Will fail the same way again (any other 4xx, bad data): straight to the dead letters.
-    Permanent { status: Option<u16>, detail: String },
-}
-
-impl Failure {
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            Self::Transient { status, .. } | Self::Permanent { status, .. } => *status,
-        }
-    }
-
-    pub fn detail(&self) -> &str {
-        match self {
-            Self::Transient { detail, .. } | Self::Permanent { detail, .. } => detail,
-        }
-    }
-}
+use super::JobError;
 
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -51,16 +24,13 @@ impl Schedule {
     pub fn next_delay(
         &self,
         attempt: u32,
-        failure: &Failure,
+        error: &JobError,
         rng: &mut impl Rng,
     ) -> Option<Duration> {
-        let Failure::Transient {
-            overloaded,
-            retry_after,
-            ..
-        } = failure
-        else {
-            return None;
+        let (overloaded, retry_after) = match error {
+            JobError::Transient { overloaded, .. } => (*overloaded, None),
+            JobError::Throttled { retry_after, .. } => (true, *retry_after),
+            JobError::Permanent { .. } | JobError::Bug(_) | JobError::Cancelled(_) => return None,
         };
         let base = *self
             .delays
@@ -68,11 +38,11 @@ impl Schedule {
         let mut wait = match retry_after {
             // Honoured: never sooner than asked, nor than scheduled; capped at the schedule's
             // longest wait so a hostile header cannot park a job for days.
-            Some(after) => (*after).clamp(base, self.longest().max(base)),
+            Some(after) => after.clamp(base, self.longest().max(base)),
 
             None => base.mul_f64(rng.random_range(0.8..=1.2)),
         };
-        if *overloaded {
+        if overloaded {
             wait = wait.max(self.overload_floor);
         }
         Some(wait)
@@ -92,12 +62,17 @@ mod tests {
         }
     }
 
-    fn transient(overloaded: bool, retry_after: Option<u64>) -> Failure {
-        Failure::Transient {
-            status: Some(503),
-            overloaded,
-            retry_after: retry_after.map(Duration::from_secs),
-            detail: String::new(),
+    fn transient(overloaded: bool, retry_after: Option<u64>) -> JobError {
+        match retry_after {
+            Some(secs) => JobError::Throttled {
+                retry_after: Some(Duration::from_secs(secs)),
+                detail: String::new(),
+            },
+            None => JobError::Transient {
+                status: Some(503),
+                overloaded,
+                detail: String::new(),
+            },
         }
     }
 
@@ -150,7 +125,7 @@ mod tests {
 
     #[test]
     fn permanent_failures_are_not_retried() {
-        let permanent = Failure::Permanent {
+        let permanent = JobError::Permanent {
             status: Some(400),
             detail: "bad".into(),
         };

@@ -1,15 +1,16 @@
-//! Runs jobs one at a time. `run_next` is the step tests drive; `run` loops it in the background.
-use std::time::Instant;
+//! Runs jobs one at a time: claim, hand to the kind's handler, record the attempt and its end in
+//! one transaction. `run_next` is the step tests drive; `run` loops it in the background.
+use std::{sync::Arc, time::Instant};
 
 use chrono::Duration;
-use sea_orm::TransactionTrait;
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use tokio_util::sync::CancellationToken;
 
+use super::{Finish, JobError, Lease, Registry, retry::Schedule};
 use crate::{
-    domain::ids::StoreId,
-    flows::{scheduler, sync},
-    jobs::{Attempt, Finish, JobError, Task, claim, finish, record_attempt},
-    state::AppState,
+    domain::clock::SharedClock,
+    metrics::Metrics,
+    store::jobs::{self as queue, Attempt},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,176 +21,171 @@ pub enum Outcome {
     Empty,
 }
 
-/// Claims one due job and runs it to an end: done, retry later, dead letter or cancelled.
-pub async fn run_next(app: &AppState) -> Result<Outcome, sea_orm::DbErr> {
-    let now = app.clock.now();
-    let lease = Duration::seconds(i64::try_from(app.settings.jobs.lease_secs).unwrap_or(300));
-    let Some(job) = claim(&app.db, now, now + lease).await? else {
-        return Ok(Outcome::Empty);
-    };
-    let started = Instant::now();
-    let task: Result<Task, _> = serde_json::from_str(&job.payload);
-    let store = StoreId::parse(&job.store_id);
-    let result = match (&task, &store) {
-        (Ok(Task::SyncStore { from, to, trigger }), Ok(store)) => {
-            let lease = sync::Lease {
-                job_id: job.id,
-                attempts: job.attempts,
-            };
-            sync::run(app, store, *from, *to, trigger, Some(lease))
-                .await
-                .map(|o| {
-                    format!(
-                        "{} rows, {} changes, {} pushes",
-                        o.rows, o.changes, o.pushes_enqueued
-                    )
-                })
-        }
-        (Ok(Task::PushOrder { affiliate_id, day }), Ok(store)) => {
-            crate::flows::push::run(app, store, *affiliate_id, *day)
-                .await
-                .map(|p| format!("{p:?}"))
-        }
-        _ => Err(JobError::Failed(super::retry::Failure::Permanent {
-            status: None,
-            detail: format!(
-                "unreadable job {}: {}",
-                job.id,
-                job.payload.chars().take(200).collect::<String>()
-            ),
-        })),
-    };
-    let now = app.clock.now();
-    let (how, outcome, status, detail) = match &result {
-        Ok(note) => (Finish::Done, "ok", None, Some(note.clone())),
-        Err(JobError::Cancelled(reason)) => (
-            Finish::Cancelled {
-                reason: reason.clone(),
-            },
-            "cancelled",
-            None,
-            Some(reason.clone()),
-        ),
-        Err(JobError::Failed(failure)) => {
-            let attempt = u32::try_from(job.attempts).unwrap_or(u32::MAX);
-            let wait = app
-                .settings
-                .jobs
-                .schedule()
-                .next_delay(attempt, failure, &mut rand::rng());
-            let error = failure.detail().to_owned();
-            match wait {
-                Some(wait) => {
-                    let at = now + Duration::from_std(wait).unwrap_or(Duration::hours(1));
-                    (
-                        Finish::Retry {
-                            at,
-                            error: error.clone(),
-                        },
-                        "retry",
-                        failure.status(),
-                        Some(error),
-                    )
-                }
-                None => (
-                    Finish::Dead {
-                        error: error.clone(),
-                    },
-                    "dead",
-                    failure.status(),
-                    Some(error),
-                ),
-            }
-        }
-    };
-    let txn = app.db.begin().await?;
-    // A push's order is locked first (before the job row), so that a sync updating the same
-    // order either finishes before us (and we see its version) or after (and finds the key free).
-    if let (Ok(Task::PushOrder { affiliate_id, day }), Ok(store)) = (&task, &store) {
-        crate::flows::push::lock_order(&txn, store, *affiliate_id, *day).await?;
-    }
-    record_attempt(
-        &txn,
-        Attempt {
-            job: &job,
-            started_at: now
-                - Duration::milliseconds(i64::try_from(started.elapsed().as_millis()).unwrap_or(0)),
-            duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-            outcome,
-            http_status: status,
-            detail,
-        },
-    )
-    .await?;
-    if !finish(&txn, &job, &how, now).await? {
-        // Our lease expired and another worker has the job now: its outcome counts, not ours.
-        txn.rollback().await?;
-        tracing::warn!(
-            job_id = job.id,
-            kind = job.kind,
-            "finished after losing the lease; result dropped"
-        );
-        return Ok(Outcome::Completed);
-    }
-    match (&how, &task, &store) {
-        (Finish::Dead { error }, Ok(Task::PushOrder { affiliate_id, day }), Ok(store)) => {
-            crate::flows::push::mark_dead(&txn, store, *affiliate_id, *day, error, now).await?;
-        }
-        (Finish::Done, Ok(Task::PushOrder { affiliate_id, day }), Ok(store)) => {
-            crate::flows::push::requeue_if_stale(&txn, store, *affiliate_id, *day, now).await?;
-        }
-        _ => {}
-    }
-    txn.commit().await?;
-    app.metrics.job(&job.kind, outcome);
-    match (&how, &task, &store) {
-        (Finish::Dead { error }, Ok(Task::PushOrder { affiliate_id, day }), Ok(store)) => {
-            tracing::error!(store_id = %store, affiliate_id, %day, error, "push went to the dead letters");
-        }
-
-        (Finish::Dead { error }, _, _) => tracing::error!(
-            job_id = job.id,
-            kind = job.kind,
-            error,
-            "job went to the dead letters"
-        ),
-        (Finish::Retry { at, error }, _, _) => {
-            tracing::warn!(job_id = job.id, kind = job.kind, %at, error, "job will be retried")
-        }
-        _ => {}
-    }
-    Ok(Outcome::Completed)
+/// How the worker runs: retry schedule, lease and idle poll.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub schedule: Schedule,
+    /// How long a claim lasts unless renewed.
+    pub lease: std::time::Duration,
+    /// How long an idle loop sleeps before it looks again.
+    pub poll_interval: std::time::Duration,
 }
 
-/// Runs due jobs until `stop`; between them, enqueues the daily syncs that came due.
-pub async fn run(app: AppState, stop: CancellationToken) {
-    let idle = std::time::Duration::from_millis(app.settings.jobs.poll_interval_ms);
-    let mut scheduled: Option<std::time::Instant> = None;
-    loop {
-        // Days change by the minute at most: no need to look more often.
-        if scheduled.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(60)) {
-            scheduled = Some(std::time::Instant::now());
-            if let Err(e) = scheduler::enqueue_due(&app, app.clock.now()).await {
-                tracing::error!(error = %e, "scheduler failed");
-            }
-        }
+/// The job runner: the queue's database, the handlers and the clock.
+#[derive(Clone)]
+pub struct Worker {
+    pub db: DatabaseConnection,
+    pub clock: SharedClock,
+    pub config: WorkerConfig,
+    pub registry: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+}
 
-        loop {
-            if stop.is_cancelled() {
-                return;
+impl Worker {
+    /// Claims one due job and runs it to an end: done, retry later, dead letter or cancelled.
+    pub async fn run_next(&self) -> Result<Outcome, DbErr> {
+        let now = self.clock.now();
+        let lease = Duration::from_std(self.config.lease).unwrap_or(Duration::minutes(5));
+        let Some(job) = queue::claim(&self.db, now, now + lease).await? else {
+            return Ok(Outcome::Empty);
+        };
+        let started = Instant::now();
+        let handler = self.registry.get(&job.kind).cloned();
+        let result = match &handler {
+            Some(h) => {
+                let lease = Lease {
+                    job_id: job.id,
+                    attempts: job.attempts,
+                };
+                h.run(&job, lease).await
             }
-            match run_next(&app).await {
-                Ok(Outcome::Completed) => continue,
-                Ok(Outcome::Empty) => break,
-                Err(e) => {
-                    tracing::error!(error = %e, "worker could not run a job");
-                    break;
+            None => Err(JobError::Bug(format!(
+                "no handler for jobs of kind {:?}",
+                job.kind
+            ))),
+        };
+        let now = self.clock.now();
+        let frees_key = handler.as_ref().is_some_and(|h| h.frees_key());
+        let (how, outcome) = match &result {
+            Ok(_) => (
+                Finish::Done {
+                    free_key: frees_key,
+                },
+                "ok",
+            ),
+            Err(JobError::Cancelled(reason)) => (
+                Finish::Cancelled {
+                    reason: reason.clone(),
+                    free_key: frees_key,
+                },
+                "cancelled",
+            ),
+            Err(error) => {
+                let attempt = u32::try_from(job.attempts).unwrap_or(u32::MAX);
+                match self
+                    .config
+                    .schedule
+                    .next_delay(attempt, error, &mut rand::rng())
+                {
+                    Some(wait) => (
+                        Finish::Retry {
+                            at: now + Duration::from_std(wait).unwrap_or(Duration::hours(1)),
+                            error: error.to_string(),
+                        },
+                        "retry",
+                    ),
+                    None => (
+                        Finish::Dead {
+                            error: error.to_string(),
+                        },
+                        "dead",
+                    ),
                 }
             }
+        };
+        let elapsed_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let txn = self.db.begin().await?;
+        if let Some(h) = &handler {
+            h.before_finish(&txn, &job).await?;
         }
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(idle) => {}
+        queue::record_attempt(
+            &txn,
+            Attempt {
+                job: &job,
+                started_at: now - Duration::milliseconds(elapsed_ms),
+                duration_ms: elapsed_ms,
+                outcome,
+                http_status: result.as_ref().err().and_then(JobError::status),
+                detail: Some(match &result {
+                    Ok(note) => note.clone(),
+                    Err(e) => e.to_string(),
+                }),
+            },
+        )
+        .await?;
+        if !queue::finish(&txn, &job, &how, now).await? {
+            // Our lease expired and another worker has the job now: its outcome counts, not ours.
+            txn.rollback().await?;
+            tracing::warn!(
+                job_id = job.id,
+                kind = job.kind,
+                "finished after losing the lease; result dropped"
+            );
+            return Ok(Outcome::Completed);
+        }
+        if let Some(h) = &handler {
+            h.after_finish(&txn, &job, &how, now).await?;
+        }
+        txn.commit().await?;
+        self.metrics.job(&job.kind, outcome);
+        match (&how, &result) {
+            (_, Err(JobError::Bug(error))) => tracing::error!(
+                job_id = job.id,
+                kind = job.kind,
+                error,
+                "job failed on a bug; it went to the dead letters"
+            ),
+            (Finish::Dead { error }, _) => tracing::error!(
+                job_id = job.id,
+                kind = job.kind,
+                store_id = job.store_id,
+                error,
+                "job went to the dead letters"
+            ),
+            (Finish::Retry { at, error }, _) => {
+                tracing::warn!(job_id = job.id, kind = job.kind, %at, error, "job will be retried")
+            }
+            _ => {}
+        }
+        Ok(Outcome::Completed)
+    }
+
+    /// Runs every job that is due now, one after the other.
+    pub async fn drain(&self) -> Result<(), DbErr> {
+        while self.run_next().await? == Outcome::Completed {}
+        Ok(())
+    }
+
+    /// Runs due jobs until `stop`, sleeping `poll_interval` when there are none.
+    pub async fn run(self, stop: CancellationToken) {
+        loop {
+            loop {
+                if stop.is_cancelled() {
+                    return;
+                }
+                match self.run_next().await {
+                    Ok(Outcome::Completed) => continue,
+                    Ok(Outcome::Empty) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "worker could not run a job");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+            }
         }
     }
 }

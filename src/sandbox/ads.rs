@@ -8,22 +8,6 @@ use serde_json::{Value, json};
 
 use super::{CLIENT_ID, JsonError, Sandbox, random_token};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/amazon/api")
-            .route("/v2/profiles", web::get().to(profiles))
-            .route("/attribution/advertisers", web::get().to(advertisers))
-            .route("/attribution/publishers", web::get().to(publishers))
-            .route(
-                "/attribution/tags/nonMacroTemplateTag",
-                web::get().to(non_macro_tags),
-            )
-            .route("/attribution/tags/macroTag", web::get().to(macro_tags))
-            .route("/attribution/report", web::post().to(super::report::report))
-            .default_service(web::to(not_found)),
-    );
-}
-
 pub const ADVERTISER_NAME: &str = "Sandbox Brand";
 
 /// Reference §3.2 (ids 1–29); 1–4 take macro tags, the others template tags.
@@ -123,14 +107,17 @@ impl Sandbox {
     }
 }
 
-async fn not_found(req: HttpRequest) -> HttpResponse {
+pub(super) async fn not_found(req: HttpRequest) -> HttpResponse {
     HttpResponse::NotFound().json(json!({
         "code": "NOT_FOUND",
         "details": format!("Could not find resource for full path: {}", req.path()),
     }))
 }
 
-async fn profiles(req: HttpRequest, sb: web::Data<Sandbox>) -> Result<HttpResponse, JsonError> {
+pub(super) async fn profiles(
+    req: HttpRequest,
+    sb: web::Data<Sandbox>,
+) -> Result<HttpResponse, JsonError> {
     sb.authenticate(&req)?;
     let ids = sb.ids();
     // The legacy profile comes first so that "take the first profile" visibly goes wrong.
@@ -166,14 +153,20 @@ async fn profiles(req: HttpRequest, sb: web::Data<Sandbox>) -> Result<HttpRespon
     ])))
 }
 
-async fn advertisers(req: HttpRequest, sb: web::Data<Sandbox>) -> Result<HttpResponse, JsonError> {
+pub(super) async fn advertisers(
+    req: HttpRequest,
+    sb: web::Data<Sandbox>,
+) -> Result<HttpResponse, JsonError> {
     sb.attribution_scope(&req)?;
     Ok(HttpResponse::Ok().json(json!({"advertisers": [
         {"advertiserId": sb.ids().advertiser_id, "advertiserName": ADVERTISER_NAME}
     ]})))
 }
 
-async fn publishers(req: HttpRequest, sb: web::Data<Sandbox>) -> Result<HttpResponse, JsonError> {
+pub(super) async fn publishers(
+    req: HttpRequest,
+    sb: web::Data<Sandbox>,
+) -> Result<HttpResponse, JsonError> {
     sb.attribution_scope(&req)?;
     let list: Vec<Value> = PUBLISHERS
         .iter()
@@ -260,13 +253,16 @@ fn tags(req: &HttpRequest, sb: &Sandbox, macro_wanted: bool) -> Result<HttpRespo
     Ok(HttpResponse::Ok().json(map))
 }
 
-async fn non_macro_tags(
+pub(super) async fn non_macro_tags(
     req: HttpRequest,
     sb: web::Data<Sandbox>,
 ) -> Result<HttpResponse, JsonError> {
     tags(&req, &sb, false)
 }
 
-async fn macro_tags(req: HttpRequest, sb: web::Data<Sandbox>) -> Result<HttpResponse, JsonError> {
+pub(super) async fn macro_tags(
+    req: HttpRequest,
+    sb: web::Data<Sandbox>,
+) -> Result<HttpResponse, JsonError> {
     tags(&req, &sb, true)
 }

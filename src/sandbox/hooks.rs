@@ -229,3 +229,19 @@ async fn faults(body: web::Json<Faults>, sb: web::Data<Sandbox>) -> HttpResponse
     sb.update(|s| s.report_faults = body.into_inner().report.into());
     HttpResponse::Ok().json(json!({"pending": {"report": pending}}))
 }
+
+impl Sandbox {
+    /// Shoppers click each of `links` (the merchant's "Shoppers click every link" in the
+    /// sandbox): from then on the sandbox's Amazon reports traffic and sales for them. Returns
+    /// how many were recorded, or why one was refused.
+    pub fn shoppers_click(&self, links: &[String]) -> Result<usize, String> {
+        let mut registered = 0;
+        for link in links {
+            let url = url::Url::parse(link).map_err(|e| format!("{link}: not a URL: {e}"))?;
+            register(self, &url.query_pairs().into_owned().collect())
+                .map_err(|why| format!("{link}: {why}"))?;
+            registered += 1;
+        }
+        Ok(registered)
+    }
+}

@@ -208,9 +208,27 @@ pub fn configure(cfg: &mut web::ServiceConfig, sandbox: Sandbox) {
             )
             .configure(control::routes)
             .configure(lwa::routes)
-            .configure(ads::routes)
+            .configure(amazon_api_routes)
             .configure(hooks::routes)
-            .configure(program::routes),
+            .configure(program::routes)
+            .route("/program/orders", web::get().to(orders_page::orders_page)),
+    );
+}
+
+/// The Ads API: the account calls (`ads`) and the report (`report`), under one scope.
+fn amazon_api_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/amazon/api")
+            .route("/v2/profiles", web::get().to(ads::profiles))
+            .route("/attribution/advertisers", web::get().to(ads::advertisers))
+            .route("/attribution/publishers", web::get().to(ads::publishers))
+            .route(
+                "/attribution/tags/nonMacroTemplateTag",
+                web::get().to(ads::non_macro_tags),
+            )
+            .route("/attribution/tags/macroTag", web::get().to(ads::macro_tags))
+            .route("/attribution/report", web::post().to(report::report))
+            .default_service(web::to(ads::not_found)),
     );
 }
 

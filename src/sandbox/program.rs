@@ -21,10 +21,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(|| async {
                 HttpResponse::NotFound().json(json!({"error": "not found"}))
             })),
-    )
-    .route(
-        "/program/orders",
-        web::get().to(super::orders_page::orders_page),
     );
 }
 

@@ -1,15 +1,21 @@
-//! The program's affiliate roster as this app knows it, kept current by webhooks.
+//! The program's affiliate roster as this app knows it, kept current by webhooks and roster reads.
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use entity::affiliates;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, sea_query::Expr, sea_query::OnConflict,
 };
 
-use crate::{
-    domain::ids::{AffiliateId, StoreId},
-    webhooks::events::Affiliate,
+use super::StoreScoped;
+use crate::domain::{
+    affiliate::Affiliate,
+    ids::{AffiliateId, StoreId},
 };
+
+/// An affiliate row (deleted ones keep their row, with `deleted_at`, for their history's names).
+pub use entity::affiliates::Model as AffiliateRow;
 
 /// Creates or updates an affiliate (and revives one that was deleted).
 pub async fn upsert(
@@ -57,16 +63,9 @@ pub async fn mark_deleted(
     affiliate_id: AffiliateId,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let res = affiliates::Entity::update_many()
-        .col_expr(
-            affiliates::Column::DeletedAt,
-            sea_orm::sea_query::Expr::value(Some(now)),
-        )
-        .col_expr(
-            affiliates::Column::UpdatedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .filter(affiliates::Column::StoreId.eq(store_id.as_str()))
+    let res = affiliates::Entity::update_of_store(store_id)
+        .col_expr(affiliates::Column::DeletedAt, Expr::value(Some(now)))
+        .col_expr(affiliates::Column::UpdatedAt, Expr::value(now))
         .filter(affiliates::Column::AffiliateId.eq(affiliate_id.get()))
         .exec(conn)
         .await?;
@@ -77,11 +76,38 @@ pub async fn mark_deleted(
 pub async fn list_current(
     conn: &impl ConnectionTrait,
     store_id: &StoreId,
-) -> Result<Vec<affiliates::Model>, DbErr> {
-    affiliates::Entity::find()
-        .filter(affiliates::Column::StoreId.eq(store_id.as_str()))
+) -> Result<Vec<AffiliateRow>, DbErr> {
+    affiliates::Entity::of_store(store_id)
         .filter(affiliates::Column::DeletedAt.is_null())
         .order_by_asc(affiliates::Column::AffiliateId)
         .all(conn)
         .await
+}
+
+pub async fn count_current(conn: &impl ConnectionTrait, store_id: &StoreId) -> Result<u64, DbErr> {
+    affiliates::Entity::of_store(store_id)
+        .filter(affiliates::Column::DeletedAt.is_null())
+        .count(conn)
+        .await
+}
+
+/// Every affiliate the store ever had (deleted ones too), by id: names for history.
+pub async fn all_by_id(
+    conn: &impl ConnectionTrait,
+    store_id: &StoreId,
+) -> Result<HashMap<i64, AffiliateRow>, DbErr> {
+    Ok(affiliates::Entity::of_store(store_id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|a| (a.affiliate_id, a))
+        .collect())
+}
+
+/// The ids of every affiliate the store ever had: a report row of one of them is theirs.
+pub async fn known_ids(
+    conn: &impl ConnectionTrait,
+    store_id: &StoreId,
+) -> Result<HashSet<i64>, DbErr> {
+    Ok(all_by_id(conn, store_id).await?.into_keys().collect())
 }

@@ -1,4 +1,113 @@
-//! The persistence layer: every query of the app. Store-scoped finders take a `StoreId` and
-//! cannot forget it.
+//! The persistence layer: every query of the app, one module per table group. Finders of a
+//! store's data take its `StoreId` and start from [`StoreScoped`], so no query of store data can
+//! forget the store (svix-server's `secure_find`). Rows come out as the entity models, re-exported
+//! here under their own names; states are enums, never strings.
 pub mod affiliates;
+pub mod connections;
+pub mod inbox;
+pub mod jobs;
+pub mod ledger;
+pub mod links;
+pub mod oauth;
+pub mod runs;
+pub mod sessions;
 pub mod stores;
+
+pub use entity::states::{
+    ConnectionStatus, JobStatus, OrderStatus, PushState, RunStatus, SalesBasis, StoreStatus,
+};
+pub use sea_orm::{DatabaseConnection, DbErr};
+
+use sea_orm::{ColumnTrait, DeleteMany, EntityTrait, QueryFilter, Select, UpdateMany};
+
+use crate::domain::ids::StoreId;
+
+/// Rows per multi-row INSERT: far below SQLite's and PostgreSQL's limits on bound values.
+pub const BATCH: usize = 500;
+
+/// A table whose rows belong to one store.
+pub(crate) trait StoreScoped: EntityTrait {
+    fn store_column() -> Self::Column;
+
+    /// The store's rows, and only those.
+    fn of_store(store: &StoreId) -> Select<Self> {
+        Self::find().filter(Self::store_column().eq(store.as_str()))
+    }
+
+    fn update_of_store(store: &StoreId) -> UpdateMany<Self> {
+        Self::update_many().filter(Self::store_column().eq(store.as_str()))
+    }
+
+    fn delete_of_store(store: &StoreId) -> DeleteMany<Self> {
+        Self::delete_many().filter(Self::store_column().eq(store.as_str()))
+    }
+}
+
+macro_rules! scoped {
+    ($($table:ident),* $(,)?) => {$(
+        impl StoreScoped for entity::$table::Entity {
+            fn store_column() -> Self::Column {
+                entity::$table::Column::StoreId
+            }
+        }
+    )*};
+}
+
+scoped!(
+    affiliates,
+    amazon_connections,
+    daily_figures,
+    figure_changes,
+    job_attempts,
+    jobs,
+    landing_pages,
+    links,
+    oauth_states,
+    order_versions,
+    orders,
+    program_credentials,
+    sessions,
+    sync_runs,
+    unmatched_figures,
+    webhook_inbox,
+);
+
+impl StoreScoped for entity::stores::Entity {
+    fn store_column() -> Self::Column {
+        entity::stores::Column::Id
+    }
+}
+
+/// Inserts rows in batches of [`BATCH`].
+pub(crate) async fn insert_all<E: EntityTrait>(
+    conn: &impl sea_orm::ConnectionTrait,
+    rows: Vec<E::ActiveModel>,
+) -> Result<(), DbErr>
+where
+    E::ActiveModel: Clone,
+{
+    for chunk in rows.chunks(BATCH) {
+        E::insert_many(chunk.to_vec())
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Locks a row until the end of the transaction on PostgreSQL (SQLite has one writer).
+pub(crate) async fn lock_row(
+    conn: &impl sea_orm::ConnectionTrait,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> Result<(), DbErr> {
+    use sea_orm::{DbBackend, Statement};
+    if conn.get_database_backend() == DbBackend::Postgres {
+        conn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?;
+    }
+    Ok(())
+}

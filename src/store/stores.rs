@@ -1,5 +1,6 @@
-//! Stores and their lifecycle: install, uninstall, commission changes, redaction and retention.
-//! Every function takes the connection it runs on, so webhook effects share the inbox transaction.
+//! Stores and their program credentials: install, uninstall, commission changes, redaction and
+//! retention. Every function takes the connection it runs on, so webhook effects share the inbox
+//! transaction. Program tokens come in and go out sealed: this layer never sees them in clear.
 use chrono::{DateTime, Duration, Utc};
 use entity::{
     affiliates, amazon_connections, daily_figures, figure_changes, job_attempts, jobs,
@@ -10,68 +11,86 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
     EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait, sea_query::Expr,
 };
-use secrecy::SecretString;
 use serde::Serialize;
 
-use crate::{
-    crypto::TokenCipher,
-    domain::{commission::DefaultCommission, ids::StoreId},
-    webhooks::events::Installed,
+use super::{SalesBasis, StoreScoped, StoreStatus};
+use crate::domain::{
+    commission::DefaultCommission, currency::Currency, figures::Basis, ids::StoreId,
+    links::campaign_id_for,
 };
 
-pub const ACTIVE: &str = "active";
-pub const UNINSTALLED: &str = "uninstalled";
+/// A store row.
+pub use entity::stores::Model as Store;
 
-/// Associated data binding a sealed program token to its store.
-fn program_token_aad(store_id: &str) -> String {
-    format!("program-token:{store_id}")
+/// What an install says about the store (DESIGN §4.1 `app.installed`).
+#[derive(Debug, Clone)]
+pub struct NewStore<'a> {
+    pub id: &'a StoreId,
+    pub name: &'a str,
+    pub url: &'a str,
+    pub currency: Currency,
+    /// The program's admin API, without a trailing slash; `None` for the configured default.
+    pub api_url: Option<String>,
+    pub commission: DefaultCommission,
+}
+
+impl From<SalesBasis> for Basis {
+    fn from(b: SalesBasis) -> Self {
+        match b {
+            SalesBasis::Promoted => Basis::Promoted,
+            SalesBasis::Total => Basis::Total,
+        }
+    }
 }
 
 /// Locks the store's row until the end of the transaction (PostgreSQL; SQLite has one writer).
 pub async fn lock(conn: &impl ConnectionTrait, id: &StoreId) -> Result<(), DbErr> {
-    use sea_orm::{DbBackend, Statement};
-    if conn.get_database_backend() == DbBackend::Postgres {
-        conn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT 1 FROM stores WHERE id = $1 FOR UPDATE",
-            [id.as_str().into()],
-        ))
-        .await?;
-    }
-    Ok(())
+    super::lock_row(
+        conn,
+        "SELECT 1 FROM stores WHERE id = $1 FOR UPDATE",
+        vec![id.as_str().into()],
+    )
+    .await
 }
 
-pub async fn find(
+pub async fn find(conn: &impl ConnectionTrait, id: &StoreId) -> Result<Option<Store>, DbErr> {
+    stores::Entity::of_store(id).one(conn).await
+}
+
+/// The store, if the app is installed there.
+pub async fn find_active(
     conn: &impl ConnectionTrait,
     id: &StoreId,
-) -> Result<Option<stores::Model>, DbErr> {
-    stores::Entity::find_by_id(id.as_str()).one(conn).await
+) -> Result<Option<Store>, DbErr> {
+    Ok(find(conn, id)
+        .await?
+        .filter(|s| s.status == StoreStatus::Active))
 }
 
-/// Creates the store, or brings an existing one up to date (a second install, or a reinstall).
+pub async fn is_active(conn: &impl ConnectionTrait, id: &StoreId) -> Result<bool, DbErr> {
+    Ok(find_active(conn, id).await?.is_some())
+}
+
+/// Creates the store, or brings an existing one up to date (a second install, or a reinstall),
+/// with its sealed program token.
 pub async fn install(
     conn: &impl ConnectionTrait,
-    cipher: &TokenCipher,
-    event: &Installed,
+    new: &NewStore<'_>,
+    sealed_token: Vec<u8>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let id = event.store.id.as_str();
-    let commission = event.commission;
-    let api_url = event
-        .api_url
-        .as_ref()
-        .map(|u| u.as_str().trim_end_matches('/').to_owned());
-    match stores::Entity::find_by_id(id).one(conn).await? {
+    let commission = new.commission;
+    match find(conn, new.id).await? {
         Some(existing) => {
-            let reinstalled = existing.status != ACTIVE;
+            let reinstalled = existing.status != StoreStatus::Active;
             let commission_changed = existing.commission_type != commission.kind.as_str()
                 || existing.commission_value != commission.value.normalize().to_string();
             let mut store: stores::ActiveModel = existing.into();
-            store.name = Set(event.store.name.clone());
-            store.url = Set(event.store.url.clone());
-            store.currency = Set(event.store.currency.code().to_owned());
-            store.program_api_url = Set(api_url);
-            store.status = Set(ACTIVE.to_owned());
+            store.name = Set(new.name.to_owned());
+            store.url = Set(new.url.to_owned());
+            store.currency = Set(new.currency.code().to_owned());
+            store.program_api_url = Set(new.api_url.clone());
+            store.status = Set(StoreStatus::Active);
             store.uninstalled_at = Set(None);
             if reinstalled {
                 store.installed_at = Set(now);
@@ -84,24 +103,36 @@ pub async fn install(
         }
         None => {
             let mut store = stores::ActiveModel {
-                id: Set(id.to_owned()),
-                name: Set(event.store.name.clone()),
-                url: Set(event.store.url.clone()),
-                currency: Set(event.store.currency.code().to_owned()),
-                status: Set(ACTIVE.to_owned()),
-                program_api_url: Set(api_url),
+                id: Set(new.id.as_str().to_owned()),
+                name: Set(new.name.to_owned()),
+                url: Set(new.url.to_owned()),
+                currency: Set(new.currency.code().to_owned()),
+                status: Set(StoreStatus::Active),
+                program_api_url: Set(new.api_url.clone()),
                 installed_at: Set(now),
                 uninstalled_at: Set(None),
                 created_at: Set(now),
                 updated_at: Set(now),
-                campaign_id: Set(Some(crate::domain::links::campaign_id_for(id))),
+                campaign_id: Set(Some(campaign_id_for(new.id.as_str()))),
+                sales_basis: Set(SalesBasis::Promoted),
                 ..Default::default()
             };
             set_commission_fields(&mut store, commission, now);
             store.insert(conn).await?;
         }
     }
-    save_program_token(conn, cipher, &event.store.id, &event.access_token, now).await
+    program_credentials::Entity::delete_of_store(new.id)
+        .exec(conn)
+        .await?;
+    program_credentials::ActiveModel {
+        store_id: Set(new.id.as_str().to_owned()),
+        access_token: Set(sealed_token),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
 }
 
 fn set_commission_fields(
@@ -114,48 +145,20 @@ fn set_commission_fields(
     store.commission_updated_at = Set(now);
 }
 
-async fn save_program_token(
+/// The sealed program token of the store, if it has one.
+pub async fn sealed_program_token(
     conn: &impl ConnectionTrait,
-    cipher: &TokenCipher,
-    store_id: &StoreId,
-    token: &SecretString,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    let sealed = cipher.seal(token, &program_token_aad(store_id.as_str()));
-    program_credentials::Entity::delete_by_id(store_id.as_str())
-        .exec(conn)
-        .await?;
-    program_credentials::ActiveModel {
-        store_id: Set(store_id.as_str().to_owned()),
-        access_token: Set(sealed),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(conn)
-    .await?;
-    Ok(())
-}
-
-/// The program's admin-API token of an active store, decrypted for immediate use.
-pub async fn program_token(
-    conn: &impl ConnectionTrait,
-    cipher: &TokenCipher,
-    store_id: &StoreId,
-) -> Result<Option<SecretString>, anyhow::Error> {
-    let Some(row) = program_credentials::Entity::find_by_id(store_id.as_str())
+    id: &StoreId,
+) -> Result<Option<Vec<u8>>, DbErr> {
+    Ok(program_credentials::Entity::of_store(id)
         .one(conn)
         .await?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(cipher.open(
-        &row.access_token,
-        &program_token_aad(store_id.as_str()),
-    )?))
+        .map(|row| row.access_token))
 }
 
-/// Stops the store at once: its tokens and sessions go, its history stays until retention ends.
-/// Returns false when there was nothing to uninstall (unknown or already uninstalled): still a success.
+/// Stops the store at once: its tokens, sessions and OAuth attempts go, its waiting work is
+/// cancelled, its history stays until retention ends. Returns false when there was nothing to
+/// uninstall (unknown or already uninstalled): still a success.
 pub async fn uninstall(
     conn: &impl ConnectionTrait,
     id: &StoreId,
@@ -164,41 +167,25 @@ pub async fn uninstall(
     let Some(store) = find(conn, id).await? else {
         return Ok(false);
     };
-    let was_active = store.status == ACTIVE;
+    let was_active = store.status == StoreStatus::Active;
     if was_active {
         let mut store: stores::ActiveModel = store.into();
-        store.status = Set(UNINSTALLED.to_owned());
+        store.status = Set(StoreStatus::Uninstalled);
         store.uninstalled_at = Set(Some(now));
         store.updated_at = Set(now);
         store.update(conn).await?;
     }
-    program_credentials::Entity::delete_by_id(id.as_str())
+    program_credentials::Entity::delete_of_store(id)
         .exec(conn)
         .await?;
-    amazon_connections::Entity::delete_by_id(id.as_str())
+    amazon_connections::Entity::delete_of_store(id)
         .exec(conn)
         .await?;
-    oauth_states::Entity::delete_many()
-        .filter(oauth_states::Column::StoreId.eq(id.as_str()))
-        .exec(conn)
-        .await?;
-    sessions::Entity::delete_many()
-        .filter(sessions::Column::StoreId.eq(id.as_str()))
-        .exec(conn)
-        .await?;
-    crate::jobs::cancel_store(conn, id, now).await?;
-
+    oauth_states::Entity::delete_of_store(id).exec(conn).await?;
+    sessions::Entity::delete_of_store(id).exec(conn).await?;
+    super::jobs::cancel_store(conn, id, now).await?;
     // Their pushes were cancelled: after a reinstall, the next sync queues them again.
-    orders::Entity::update_many()
-        .col_expr(
-            orders::Column::PushState,
-            Expr::value(crate::flows::sync::ledger::WAITING),
-        )
-        .filter(orders::Column::StoreId.eq(id.as_str()))
-        .filter(orders::Column::PushState.eq(crate::flows::sync::ledger::PENDING))
-        .exec(conn)
-        .await?;
-
+    super::ledger::unqueue_pushes(conn, id).await?;
     Ok(was_active)
 }
 
@@ -209,7 +196,7 @@ pub async fn set_commission(
     commission: DefaultCommission,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let Some(store) = find(conn, id).await?.filter(|s| s.status == ACTIVE) else {
+    let Some(store) = find_active(conn, id).await? else {
         return Ok(false);
     };
     let mut store: stores::ActiveModel = store.into();
@@ -219,42 +206,39 @@ pub async fn set_commission(
     Ok(true)
 }
 
+/// The merchant's choice of sales figures. False when the store is not active.
+pub async fn set_sales_basis(
+    conn: &impl ConnectionTrait,
+    id: &StoreId,
+    basis: SalesBasis,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let Some(store) = find_active(conn, id).await? else {
+        return Ok(false);
+    };
+    let mut store: stores::ActiveModel = store.into();
+    store.sales_basis = Set(basis);
+    store.updated_at = Set(now);
+    store.update(conn).await?;
+    Ok(true)
+}
+
 /// Deletes every row of the store. Inbox rows stay as bare delivery ids (so a late retry of an
 /// old delivery is still recognised) but no longer name the store.
 pub async fn purge(conn: &impl ConnectionTrait, id: &StoreId) -> Result<(), DbErr> {
-    let id = id.as_str();
-    sessions::Entity::delete_many()
-        .filter(sessions::Column::StoreId.eq(id))
-        .exec(conn)
-        .await?;
-    affiliates::Entity::delete_many()
-        .filter(affiliates::Column::StoreId.eq(id))
-        .exec(conn)
-        .await?;
-    program_credentials::Entity::delete_by_id(id)
-        .exec(conn)
-        .await?;
-    amazon_connections::Entity::delete_by_id(id)
-        .exec(conn)
-        .await?;
-    oauth_states::Entity::delete_many()
-        .filter(oauth_states::Column::StoreId.eq(id))
-        .exec(conn)
-        .await?;
-    landing_pages::Entity::delete_many()
-        .filter(landing_pages::Column::StoreId.eq(id))
-        .exec(conn)
-        .await?;
-    links::Entity::delete_many()
-        .filter(links::Column::StoreId.eq(id))
-        .exec(conn)
-        .await?;
-    macro_rules! purge_table {
+    macro_rules! purge_tables {
         ($($t:ident),*) => {$(
-            $t::Entity::delete_many().filter($t::Column::StoreId.eq(id)).exec(conn).await?;
+            $t::Entity::delete_of_store(id).exec(conn).await?;
         )*};
     }
-    purge_table!(
+    purge_tables!(
+        sessions,
+        affiliates,
+        program_credentials,
+        amazon_connections,
+        oauth_states,
+        landing_pages,
+        links,
         jobs,
         job_attempts,
         daily_figures,
@@ -264,20 +248,19 @@ pub async fn purge(conn: &impl ConnectionTrait, id: &StoreId) -> Result<(), DbEr
         order_versions,
         sync_runs
     );
-    webhook_inbox::Entity::update_many()
+    webhook_inbox::Entity::update_of_store(id)
         .col_expr(
             webhook_inbox::Column::StoreId,
             Expr::value(Option::<String>::None),
         )
-        .filter(webhook_inbox::Column::StoreId.eq(id))
         .exec(conn)
         .await?;
-    stores::Entity::delete_by_id(id).exec(conn).await?;
+    stores::Entity::delete_of_store(id).exec(conn).await?;
     Ok(())
 }
 
 /// Purges stores uninstalled more than `retention_days` ago, each in its own transaction, and
-/// drops expired sessions. Returns how many stores were purged.
+/// drops expired sessions and OAuth attempts. Returns how many stores were purged.
 pub async fn purge_expired(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
@@ -285,18 +268,21 @@ pub async fn purge_expired(
 ) -> Result<usize, DbErr> {
     let cutoff = now - Duration::days(i64::from(retention_days));
     let expired = stores::Entity::find()
-        .filter(stores::Column::Status.eq(UNINSTALLED))
+        .filter(stores::Column::Status.eq(StoreStatus::Uninstalled))
         .filter(stores::Column::UninstalledAt.lt(cutoff))
         .all(db)
         .await?;
     let mut purged = 0;
     for store in &expired {
-        let id = StoreId::parse(&store.id).map_err(|e| DbErr::Custom(e.to_string()))?;
+        let Ok(id) = StoreId::parse(&store.id) else {
+            tracing::warn!(store_id = ?store.id, "stored store id no longer parses; not purged");
+            continue;
+        };
         let txn = db.begin().await?;
         // Checked again under the lock: a reinstall since the listing keeps the store.
         lock(&txn, &id).await?;
         let still_expired = find(&txn, &id).await?.is_some_and(|s| {
-            s.status == UNINSTALLED && s.uninstalled_at.is_some_and(|at| at < cutoff)
+            s.status == StoreStatus::Uninstalled && s.uninstalled_at.is_some_and(|at| at < cutoff)
         });
         if !still_expired {
             txn.rollback().await?;
@@ -307,16 +293,8 @@ pub async fn purge_expired(
         purged += 1;
         tracing::info!(store_id = %id, "purged uninstalled store after retention");
     }
-
-    sessions::Entity::delete_many()
-        .filter(sessions::Column::ExpiresAt.lt(now))
-        .exec(db)
-        .await?;
-    oauth_states::Entity::delete_many()
-        .filter(oauth_states::Column::ExpiresAt.lt(now))
-        .exec(db)
-        .await?;
-
+    super::sessions::sweep_expired(db, now).await?;
+    super::oauth::sweep_expired(db, now).await?;
     Ok(purged)
 }
 
@@ -327,7 +305,7 @@ pub struct StoreSummary {
     pub name: String,
     pub url: String,
     pub currency: String,
-    pub status: String,
+    pub status: StoreStatus,
     pub default_commission: String,
     pub program_connected: bool,
     pub affiliates: u64,
@@ -335,19 +313,18 @@ pub struct StoreSummary {
     pub uninstalled_at: Option<DateTime<Utc>>,
 }
 
-pub async fn summary(
-    conn: &impl ConnectionTrait,
-    store: stores::Model,
-) -> Result<StoreSummary, DbErr> {
-    let program_connected = program_credentials::Entity::find_by_id(store.id.as_str())
+pub async fn summary(conn: &impl ConnectionTrait, store: Store) -> Result<StoreSummary, DbErr> {
+    let Ok(id) = StoreId::parse(&store.id) else {
+        return Err(DbErr::Custom(format!(
+            "stored store id {:?} is invalid",
+            store.id
+        )));
+    };
+    let program_connected = program_credentials::Entity::of_store(&id)
         .count(conn)
         .await?
         > 0;
-    let affiliates = affiliates::Entity::find()
-        .filter(affiliates::Column::StoreId.eq(store.id.as_str()))
-        .filter(affiliates::Column::DeletedAt.is_null())
-        .count(conn)
-        .await?;
+    let affiliates = super::affiliates::count_current(conn, &id).await?;
     let default_commission =
         DefaultCommission::from_columns(&store.commission_type, &store.commission_value)
             .map(|c| c.to_string())
@@ -366,6 +343,7 @@ pub async fn summary(
     })
 }
 
+/// Every store, by id (the operator's view).
 pub async fn list(conn: &impl ConnectionTrait) -> Result<Vec<StoreSummary>, DbErr> {
     let stores = stores::Entity::find()
         .order_by_asc(stores::Column::Id)
@@ -376,4 +354,12 @@ pub async fn list(conn: &impl ConnectionTrait) -> Result<Vec<StoreSummary>, DbEr
         out.push(summary(conn, store).await?);
     }
     Ok(out)
+}
+
+/// How many stores have the app installed.
+pub async fn count_active(conn: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    stores::Entity::find()
+        .filter(stores::Column::Status.eq(StoreStatus::Active))
+        .count(conn)
+        .await
 }

@@ -2,7 +2,7 @@
 //! landing pages and the links export. Every action is for the session's store only.
 use actix_session::Session;
 use actix_web::{HttpResponse, http::header, web};
-use sea_orm::EntityTrait;
+use sea_orm::TransactionTrait;
 use serde::Deserialize;
 
 use crate::{
@@ -13,7 +13,7 @@ use crate::{
         links,
     },
     state::AppState,
-    store::stores,
+    store::{self, connections, stores},
     web::{
         PageError,
         pages::{authorize, authorize_form},
@@ -24,10 +24,9 @@ use crate::{
 
 async fn active_store(app: &AppState, session: &Session) -> Result<StoreId, PageError> {
     let store = session::session_store(session).ok_or(PageError::NoSession)?;
-    stores::find(&app.db, &store)
-        .await?
-        .filter(|s| s.status == stores::ACTIVE)
-        .ok_or(PageError::NotFound)?;
+    if !stores::is_active(&app.deps.db, &store).await? {
+        return Err(PageError::NotFound);
+    }
     Ok(store)
 }
 
@@ -53,14 +52,14 @@ pub async fn connect(
         .unwrap_or("NA")
         .parse()
         .map_err(PageError::BadRequest)?;
-    if !state.amazon.is_configured() {
+    if !state.deps.amazon.is_configured() {
         flash(
             &session,
             "Amazon sign-in is not configured on this server (amazon.client_id). Please contact the operator.",
         );
         return Ok(to_setup(&store));
     }
-    let consent = connect::start(&state, &store, region)
+    let consent = connect::start(&state.deps, &store, region)
         .await
         .map_err(|e| match e {
             ConnectError::Db(e) => PageError::Database(e),
@@ -79,7 +78,7 @@ pub async fn callback(
     session: Session,
 ) -> Result<HttpResponse, PageError> {
     let store = active_store(&state, &session).await?;
-    let message = match connect::callback(&state, &store, &query).await {
+    let message = match connect::callback(&state.deps, &store, &query).await {
         Ok(Outcome::Connected) => "Amazon is connected. Every affiliate now has a link.".to_owned(),
         Ok(Outcome::MustChoose) => {
             "Amazon is connected. Choose the account to use below.".to_owned()
@@ -114,7 +113,7 @@ pub async fn choose(
         .split_once(':')
         .and_then(|(p, a)| Some((p.parse::<i64>().ok()?, a)))
         .ok_or_else(|| PageError::BadRequest("choose one of the listed accounts".into()))?;
-    match connect::choose(&state, &store, profile, advertiser).await {
+    match connect::choose(&state.deps, &store, profile, advertiser).await {
         Ok(()) => flash(&session, "Account chosen. Every affiliate now has a link."),
         Err(e) => {
             tracing::warn!(store_id = %store, error = %e, "account choice failed");
@@ -131,7 +130,7 @@ pub async fn disconnect(
     session: Session,
 ) -> Result<HttpResponse, PageError> {
     let store = authorize_form(&session, &path, &form.csrf)?;
-    connect::disconnect(&state, &store).await?;
+    connect::disconnect(&state.deps, &store).await?;
     flash(
         &session,
         "Amazon is disconnected and its tokens are deleted. Links stay as they are.",
@@ -154,19 +153,16 @@ pub async fn landing_page(
     session: Session,
 ) -> Result<HttpResponse, PageError> {
     let store = authorize_form(&session, &path, &form.csrf)?;
-    let conn = entity::amazon_connections::Entity::find_by_id(store.as_str())
-        .one(&state.db)
-        .await?;
+    let conn = connections::find(&state.deps.db, &store).await?;
     let country = conn
         .and_then(|c| c.country_code)
         .unwrap_or_else(|| "US".into());
     let main = form.kind == "main";
     match parse_landing_page(&form.url, &country) {
         Ok((id, url, asin)) if main || asin.is_some() => {
-            let now = state.clock.now();
-            let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
-            links::set_landing_page(&txn, &store, &id, &url, asin, main, now).await?;
-            links::refresh(&txn, &store, now).await?;
+            let now = state.deps.clock.now();
+            let txn = state.deps.db.begin().await?;
+            links::set_landing_page(&txn, &store, (&id, &url, asin), main, now).await?;
             txn.commit().await?;
             flash(
                 &session,
@@ -190,10 +186,9 @@ pub async fn remove_landing_page(
 ) -> Result<HttpResponse, PageError> {
     let (store_id, page) = path.into_inner();
     let store = authorize_form(&session, &store_id, &form.csrf)?;
-    let now = state.clock.now();
-    let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
-    links::remove_landing_page(&txn, &store, &page).await?;
-    links::refresh(&txn, &store, now).await?;
+    let now = state.deps.clock.now();
+    let txn = state.deps.db.begin().await?;
+    links::remove_landing_page(&txn, &store, &page, now).await?;
     txn.commit().await?;
     flash(&session, "Landing page removed; its links are retired.");
     Ok(to_setup(&store))
@@ -206,7 +201,7 @@ pub async fn links_csv(
     session: Session,
 ) -> Result<HttpResponse, PageError> {
     let store = authorize(&session, &path)?;
-    let rows = links::list(&state.db, &store).await?;
+    let rows = store::links::current(&state.deps.db, &store).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((

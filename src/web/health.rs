@@ -9,7 +9,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// The process can do its work: the database answers.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.db.ping().await {
+    match state.deps.db.ping().await {
         Ok(()) => HttpResponse::Ok().body("ready"),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
@@ -20,7 +20,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// Prometheus (OpenMetrics text): what the service did and what is waiting.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    match state.metrics.render(&state.db).await {
+    match state.metrics.render(&state.deps.db).await {
         Ok(text) => HttpResponse::Ok()
             .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
             .body(text),

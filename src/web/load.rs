@@ -23,7 +23,7 @@ pub async fn load(
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let now = state.clock.now().timestamp();
+    let now = state.deps.clock.now().timestamp();
     state
         .verifier
         .verify_load_link(&query.store_id, &query.timestamp, &query.signature, now)
@@ -32,8 +32,7 @@ pub async fn load(
             PageError::BadLink
         })?;
     let store_id = StoreId::parse(&query.store_id).map_err(|_| PageError::NotFound)?;
-    let store = stores::find(&state.db, &store_id).await?;
-    if store.is_none_or(|s| s.status != stores::ACTIVE) {
+    if !stores::is_active(&state.deps.db, &store_id).await? {
         return Err(PageError::NotFound);
     }
     // A new session key on every entry: no fixation, and one browser serves one store at a time.

@@ -2,19 +2,16 @@
 use actix_session::Session;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use entity::amazon_connections;
-use sea_orm::EntityTrait;
 
 use crate::{
-    clients::amazon::Region,
-    domain::ids::StoreId,
+    domain::{ids::StoreId, region::Region},
     flows::{
         connect::Choice,
-        links::{self, LinkRow},
-        tokens,
+        links::CurrentLink,
+        status::{self, LedgerEntry, SyncStatus},
     },
     state::AppState,
-    store::{affiliates, stores},
+    store::stores::StoreSummary,
     web::{PageError, html, session},
 };
 
@@ -26,7 +23,7 @@ struct Home {
 
 pub async fn home(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     html(&Home {
-        sandbox: state.settings.sandbox.enabled,
+        sandbox: state.deps.settings.sandbox.enabled,
     })
 }
 
@@ -84,15 +81,15 @@ struct Setup {
     sandbox: bool,
     csrf: String,
     flash: String,
-    store: stores::StoreSummary,
+    store: StoreSummary,
     affiliates: Vec<AffiliateRow>,
     amazon: AmazonView,
     regions: Vec<RegionOption>,
     landing_pages: Vec<LandingRow>,
-    links: Vec<LinkRow>,
-    status: crate::flows::status::StoreStatus,
+    links: Vec<CurrentLink>,
+    status: SyncStatus,
     sales_basis: String,
-    recent: Vec<crate::flows::status::LedgerEntry>,
+    recent: Vec<LedgerEntry>,
     unmatched: u64,
 }
 
@@ -102,28 +99,10 @@ pub async fn setup(
     session: Session,
 ) -> Result<HttpResponse, PageError> {
     let store_id = authorize(&session, &path)?;
-    let store = stores::find(&state.db, &store_id)
+    let page = status::store_page(&state.deps.db, &store_id, 50)
         .await?
-        .filter(|s| s.status == stores::ACTIVE)
         .ok_or(PageError::NotFound)?;
-    let store = stores::summary(&state.db, store).await?;
-    let affiliates = affiliates::list_current(&state.db, &store_id)
-        .await?
-        .into_iter()
-        .map(|a| AffiliateRow {
-            id: a.affiliate_id,
-            name: a.name,
-            ref_code: a.ref_code.unwrap_or_default(),
-            status: a.status,
-        })
-        .collect();
-    let connection = amazon_connections::Entity::find_by_id(store_id.as_str())
-        .one(&state.db)
-        .await?;
-    let connected = connection
-        .as_ref()
-        .is_some_and(|c| c.status == tokens::CONNECTED);
-    let amazon = match connection {
+    let amazon = match page.connection {
         None => AmazonView {
             status: "none".into(),
             region: String::new(),
@@ -145,48 +124,28 @@ pub async fn setup(
                 .unwrap_or_default(),
             problem: c.problem.unwrap_or_default(),
             region: c.region,
-            status: c.status,
+            status: c.status.to_string(),
         },
     };
-    let (landing_pages, links) = if connected {
-        let pages = links::landing_pages(&state.db, &store_id)
-            .await?
-            .into_iter()
-            .map(|p| LandingRow {
-                id: p.id,
-                url: p.url,
-                is_main: p.is_main,
-            })
-            .collect();
-        (pages, links::list(&state.db, &store_id).await?)
-    } else {
-        (vec![], vec![])
-    };
-    let status = crate::flows::status::store_status(&state.db, &store_id).await?;
-    let mut recent = crate::flows::status::ledger(&state.db, &store_id).await?;
-    recent.truncate(50);
-    let unmatched = {
-        use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
-        entity::unmatched_figures::Entity::find()
-            .filter(entity::unmatched_figures::Column::StoreId.eq(store_id.as_str()))
-            .count(&state.db)
-            .await?
-    };
-    let sales_basis = entity::stores::Entity::find_by_id(store_id.as_str())
-        .one(&state.db)
-        .await?
-        .map(|s| s.sales_basis)
-        .unwrap_or_default();
     html(&Setup {
-        status,
-        sales_basis,
-        recent,
-        unmatched,
-        sandbox: state.settings.sandbox.enabled,
+        status: page.sync,
+        sales_basis: page.sales_basis.to_string(),
+        recent: page.recent,
+        unmatched: page.unmatched,
+        sandbox: state.deps.settings.sandbox.enabled,
         csrf: session::csrf_token(&session),
         flash: session::take_flash(&session).unwrap_or_default(),
-        store,
-        affiliates,
+        store: page.store,
+        affiliates: page
+            .affiliates
+            .into_iter()
+            .map(|a| AffiliateRow {
+                id: a.affiliate_id,
+                name: a.name,
+                ref_code: a.ref_code.unwrap_or_default(),
+                status: a.status,
+            })
+            .collect(),
         amazon,
         regions: Region::ALL
             .iter()
@@ -195,7 +154,15 @@ pub async fn setup(
                 label: r.label(),
             })
             .collect(),
-        landing_pages,
-        links,
+        landing_pages: page
+            .landing_pages
+            .into_iter()
+            .map(|p| LandingRow {
+                id: p.id,
+                url: p.url,
+                is_main: p.is_main,
+            })
+            .collect(),
+        links: page.links,
     })
 }

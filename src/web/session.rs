@@ -9,13 +9,13 @@ use actix_session::{
 };
 use actix_web::cookie::time::Duration as CookieDuration;
 use chrono::{DateTime, Duration, Utc};
-use entity::sessions;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, sea_query::Expr,
-};
+use sea_orm::DatabaseConnection;
 use sha2::{Digest, Sha256};
 
-use crate::domain::{clock::SharedClock, ids::StoreId};
+use crate::{
+    domain::{clock::SharedClock, ids::StoreId},
+    store::sessions,
+};
 
 pub const STORE_KEY: &str = "store_id";
 pub const CSRF_KEY: &str = "csrf";
@@ -50,12 +50,11 @@ fn store_of(state: &HashMap<String, String>) -> Option<String> {
 
 impl SessionStore for DbSessionStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<HashMap<String, String>>, LoadError> {
-        let row = sessions::Entity::find_by_id(row_id(key))
-            .filter(sessions::Column::ExpiresAt.gt(self.clock.now()))
-            .one(&self.db)
+        let state = sessions::load(&self.db, &row_id(key), self.clock.now())
             .await
             .map_err(|e| LoadError::Other(e.into()))?;
-        row.map(|r| serde_json::from_str(&r.state))
+        state
+            .map(|s| serde_json::from_str(&s))
             .transpose()
             .map_err(|e| LoadError::Deserialization(e.into()))
     }
@@ -67,13 +66,13 @@ impl SessionStore for DbSessionStore {
     ) -> Result<SessionKey, SaveError> {
         let key = generate_session_key();
         let body = serde_json::to_string(&state).map_err(|e| SaveError::Serialization(e.into()))?;
-        sessions::Entity::insert(sessions::ActiveModel {
-            id: Set(row_id(&key)),
-            store_id: Set(store_of(&state)),
-            state: Set(body),
-            expires_at: Set(self.expiry(ttl)),
-        })
-        .exec_without_returning(&self.db)
+        sessions::insert(
+            &self.db,
+            &row_id(&key),
+            store_of(&state),
+            body,
+            self.expiry(ttl),
+        )
         .await
         .map_err(|e| SaveError::Other(e.into()))?;
         Ok(key)
@@ -87,15 +86,16 @@ impl SessionStore for DbSessionStore {
     ) -> Result<SessionKey, UpdateError> {
         let body =
             serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
-        let res = sessions::Entity::update_many()
-            .col_expr(sessions::Column::State, Expr::value(body))
-            .col_expr(sessions::Column::StoreId, Expr::value(store_of(&state)))
-            .col_expr(sessions::Column::ExpiresAt, Expr::value(self.expiry(ttl)))
-            .filter(sessions::Column::Id.eq(row_id(&key)))
-            .exec(&self.db)
-            .await
-            .map_err(|e| UpdateError::Other(e.into()))?;
-        if res.rows_affected == 0 {
+        let updated = sessions::update(
+            &self.db,
+            &row_id(&key),
+            store_of(&state),
+            body,
+            self.expiry(ttl),
+        )
+        .await
+        .map_err(|e| UpdateError::Other(e.into()))?;
+        if !updated {
             // Expired or ended meanwhile (an uninstall ends a store's sessions): never revive it
             // with its store; an empty session takes its place.
             return self.save(HashMap::new(), ttl).await.map_err(|e| match e {
@@ -111,18 +111,12 @@ impl SessionStore for DbSessionStore {
         key: &SessionKey,
         ttl: &CookieDuration,
     ) -> Result<(), anyhow::Error> {
-        sessions::Entity::update_many()
-            .col_expr(sessions::Column::ExpiresAt, Expr::value(self.expiry(ttl)))
-            .filter(sessions::Column::Id.eq(row_id(key)))
-            .exec(&self.db)
-            .await?;
+        sessions::extend(&self.db, &row_id(key), self.expiry(ttl)).await?;
         Ok(())
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
-        sessions::Entity::delete_by_id(row_id(key))
-            .exec(&self.db)
-            .await?;
+        sessions::delete(&self.db, &row_id(key)).await?;
         Ok(())
     }
 }

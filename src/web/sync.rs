@@ -1,14 +1,13 @@
-//! The merchant's sync actions: "Sync now", the sales basis, and in the sandbox, shoppers clicking
-//! every link so that there is something to sync.
+//! The merchant's sync actions: "Sync now", the sales basis, the dead letters, and in the sandbox,
+//! shoppers clicking every link so that there is something to sync.
 use actix_session::Session;
 use actix_web::{HttpResponse, web};
-use entity::stores as store_rows;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use serde::Deserialize;
 
 use crate::{
-    flows::{links, scheduler},
+    flows::{push, scheduler},
     state::AppState,
+    store::{SalesBasis, links, stores},
     web::{
         PageError,
         pages::authorize_form,
@@ -25,7 +24,7 @@ pub async fn sync_now(
     session: Session,
 ) -> Result<HttpResponse, PageError> {
     let store = authorize_form(&session, &path, &form.csrf)?;
-    scheduler::enqueue_now(&state, &store, None, "manual").await?;
+    scheduler::enqueue_now(&state.deps, &store, None, "manual").await?;
     flash(
         &session,
         "Sync queued: Amazon's figures of the last 60 days are being read and the orders updated. Reload in a moment.",
@@ -48,17 +47,14 @@ pub async fn sales_basis(
 ) -> Result<HttpResponse, PageError> {
     let store = authorize_form(&session, &path, &form.csrf)?;
     let basis = match form.basis.as_str() {
-        "promoted" | "total" => form.basis.clone(),
+        "promoted" => SalesBasis::Promoted,
+        "total" => SalesBasis::Total,
         _ => return Err(PageError::BadRequest("choose promoted or total".into())),
     };
-    let row = store_rows::Entity::find_by_id(store.as_str())
-        .one(&state.db)
-        .await?
-        .ok_or(PageError::NotFound)?;
-    let mut row: store_rows::ActiveModel = row.into();
-    row.sales_basis = Set(basis);
-    row.updated_at = Set(state.clock.now());
-    row.update(&state.db).await?;
+    let now = state.deps.clock.now();
+    if !stores::set_sales_basis(&state.deps.db, &store, basis, now).await? {
+        return Err(PageError::NotFound);
+    }
     flash(
         &session,
         "Saved. The next sync recomputes every day that is not final yet (the last 60 days).",
@@ -75,41 +71,25 @@ pub async fn sandbox_shoppers(
     session: Session,
 ) -> Result<HttpResponse, PageError> {
     let store = authorize_form(&session, &path, &form.csrf)?;
-    if state.sandbox.is_none() {
+    let Some(sandbox) = &state.sandbox else {
         return Err(PageError::NotFound);
-    }
-    let urls: Vec<String> = links::list(&state.db, &store)
+    };
+    let urls: Vec<String> = links::current(&state.deps.db, &store)
         .await?
         .into_iter()
         .map(|l| l.url)
         .collect();
-    let target = state
-        .settings
-        .server
-        .public_url
-        .join("/sandbox/amazon/clicks")
-        .map_err(anyhow::Error::from)?;
-    let res = state
-        .amazon
-        .http
-        .post(target)
-        .json(&serde_json::json!({ "links": urls }))
-        .send()
-        .await
-        .map_err(anyhow::Error::from)?;
-    if res.status().is_success() {
-        flash(
+    match sandbox.shoppers_click(&urls) {
+        Ok(n) => flash(
             &session,
             format!(
-                "Sandbox: {} links were clicked by shoppers. Click “Sync now” to read their sales.",
-                urls.len()
+                "Sandbox: {n} links were clicked by shoppers. Click “Sync now” to read their sales."
             ),
-        );
-    } else {
-        flash(
+        ),
+        Err(why) => flash(
             &session,
-            format!("Sandbox Amazon refused the clicks ({}).", res.status()),
-        );
+            format!("Sandbox Amazon refused the clicks: {why}"),
+        ),
     }
     Ok(to_setup(&store))
 }
@@ -123,7 +103,7 @@ pub async fn retry_dead_letters(
     session: Session,
 ) -> Result<HttpResponse, PageError> {
     let store = authorize_form(&session, &path, &form.csrf)?;
-    let n = crate::jobs::retry_dead_letters(&state.db, Some(&store), state.clock.now()).await?;
+    let n = push::retry_dead_letters(&state.deps.db, Some(&store), state.deps.clock.now()).await?;
     flash(&session, format!("{n} refused push(es) queued again."));
     Ok(to_setup(&store))
 }

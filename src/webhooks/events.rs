@@ -3,6 +3,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+pub use crate::domain::affiliate::Affiliate;
 use crate::domain::{
     commission::DefaultCommission,
     currency::Currency,
@@ -64,21 +65,6 @@ pub struct StoreInfo {
     pub name: String,
     pub url: String,
     pub currency: Currency,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Affiliate {
-    pub id: AffiliateId,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub ref_code: Option<String>,
-    #[serde(default = "default_status")]
-    pub status: String,
-}
-
-fn default_status() -> String {
-    "approved".to_owned()
 }
 
 /// Why a signed body was refused (400): nothing is stored or changed.

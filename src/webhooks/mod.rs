@@ -4,17 +4,16 @@ pub mod verify;
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web};
 use chrono::{DateTime, Utc};
-use entity::webhook_inbox;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    TransactionTrait, sea_query::OnConflict,
-};
+use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
 use serde::Serialize;
 
 use crate::{
-    flows::links,
+    flows::lifecycle,
     state::AppState,
-    store::{affiliates, stores},
+    store::{
+        inbox,
+        stores::{self, NewStore},
+    },
 };
 use events::{Event, MalformedPayload};
 use verify::{SignedHeaders, VerifyError};
@@ -100,30 +99,28 @@ pub async fn process(
     headers: SignedHeaders<'_>,
     body: &[u8],
 ) -> Result<Receipt, WebhookError> {
-    let now = state.clock.now();
+    let now = state.deps.clock.now();
     state
         .verifier
         .verify_webhook(headers, body, now.timestamp())?;
     let (event_type, event) = events::parse(body)?;
     let webhook_id = headers.id.expect("verified deliveries carry an id");
 
-    let txn = state.db.begin().await?;
+    let txn = state.deps.db.begin().await?;
     // The inbox row comes first: a racing duplicate waits on its key and then finds it taken.
-    if !record(&txn, webhook_id, &event_type, &event, now).await? {
+    // A redacted store must not stay named anywhere, not even in the inbox.
+    let named = match &event {
+        Event::Redact { .. } => None,
+        other => other.store_id(),
+    };
+    if !inbox::record(&txn, webhook_id, &event_type, named, now).await? {
         txn.rollback().await?;
         tracing::info!(webhook_id, "duplicate webhook delivery ignored");
         return Ok(Receipt::Duplicate);
     }
     let applied = apply(&txn, state, &event, now).await?;
     if !applied {
-        webhook_inbox::Entity::update_many()
-            .col_expr(
-                webhook_inbox::Column::Outcome,
-                sea_orm::sea_query::Expr::value("ignored"),
-            )
-            .filter(webhook_inbox::Column::WebhookId.eq(webhook_id))
-            .exec(&txn)
-            .await?;
+        inbox::mark_ignored(&txn, webhook_id).await?;
     }
     txn.commit().await?;
     tracing::info!(webhook_id, event_type, store_id = ?event.store_id().map(|s| s.as_str()), applied, "webhook processed");
@@ -134,38 +131,7 @@ pub async fn process(
     })
 }
 
-/// Inserts the inbox row; false when this delivery id is already there.
-async fn record(
-    conn: &impl ConnectionTrait,
-    webhook_id: &str,
-    event_type: &str,
-    event: &Event,
-    now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    // A redacted store must not stay named anywhere, not even in the inbox.
-    let store_id = match event {
-        Event::Redact { .. } => None,
-        other => other.store_id().map(|s| s.as_str().to_owned()),
-    };
-    let row = webhook_inbox::ActiveModel {
-        webhook_id: Set(webhook_id.to_owned()),
-        event_type: Set(event_type.chars().take(100).collect()),
-        store_id: Set(store_id),
-        outcome: Set("applied".to_owned()),
-        received_at: Set(now),
-    };
-    let inserted = webhook_inbox::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(webhook_inbox::Column::WebhookId)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    Ok(inserted == 1)
-}
-
-/// The event's effect. False when there was nothing to act on.
+/// The event's effect, in the delivery's transaction. False when there was nothing to act on.
 async fn apply(
     conn: &impl ConnectionTrait,
     state: &AppState,
@@ -174,7 +140,19 @@ async fn apply(
 ) -> Result<bool, DbErr> {
     match event {
         Event::Installed(installed) => {
-            stores::install(conn, &state.cipher, installed, now).await?;
+            let new = NewStore {
+                id: &installed.store.id,
+                name: &installed.store.name,
+                url: &installed.store.url,
+                currency: installed.store.currency,
+                api_url: installed
+                    .api_url
+                    .as_ref()
+                    .map(|u| u.as_str().trim_end_matches('/').to_owned()),
+                commission: installed.commission,
+            };
+            let cipher = &state.deps.cipher;
+            lifecycle::install(conn, cipher, &new, &installed.access_token, now).await?;
             Ok(true)
         }
         Event::Uninstalled { store_id } => {
@@ -188,38 +166,15 @@ async fn apply(
         Event::AffiliateUpserted {
             store_id,
             affiliate,
-        } => {
-            if !is_active(conn, store_id).await? {
-                return Ok(false);
-            }
-            affiliates::upsert(conn, store_id, affiliate, now).await?;
-            links::refresh(conn, store_id, now).await?;
-            Ok(true)
-        }
+        } => lifecycle::affiliate_upserted(conn, store_id, affiliate, now).await,
         Event::AffiliateDeleted {
             store_id,
             affiliate_id,
-        } => {
-            if !is_active(conn, store_id).await? {
-                return Ok(false);
-            }
-            let known = affiliates::mark_deleted(conn, store_id, *affiliate_id, now).await?;
-            links::refresh(conn, store_id, now).await?;
-            Ok(known)
-        }
+        } => lifecycle::affiliate_deleted(conn, store_id, *affiliate_id, now).await,
         Event::CommissionUpdated {
             store_id,
             commission,
         } => stores::set_commission(conn, store_id, *commission, now).await,
         Event::Unknown { .. } => Ok(false),
     }
-}
-
-async fn is_active(
-    conn: &impl ConnectionTrait,
-    store_id: &crate::domain::ids::StoreId,
-) -> Result<bool, DbErr> {
-    Ok(stores::find(conn, store_id)
-        .await?
-        .is_some_and(|s| s.status == stores::ACTIVE))
 }

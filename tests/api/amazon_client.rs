@@ -60,7 +60,15 @@ async fn client(answers: Vec<ResponseTemplate>, extra: &[(&str, &str)]) -> (Amaz
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
     let settings = Settings::from_sources(None, env).unwrap();
-    (AmazonApp::from_settings(&settings, None).unwrap(), server)
+    (
+        AmazonApp::from_settings(&settings.amazon, callback(), None).unwrap(),
+        server,
+    )
+}
+
+/// Where Amazon would send the merchant back; unused by these calls.
+fn callback() -> url::Url {
+    url::Url::parse("http://127.0.0.1:8080/oauth/amazon/callback").unwrap()
 }
 
 fn ok_profiles() -> ResponseTemplate {
@@ -236,7 +244,7 @@ async fn regions_use_their_hosts_unless_overridden() {
         ],
     )
     .unwrap();
-    let app = AmazonApp::from_settings(&settings, None).unwrap();
+    let app = AmazonApp::from_settings(&settings.amazon, callback(), None).unwrap();
     let eu = app.endpoints(Region::Eu);
     assert_eq!(eu.authorize.as_str(), "https://eu.account.amazon.com/ap/oa");
     assert_eq!(eu.token.as_str(), "https://api.amazon.co.uk/auth/o2/token");

@@ -2,9 +2,7 @@
 //! profile/advertiser → links, against doubles of Login with Amazon, the Ads API and the program.
 use std::collections::HashMap;
 
-use attribution_bridge::{
-    domain::ids::StoreId, flows::links, flows::tokens, flows::tokens::AuthError,
-};
+use attribution_bridge::{domain::ids::StoreId, flows::tokens, flows::tokens::AuthError};
 use chrono::Duration;
 use serde_json::json;
 
@@ -122,7 +120,9 @@ async fn connecting_mints_one_correct_link_per_affiliate() {
         "Amazon is connected. Every affiliate now has a link."
     );
 
-    let links = links::list(&w.app.state.db, &store()).await.unwrap();
+    let links = attribution_bridge::store::links::current(&w.app.state.deps.db, &store())
+        .await
+        .unwrap();
     assert_eq!(links.len(), 3);
     for (i, link) in links.iter().enumerate() {
         let url = url::Url::parse(&link.url).unwrap();
@@ -307,7 +307,7 @@ async fn every_login_with_amazon_error_becomes_a_message() {
 async fn access_tokens_are_refreshed_ahead_of_expiry_and_shared_by_concurrent_callers() {
     let w = world(1).await;
     connect(&w).await;
-    let state = &w.app.state;
+    let state = &w.app.state.deps;
     // Fresh: no refresh.
     tokens::access_token(state, &store(), None).await.unwrap();
     assert_eq!(w.amazon.lwa.0.lock().unwrap().refreshes, 0);
@@ -333,9 +333,9 @@ async fn a_401_refreshes_once_and_retries() {
     // Amazon stops accepting the current token before its time.
     w.amazon.lwa.0.lock().unwrap().valid_access.clear();
     let state = w.app.state.clone();
-    let profiles = tokens::with_token(&state, &store(), |t, r| {
+    let profiles = tokens::with_token(&state.deps, &store(), |t, r| {
         let state = state.clone();
-        async move { state.amazon.ads(r).profiles(&t).await }
+        async move { state.deps.amazon.ads(r).profiles(&t).await }
     })
     .await
     .unwrap();
@@ -349,7 +349,7 @@ async fn a_revoked_refresh_token_turns_into_needs_reconnect() {
     connect(&w).await;
     w.amazon.lwa.0.lock().unwrap().revoked = true;
     w.app.clock.advance(Duration::hours(2));
-    let err = tokens::access_token(&w.app.state, &store(), None)
+    let err = tokens::access_token(&w.app.state.deps, &store(), None)
         .await
         .unwrap_err();
     assert!(matches!(err, AuthError::NeedsReconnect), "{err}");
@@ -445,7 +445,9 @@ async fn with_two_profiles_the_merchant_chooses() {
     };
     assert_eq!(post("forged".into()).await.unwrap().status(), 403);
     assert_eq!(post(csrf).await.unwrap().status(), 303);
-    let links = links::list(&w.app.state.db, &store()).await.unwrap();
+    let links = attribution_bridge::store::links::current(&w.app.state.deps.db, &store())
+        .await
+        .unwrap();
     assert_eq!(links.len(), 2);
     assert!(
         links[0]
@@ -461,14 +463,18 @@ async fn affiliate_webhooks_mint_and_retire_links_at_once() {
     w.app
         .send(&affiliate_event("affiliate.created", "st_1", 77, "Zoe"))
         .await;
-    let links = links::list(&w.app.state.db, &store()).await.unwrap();
+    let links = attribution_bridge::store::links::current(&w.app.state.deps.db, &store())
+        .await
+        .unwrap();
     assert!(
         links
             .iter()
             .any(|l| l.affiliate_id == 77 && l.url.contains("aa_adgroupid=a77"))
     );
     w.app.send(&json!({"type": "affiliate.deleted", "data": {"store_id": "st_1", "affiliate": {"id": 77}}})).await;
-    let links = links::list(&w.app.state.db, &store()).await.unwrap();
+    let links = attribution_bridge::store::links::current(&w.app.state.deps.db, &store())
+        .await
+        .unwrap();
     assert!(!links.iter().any(|l| l.affiliate_id == 77));
     assert_eq!(
         w.app
@@ -504,7 +510,9 @@ async fn landing_pages_are_validated_and_give_links_their_creative_id() {
     set("https://www.amazon.com/dp/B07ZZZZZZZ", "extra")
         .await
         .unwrap();
-    let links = links::list(&w.app.state.db, &store()).await.unwrap();
+    let links = attribution_bridge::store::links::current(&w.app.state.deps.db, &store())
+        .await
+        .unwrap();
     let ids: Vec<&str> = links.iter().map(|l| l.landing_page_id.as_str()).collect();
     assert_eq!(ids, ["B00MNV8E0C", "B07ZZZZZZZ"]);
     assert!(

@@ -1,6 +1,6 @@
 //! A worker that dies between any two steps leaves a state from which the next run converges to
 //! exactly the right orders. "Dying" is a claimed job that is never finished: its lease expires.
-use attribution_bridge::{flows::scheduler, flows::sync, jobs};
+use attribution_bridge::{flows::scheduler, flows::sync};
 use chrono::Duration;
 use sea_orm::{ConnectionTrait, Statement};
 
@@ -9,7 +9,7 @@ use crate::{doubles::*, sync::*};
 /// A worker takes the next job and dies holding it.
 async fn claim_and_die(w: &SyncWorld) -> entity::jobs::Model {
     let now = w.app.clock_now();
-    jobs::claim(&w.app.state.db, now, now + Duration::seconds(300))
+    attribution_bridge::store::jobs::claim(&w.app.state.deps.db, now, now + Duration::seconds(300))
         .await
         .unwrap()
         .expect("a job is due")
@@ -23,7 +23,7 @@ async fn past_the_lease(w: &SyncWorld) {
 async fn queued(affiliates: usize, rows: Vec<serde_json::Value>) -> SyncWorld {
     let w = sync_world(0, affiliates, &[]).await;
     *w.report.rows.lock().unwrap() = rows;
-    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
+    scheduler::enqueue_now(&w.app.state.deps, &st1(), None, "test")
         .await
         .unwrap();
     w
@@ -39,7 +39,8 @@ async fn synced(affiliates: usize, rows: Vec<serde_json::Value>) -> SyncWorld {
 /// A worker takes the next push and dies holding it.
 async fn claim_push(w: &SyncWorld) -> (entity::jobs::Model, i64, chrono::NaiveDate) {
     let job = claim_and_die(w).await;
-    let jobs::Task::PushOrder { affiliate_id, day } = serde_json::from_str(&job.payload).unwrap()
+    let attribution_bridge::flows::tasks::Task::PushOrder { affiliate_id, day } =
+        serde_json::from_str(&job.payload).unwrap()
     else {
         panic!("the next job is a push");
     };
@@ -79,10 +80,12 @@ async fn a_worker_dying_before_the_sync_commits() {
 async fn a_worker_dying_after_the_sync_committed_but_before_its_job_was_done() {
     let w = queued(2, two_rows()).await;
     let job = claim_and_die(&w).await;
-    let jobs::Task::SyncStore { from, to, .. } = serde_json::from_str(&job.payload).unwrap() else {
+    let attribution_bridge::flows::tasks::Task::SyncStore { from, to, .. } =
+        serde_json::from_str(&job.payload).unwrap()
+    else {
         panic!()
     };
-    sync::run(&w.app.state, &st1(), from, to, "test", None)
+    sync::run(&w.app.state.deps, &st1(), (from, to), "test", None)
         .await
         .unwrap();
     past_the_lease(&w).await;
@@ -95,7 +98,7 @@ async fn a_worker_dying_just_before_sending_a_create() {
     let w = synced(2, two_rows()).await;
     // The push worker marked the create as attempted, then died before the request left.
     claim_and_die(&w).await;
-    let db = &w.app.state.db;
+    let db = &w.app.state.deps.db;
     db.execute_raw(Statement::from_string(
         db.get_database_backend(),
         "UPDATE orders SET create_attempted = TRUE WHERE affiliate_id = 1".to_owned(),
@@ -112,7 +115,7 @@ async fn a_worker_dying_after_the_program_stored_the_order() {
     let w = synced(2, two_rows()).await;
     let (_job, affiliate_id, day) = claim_push(&w).await;
     // The create reached the program; the worker died before writing down the answer.
-    let db = &w.app.state.db;
+    let db = &w.app.state.deps.db;
     db.execute_raw(Statement::from_string(
         db.get_database_backend(),
         format!("UPDATE orders SET create_attempted = TRUE WHERE affiliate_id = {affiliate_id}"),
@@ -140,7 +143,7 @@ async fn a_worker_dying_after_the_program_stored_the_order() {
 async fn a_worker_dying_after_recording_the_push_but_before_its_job_was_done() {
     let w = synced(2, two_rows()).await;
     let (_job, affiliate_id, day) = claim_push(&w).await;
-    attribution_bridge::flows::push::run(&w.app.state, &st1(), affiliate_id, day)
+    attribution_bridge::flows::push::run(&w.app.state.deps, &st1(), (affiliate_id, day))
         .await
         .unwrap();
     past_the_lease(&w).await;
@@ -154,7 +157,7 @@ async fn two_workers_racing_on_one_queue_run_each_job_once() {
     *w.report.rows.lock().unwrap() = (1..=40)
         .map(|a| report_row("20261101", a, 10, 1, "10.00"))
         .collect();
-    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
+    scheduler::enqueue_now(&w.app.state.deps, &st1(), None, "test")
         .await
         .unwrap();
     run_one(&w.app).await;
@@ -178,12 +181,12 @@ async fn two_schedulers_enqueue_each_store_day_once() {
             .into(),
     );
     let (a, b) = tokio::join!(
-        scheduler::enqueue_due(&w.app.state, w.app.clock_now()),
-        scheduler::enqueue_due(&w.app.state, w.app.clock_now())
+        scheduler::enqueue_due(&w.app.state.deps, w.app.clock_now()),
+        scheduler::enqueue_due(&w.app.state.deps, w.app.clock_now())
     );
     assert_eq!(a.unwrap() + b.unwrap(), 1);
     assert_eq!(
-        scheduler::enqueue_due(&w.app.state, w.app.clock_now())
+        scheduler::enqueue_due(&w.app.state.deps, w.app.clock_now())
             .await
             .unwrap(),
         0,
@@ -198,14 +201,14 @@ async fn two_schedulers_enqueue_each_store_day_once() {
     // Before 06:00 local time the next day, nothing; after, the next day's sync.
     w.app.clock.advance(Duration::hours(13));
     assert_eq!(
-        scheduler::enqueue_due(&w.app.state, w.app.clock_now())
+        scheduler::enqueue_due(&w.app.state.deps, w.app.clock_now())
             .await
             .unwrap(),
         0
     );
     w.app.clock.advance(Duration::hours(12));
     assert_eq!(
-        scheduler::enqueue_due(&w.app.state, w.app.clock_now())
+        scheduler::enqueue_due(&w.app.state.deps, w.app.clock_now())
             .await
             .unwrap(),
         1
@@ -215,21 +218,25 @@ async fn two_schedulers_enqueue_each_store_day_once() {
 #[tokio::test]
 async fn a_worker_whose_lease_expired_cannot_finish_the_job_it_lost() {
     let w = sync_world(0, 1, &[]).await;
-    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
+    scheduler::enqueue_now(&w.app.state.deps, &st1(), None, "test")
         .await
         .unwrap();
     let first = claim_and_die(&w).await;
     past_the_lease(&w).await;
     let now = w.app.clock_now();
-    let second = jobs::claim(&w.app.state.db, now, now + Duration::seconds(300))
-        .await
-        .unwrap()
-        .unwrap();
+    let second = attribution_bridge::store::jobs::claim(
+        &w.app.state.deps.db,
+        now,
+        now + Duration::seconds(300),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!((second.id, second.attempts), (first.id, 2));
-    let late = jobs::finish(
-        &w.app.state.db,
+    let late = attribution_bridge::store::jobs::finish(
+        &w.app.state.deps.db,
         &first,
-        &jobs::Finish::Dead {
+        &attribution_bridge::store::jobs::Finish::Dead {
             error: "late".into(),
         },
         now,
@@ -250,29 +257,33 @@ async fn a_restatement_computed_while_its_push_runs_is_pushed_next() {
     let w = synced(1, vec![report_row("20261101", 1, 10, 1, "10.00")]).await;
     // The push of version 1 is under way (its job holds the order's queue key)…
     let (push, affiliate_id, day) = claim_push(&w).await;
-    attribution_bridge::flows::push::run(&w.app.state, &st1(), affiliate_id, day)
+    attribution_bridge::flows::push::run(&w.app.state.deps, &st1(), (affiliate_id, day))
         .await
         .unwrap();
     // …when Amazon restates the day and a sync computes version 2: its push cannot be queued yet.
     *w.report.rows.lock().unwrap() = vec![report_row("20261101", 1, 10, 1, "7.00")];
     let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
-    scheduler::enqueue_now(&w.app.state, &st1(), Some((day, day)), "test")
+    scheduler::enqueue_now(&w.app.state.deps, &st1(), Some((day, day)), "test")
         .await
         .unwrap();
     run_one(&w.app).await;
     // The push finishes as the worker finishes it; the newer version is queued then.
     let now = w.app.clock_now();
     assert!(
-        jobs::finish(&w.app.state.db, &push, &jobs::Finish::Done, now)
-            .await
-            .unwrap()
+        attribution_bridge::store::jobs::finish(
+            &w.app.state.deps.db,
+            &push,
+            &attribution_bridge::store::jobs::Finish::Done { free_key: true },
+            now
+        )
+        .await
+        .unwrap()
     );
     assert!(
         attribution_bridge::flows::push::requeue_if_stale(
-            &w.app.state.db,
+            &w.app.state.deps.db,
             &st1(),
-            affiliate_id,
-            day,
+            (affiliate_id, day),
             now
         )
         .await
@@ -295,7 +306,7 @@ async fn a_retried_dead_letter_and_the_next_sync_push_the_order_once() {
         .lock()
         .unwrap()
         .push_back((wiremock::ResponseTemplate::new(422), false));
-    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
+    scheduler::enqueue_now(&w.app.state.deps, &st1(), None, "test")
         .await
         .unwrap();
     drain(&w.app).await;
@@ -306,15 +317,19 @@ async fn a_retried_dead_letter_and_the_next_sync_push_the_order_once() {
         1
     );
     assert_eq!(
-        jobs::retry_dead_letters(&w.app.state.db, Some(&st1()), w.app.clock_now())
-            .await
-            .unwrap(),
+        attribution_bridge::flows::push::retry_dead_letters(
+            &w.app.state.deps.db,
+            Some(&st1()),
+            w.app.clock_now()
+        )
+        .await
+        .unwrap(),
         1
     );
     // Another instance syncs before the retried push ran: still one push job for the order.
     *w.report.rows.lock().unwrap() = vec![report_row("20261101", 1, 10, 1, "11.00")];
     let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
-    let outcome = sync::run(&w.app.state, &st1(), day, day, "test", None)
+    let outcome = sync::run(&w.app.state.deps, &st1(), (day, day), "test", None)
         .await
         .unwrap();
     assert_eq!(

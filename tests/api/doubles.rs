@@ -262,6 +262,9 @@ impl AmazonDouble {
             ("APP__AMAZON__API_URL".into(), uri),
             ("APP__AMAZON__RETRY_BASE_MS".into(), "1".into()),
             ("APP__AMAZON__RETRY_CAP_MS".into(), "20".into()),
+            // Roster reads retry like Amazon's calls: fast here too.
+            ("APP__PROGRAM__RETRY_BASE_MS".into(), "1".into()),
+            ("APP__PROGRAM__RETRY_CAP_MS".into(), "20".into()),
         ]
     }
 

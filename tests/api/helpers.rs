@@ -282,9 +282,10 @@ impl TestApp {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        let backend = self.state.db.get_database_backend();
+        let backend = self.state.deps.db.get_database_backend();
         let row = self
             .state
+            .deps
             .db
             .query_one_raw(Statement::from_string(backend, sql.to_owned()))
             .await
@@ -295,7 +296,7 @@ impl TestApp {
 
     /// Every (table, column) whose value contains `needle`, in any table of the database.
     pub async fn columns_containing(&self, needle: &str) -> Vec<String> {
-        let db = &self.state.db;
+        let db = &self.state.deps.db;
         let backend = db.get_database_backend();
         let columns: Vec<(String, String, String)> = match backend {
             DbBackend::Sqlite => {

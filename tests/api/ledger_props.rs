@@ -1,8 +1,8 @@
 //! Property: applying the same report twice changes nothing the second time, whatever it holds.
 use attribution_bridge::{
     clients::amazon::report::Figures, clients::amazon::report::Rows, db,
-    domain::commission::DefaultCommission, domain::ids::StoreId, flows::sync::ledger,
-    flows::sync::ledger::Basis, flows::sync::ledger::Context,
+    domain::commission::DefaultCommission, domain::figures::Basis, domain::ids::StoreId,
+    flows::sync::ledger, flows::sync::ledger::Context,
 };
 use chrono::{NaiveDate, TimeZone, Utc};
 use proptest::prelude::*;

@@ -22,11 +22,11 @@ async fn uninstall_twice_and_before_install_both_answer_200() {
         app.send(&store_event("app.uninstalled", "st_1")).await,
         "processed"
     );
-    let store = stores::find(&app.state.db, &StoreId::parse("st_1").unwrap())
+    let store = stores::find(&app.state.deps.db, &StoreId::parse("st_1").unwrap())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(store.status, "uninstalled");
+    assert_eq!(store.status.as_str(), "uninstalled");
     assert_eq!(store.uninstalled_at, Some(app.clock_now()));
 }
 
@@ -69,11 +69,14 @@ async fn a_reinstall_brings_the_store_back_with_its_new_token() {
     app.clock.advance(Duration::days(3));
     app.install("st_1", "gpat_new").await;
     let id = StoreId::parse("st_1").unwrap();
-    let store = stores::find(&app.state.db, &id).await.unwrap().unwrap();
-    assert_eq!(store.status, "active");
+    let store = stores::find(&app.state.deps.db, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.status.as_str(), "active");
     assert_eq!(store.uninstalled_at, None);
     assert_eq!(store.installed_at, app.clock_now());
-    let token = stores::program_token(&app.state.db, &app.state.cipher, &id)
+    let token = attribution_bridge::flows::lifecycle::program_token(&app.state.deps, &id)
         .await
         .unwrap()
         .unwrap();
@@ -89,9 +92,12 @@ async fn a_second_install_of_an_active_store_updates_it() {
     event["data"]["store"]["name"] = "Acme Renamed".into();
     assert_eq!(app.send(&event).await, "processed");
     let id = StoreId::parse("st_1").unwrap();
-    let store = stores::find(&app.state.db, &id).await.unwrap().unwrap();
+    let store = stores::find(&app.state.deps.db, &id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(store.name, "Acme Renamed");
-    let token = stores::program_token(&app.state.db, &app.state.cipher, &id)
+    let token = attribution_bridge::flows::lifecycle::program_token(&app.state.deps, &id)
         .await
         .unwrap()
         .unwrap();
@@ -148,12 +154,12 @@ async fn uninstalled_stores_are_purged_after_the_retention_period() {
     app.send(&store_event("app.uninstalled", "st_recent")).await;
 
     app.clock.advance(Duration::days(29));
-    let purged = stores::purge_expired(&app.state.db, app.clock_now(), 30)
+    let purged = stores::purge_expired(&app.state.deps.db, app.clock_now(), 30)
         .await
         .unwrap();
     assert_eq!(purged, 1);
     assert_eq!(app.columns_containing("st_old").await, Vec::<String>::new());
-    let ids: Vec<String> = stores::list(&app.state.db)
+    let ids: Vec<String> = stores::list(&app.state.deps.db)
         .await
         .unwrap()
         .into_iter()

@@ -2,9 +2,7 @@
 //! it, connect Amazon, see one link per affiliate.
 use std::collections::{BTreeSet, HashMap};
 
-use attribution_bridge::{
-    domain::ids::StoreId, domain::money::to_minor, flows::status, store::stores,
-};
+use attribution_bridge::{domain::ids::StoreId, domain::money::to_minor, flows::status};
 use fantoccini::Locator;
 
 use crate::{browser::Browser, helpers::*};
@@ -110,18 +108,20 @@ async fn a_newcomer_installs_a_demo_store_connects_amazon_and_sees_the_links() {
 
     let store_path = c.current_url().await.unwrap().path().to_owned();
     let store = StoreId::parse(store_path.rsplit('/').next().unwrap()).unwrap();
-    let ledger = status::ledger(&app.state.db, &store).await.unwrap();
+    let ledger = status::ledger(&app.state.deps.db, &store).await.unwrap();
     let days: BTreeSet<_> = ledger.iter().map(|e| e.day).collect();
     assert!(days.len() > 20, "weeks of history: {} days", days.len());
     // One order per affiliate per day in the sandbox program, each with 10 % of its total to the cent.
     let program = sandbox_orders(&app, &store).await;
-    let (pushed, waiting): (Vec<_>, Vec<_>) = ledger.iter().partition(|e| e.push_state == "pushed");
+    let (pushed, waiting): (Vec<_>, Vec<_>) = ledger
+        .iter()
+        .partition(|e| e.push_state.as_str() == "pushed");
     assert_eq!(program.len(), pushed.len());
     let newest = *days.iter().next_back().unwrap();
     assert!(
         waiting
             .iter()
-            .all(|e| e.push_state == "waiting" && e.day == newest),
+            .all(|e| e.push_state.as_str() == "waiting" && e.day == newest),
         "only yesterday waits"
     );
     let keys: BTreeSet<_> = ledger.iter().map(|e| (e.affiliate_id, e.day)).collect();
@@ -163,7 +163,7 @@ async fn a_newcomer_installs_a_demo_store_connects_amazon_and_sees_the_links() {
     browser.click("#sync-now").await;
     browser.wait_text("#flash", "Sync queued").await;
     crate::sync::drain(&app).await;
-    let after = status::ledger(&app.state.db, &store).await.unwrap();
+    let after = status::ledger(&app.state.deps.db, &store).await.unwrap();
     let changed: Vec<_> = after
         .iter()
         .filter(|e| e.day == day && e.version > 1)
@@ -186,7 +186,7 @@ async fn a_newcomer_installs_a_demo_store_connects_amazon_and_sees_the_links() {
             to_minor(&e.total, 2)
         );
 
-        assert_eq!(e.push_state, "pushed");
+        assert_eq!(e.push_state.as_str(), "pushed");
     }
     browser.client.clone().close().await.unwrap();
 }
@@ -194,7 +194,7 @@ async fn a_newcomer_installs_a_demo_store_connects_amazon_and_sees_the_links() {
 /// Every order the sandbox program holds for the store, by number (read through its admin API).
 async fn sandbox_orders(app: &TestApp, store: &StoreId) -> HashMap<String, serde_json::Value> {
     use secrecy::ExposeSecret;
-    let token = stores::program_token(&app.state.db, &app.state.cipher, store)
+    let token = attribution_bridge::flows::lifecycle::program_token(&app.state.deps, store)
         .await
         .unwrap()
         .unwrap();

@@ -8,11 +8,10 @@ async fn the_access_tokens_plaintext_is_absent_from_the_database() {
     app.install("st_1", token).await;
     let id = attribution_bridge::domain::ids::StoreId::parse("st_1").unwrap();
     // It is there, sealed, and opens to the right value…
-    let opened =
-        attribution_bridge::store::stores::program_token(&app.state.db, &app.state.cipher, &id)
-            .await
-            .unwrap()
-            .unwrap();
+    let opened = attribution_bridge::flows::lifecycle::program_token(&app.state.deps, &id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(secrecy::ExposeSecret::expose_secret(&opened), token);
     // …but no column of any table holds it,
     assert_eq!(app.columns_containing(token).await, Vec::<String>::new());

@@ -1,6 +1,6 @@
 //! The daily sync end to end: report → figures → ledger → pushes, against doubles of Amazon's
 //! report and the program's orders, with the worker driven step by step and the clock injected.
-use attribution_bridge::{domain::ids::StoreId, flows::scheduler, jobs, jobs::worker};
+use attribution_bridge::{domain::ids::StoreId, flows::scheduler, jobs::worker};
 use chrono::{Duration, NaiveDate};
 use serde_json::json;
 use wiremock::ResponseTemplate;
@@ -28,6 +28,7 @@ pub async fn sync_world(page_size: usize, affiliates: usize, extra: &[(&str, &st
     let mut env = amazon.env();
     env.push(("APP__JOBS__RETRY_SCHEDULE_SECS".into(), "5,300,1800".into()));
     env.push(("APP__AMAZON__REQUEST_TIMEOUT_SECS".into(), "2".into()));
+    env.push(("APP__PROGRAM__REQUEST_TIMEOUT_SECS".into(), "2".into()));
     env.extend(
         extra
             .iter()
@@ -62,7 +63,7 @@ pub fn st1() -> StoreId {
 /// Runs every due job; returns how many ran.
 pub async fn drain(app: &TestApp) -> usize {
     let mut n = 0;
-    while worker::run_next(&app.state).await.unwrap() == worker::Outcome::Completed {
+    while app.state.worker.run_next().await.unwrap() == worker::Outcome::Completed {
         n += 1;
         assert!(n < 10_000, "the queue does not drain");
     }
@@ -72,14 +73,14 @@ pub async fn drain(app: &TestApp) -> usize {
 /// Runs exactly one due job, which must exist.
 pub async fn run_one(app: &TestApp) {
     assert_eq!(
-        worker::run_next(&app.state).await.unwrap(),
+        app.state.worker.run_next().await.unwrap(),
         worker::Outcome::Completed
     );
 }
 
 /// "Sync now": the trailing 60 days, then every job that is due.
 pub async fn sync_now(w: &SyncWorld) {
-    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
+    scheduler::enqueue_now(&w.app.state.deps, &st1(), None, "test")
         .await
         .unwrap();
     drain(&w.app).await;
@@ -234,7 +235,7 @@ async fn a_change_on_day_61_is_recorded_and_ignored() {
     set_rows(&w, vec![report_row("20260921", 1, 10, 0, "0")]);
     // The daily range no longer covers it; an operator's explicit range does, and still changes nothing.
     let day = NaiveDate::from_ymd_opt(2026, 9, 21).unwrap();
-    scheduler::enqueue_now(&w.app.state, &st1(), Some((day, day)), "cli")
+    scheduler::enqueue_now(&w.app.state.deps, &st1(), Some((day, day)), "cli")
         .await
         .unwrap();
     drain(&w.app).await;
@@ -357,7 +358,7 @@ async fn program_throttling_and_failures_are_retried_on_schedule() {
 
 #[tokio::test]
 async fn a_timeout_after_the_program_stored_the_order_is_adopted_not_duplicated() {
-    let w = sync_world(0, 1, &[("APP__AMAZON__REQUEST_TIMEOUT_SECS", "1")]).await;
+    let w = sync_world(0, 1, &[("APP__PROGRAM__REQUEST_TIMEOUT_SECS", "1")]).await;
     set_rows(&w, vec![report_row("20261101", 1, 10, 1, "10.00")]);
     // The program stores the order, but the answer never arrives in time.
     let slow = ResponseTemplate::new(201)
@@ -402,7 +403,7 @@ async fn a_permanent_refusal_goes_to_the_dead_letters_and_can_be_retried() {
     ));
     sync_now(&w).await;
     assert_eq!(w.orders.count(), 0);
-    let dead = jobs::dead_letters(&w.app.state.db, Some(&st1()))
+    let dead = attribution_bridge::store::jobs::dead_letters(&w.app.state.deps.db, Some(&st1()))
         .await
         .unwrap();
     assert_eq!(dead.len(), 1);
@@ -451,7 +452,7 @@ async fn uninstall_during_a_sync_stops_its_pushes() {
             report_row("20261101", 2, 10, 1, "10.00"),
         ],
     );
-    scheduler::enqueue_now(&w.app.state, &st1(), None, "test")
+    scheduler::enqueue_now(&w.app.state.deps, &st1(), None, "test")
         .await
         .unwrap();
     // The sync runs and enqueues the pushes; before they run, the platform uninstalls.

@@ -16,13 +16,13 @@ async fn a_signed_install_creates_the_store() {
     let app = spawn_app().await;
     app.install("st_1001", "gpat_token").await;
     let store = attribution_bridge::store::stores::find(
-        &app.state.db,
+        &app.state.deps.db,
         &attribution_bridge::domain::ids::StoreId::parse("st_1001").unwrap(),
     )
     .await
     .unwrap()
     .expect("store recorded");
-    assert_eq!(store.status, "active");
+    assert_eq!(store.status.as_str(), "active");
     assert_eq!(store.currency, "USD");
     assert_eq!(
         (
@@ -282,7 +282,7 @@ async fn affiliate_events_keep_the_roster() {
         json!({"type":"affiliate.deleted","data":{"store_id":"st_1","affiliate":{"id":1}}});
     assert_eq!(app.send(&deleted).await, "processed");
     let current = attribution_bridge::store::affiliates::list_current(
-        &app.state.db,
+        &app.state.deps.db,
         &attribution_bridge::domain::ids::StoreId::parse("st_1").unwrap(),
     )
     .await

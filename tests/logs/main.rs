@@ -84,18 +84,14 @@ async fn no_secret_reaches_the_logs() {
     *report.rows.lock().unwrap() = vec![report_row("20261101", 1, 10, 1, "10.00")];
     app.clock.advance(chrono::Duration::hours(2));
     attribution_bridge::flows::scheduler::enqueue_now(
-        &app.state,
+        &app.state.deps,
         &attribution_bridge::domain::ids::StoreId::parse("st_1").unwrap(),
         None,
         "test",
     )
     .await
     .unwrap();
-    while attribution_bridge::jobs::worker::run_next(&app.state)
-        .await
-        .unwrap()
-        == attribution_bridge::jobs::worker::Outcome::Completed
-    {}
+    app.state.worker.drain().await.unwrap();
     assert_eq!(orders.count(), 1, "the story ran");
     assert!(
         amazon.lwa.0.lock().unwrap().refreshes >= 1,

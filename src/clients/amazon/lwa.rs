@@ -48,7 +48,7 @@ struct RawGrant {
     access_token: SecretString,
     #[serde(default)]
     refresh_token: Option<SecretString>,
-    #[serde(default, deserialize_with = "crate::clients::amazon::wire::opt_text")]
+    #[serde(default, deserialize_with = "crate::clients::lenient::opt_text")]
     expires_in: Option<String>,
 }
 

@@ -1,43 +1,23 @@
-//! Amazon: Login with Amazon (`lwa`), the Ads API (`client`), cached access tokens (`tokens`), the
-//! connect flow (`connect`) and the links minted from the template tag (`links`).
+//! Amazon: Login with Amazon (`lwa`), the Ads API (`ads`), the report's pages (`report`) and the
+//! lenient wire types (`wire`). Built from `[amazon]`; it knows nothing of the sandbox.
 pub mod ads;
 pub mod lwa;
 pub mod report;
 pub mod wire;
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::fmt;
 
 use secrecy::SecretString;
 use url::Url;
 
-use crate::{clients::http::RetryPolicy, config::Settings, sandbox};
+pub use crate::domain::region::Region;
+use crate::{
+    clients::http::{self, RetryPolicy},
+    config::AmazonSettings,
+};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Region {
-    Na,
-    Eu,
-    Fe,
-}
-
-impl Region {
-    pub const ALL: [Region; 3] = [Region::Na, Region::Eu, Region::Fe];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Na => "NA",
-            Self::Eu => "EU",
-            Self::Fe => "FE",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Na => "North America (US, CA, MX, BR)",
-            Self::Eu => "Europe, Middle East, India",
-            Self::Fe => "Far East (JP, AU, SG)",
-        }
-    }
-
+/// Amazon's own URLs per region (reference §1–2).
+impl Defaults for Region {
     fn default_authorize(self) -> &'static str {
         match self {
             Self::Na => "https://www.amazon.com/ap/oa",
@@ -63,22 +43,10 @@ impl Region {
     }
 }
 
-impl FromStr for Region {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_uppercase().as_str() {
-            "NA" => Ok(Self::Na),
-            "EU" => Ok(Self::Eu),
-            "FE" => Ok(Self::Fe),
-            other => Err(format!("unknown Amazon region {other:?} (NA, EU or FE)")),
-        }
-    }
-}
-
-impl fmt::Display for Region {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+trait Defaults {
+    fn default_authorize(self) -> &'static str;
+    fn default_token(self) -> &'static str;
+    fn default_api(self) -> &'static str;
 }
 
 /// The three Amazon URLs of a region.
@@ -112,48 +80,41 @@ impl fmt::Debug for AmazonApp {
     }
 }
 
+/// Who the app is at Login with Amazon and where Amazon is, when the configuration names no
+/// client of its own (the sandbox plays Amazon then).
+pub struct Fallback {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub authorize: Url,
+    pub token: Url,
+    pub api: Url,
+}
+
 impl AmazonApp {
-    /// From configuration; with the sandbox on and no credentials, the sandbox's client and URLs.
+    /// From `[amazon]`; `fallback` applies when `client_id` is empty. `redirect_uri` is this
+    /// service's `/oauth/amazon/callback`.
     pub fn from_settings(
-        settings: &Settings,
-        sandbox: Option<&sandbox::Sandbox>,
+        a: &AmazonSettings,
+        redirect_uri: Url,
+        fallback: Option<Fallback>,
     ) -> anyhow::Result<Self> {
-        let a = &settings.amazon;
-        let use_sandbox = sandbox.filter(|_| a.client_id.is_empty());
-        let (client_id, client_secret) = match use_sandbox {
-            Some(_) => (
-                sandbox::CLIENT_ID.to_owned(),
-                SecretString::from(sandbox::CLIENT_SECRET),
-            ),
+        let fallback = fallback.filter(|_| a.client_id.is_empty());
+        let (client_id, client_secret) = match &fallback {
+            Some(f) => (f.client_id.clone(), f.client_secret.clone()),
             None => (a.client_id.clone(), a.client_secret.clone()),
         };
-        let redirect_uri = settings.server.public_url.join("/oauth/amazon/callback")?;
+        let (http, retry) = http::policy(a.http())?;
+        let pick = |set: &Option<Url>, fb: Option<&Url>| set.clone().or_else(|| fb.cloned());
         Ok(Self {
             client_id,
             client_secret,
             publisher_id: a.publisher_id.clone(),
             redirect_uri,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(a.request_timeout_secs))
-                // The program's token header would follow a redirect to any host; nothing we
-                // call needs one.
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(Duration::from_secs(10))
-                .user_agent(concat!("attribution-bridge/", env!("CARGO_PKG_VERSION")))
-                .build()?,
-            retry: a.retry(),
-            authorize: a
-                .authorize_url
-                .clone()
-                .or_else(|| use_sandbox.map(|s| s.authorize_url())),
-            token: a
-                .token_url
-                .clone()
-                .or_else(|| use_sandbox.map(|s| s.token_url())),
-            api: a
-                .api_url
-                .clone()
-                .or_else(|| use_sandbox.map(|s| s.api_url())),
+            http,
+            retry,
+            authorize: pick(&a.authorize_url, fallback.as_ref().map(|f| &f.authorize)),
+            token: pick(&a.token_url, fallback.as_ref().map(|f| &f.token)),
+            api: pick(&a.api_url, fallback.as_ref().map(|f| &f.api)),
         })
     }
 

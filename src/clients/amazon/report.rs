@@ -5,42 +5,13 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 
+pub use crate::domain::figures::Figures;
 use crate::domain::money::{MoneyError, to_count, to_minor};
 
 pub const METRICS: &str = "Click-throughs,attributedDetailPageViewsClicks14d,attributedAddToCartClicks14d,attributedPurchases14d,unitsSold14d,attributedSales14d,attributedTotalPurchases14d,totalUnitsSold14d,totalAttributedSales14d,brb_bonus_amount";
 pub const PAGE_SIZE: u32 = 5000;
 /// A stop for a cursor that never ends (5,000 × 1,000 rows is far beyond 60 days of any store).
 pub const MAX_PAGES: usize = 1000;
-
-/// One (campaign, ad group, day) of the report, money in minor units.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Figures {
-    pub clicks: i64,
-    pub detail_page_views: i64,
-    pub add_to_carts: i64,
-    pub purchases: i64,
-    pub units: i64,
-    pub sales_minor: i64,
-    pub total_purchases: i64,
-    pub total_units: i64,
-    pub total_sales_minor: i64,
-    pub brb_minor: i64,
-}
-
-impl Figures {
-    fn add(&mut self, o: &Figures) {
-        self.clicks += o.clicks;
-        self.detail_page_views += o.detail_page_views;
-        self.add_to_carts += o.add_to_carts;
-        self.purchases += o.purchases;
-        self.units += o.units;
-        self.sales_minor += o.sales_minor;
-        self.total_purchases += o.total_purchases;
-        self.total_units += o.total_units;
-        self.total_sales_minor += o.total_sales_minor;
-        self.brb_minor += o.brb_minor;
-    }
-}
 
 /// Rows keyed by (campaign id, ad group id or "" for null, day).
 pub type Rows = BTreeMap<(String, String, NaiveDate), Figures>;

@@ -8,7 +8,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
-use crate::clients::http::{RetryPolicy, retry_after};
+use crate::{
+    clients::http::{self, RetryPolicy, retry_after},
+    config::ProgramSettings,
+};
 
 pub mod orders;
 
@@ -42,6 +45,50 @@ impl ProgramError {
     }
 }
 
+/// The program's admin API for every store: one HTTP client (`[program]` timeouts), the default
+/// base URL and the retry policy.
+#[derive(Debug)]
+pub struct ProgramApp {
+    http: reqwest::Client,
+    default_api: Url,
+    retry: RetryPolicy,
+}
+
+impl ProgramApp {
+    pub fn from_settings(p: &ProgramSettings) -> anyhow::Result<Self> {
+        let (http, retry) = http::policy(p.http())?;
+        Ok(Self {
+            http,
+            default_api: p.api_url.clone(),
+            retry,
+        })
+    }
+
+    /// A client for one store's program: its own API URL (`None`: the default) and token.
+    pub fn client(
+        &self,
+        api_url: Option<&str>,
+        token: SecretString,
+    ) -> Result<ProgramClient<'_>, url::ParseError> {
+        let base = match api_url {
+            Some(url) => Url::parse(url)?,
+            None => self.default_api.clone(),
+        };
+        Ok(ProgramClient::new(&self.http, base, token, self.retry))
+    }
+
+    /// As [`ProgramApp::client`], trying each call once: a job's schedule does the retrying.
+    pub fn client_once(
+        &self,
+        api_url: Option<&str>,
+        token: SecretString,
+    ) -> Result<ProgramClient<'_>, url::ParseError> {
+        let mut client = self.client(api_url, token)?;
+        client.retry.attempts = 1;
+        Ok(client)
+    }
+}
+
 pub struct ProgramClient<'a> {
     http: &'a reqwest::Client,
     base: Url,
@@ -51,13 +98,13 @@ pub struct ProgramClient<'a> {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RosterEntry {
-    #[serde(deserialize_with = "crate::clients::amazon::wire::opt_text", default)]
+    #[serde(deserialize_with = "crate::clients::lenient::opt_text", default)]
     pub id: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
     pub ref_code: Option<String>,
-    #[serde(default, deserialize_with = "crate::clients::amazon::wire::opt_text")]
+    #[serde(default, deserialize_with = "crate::clients::lenient::opt_text")]
     pub status: Option<String>,
 }
 

@@ -4,80 +4,27 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use entity::{
-    affiliates, daily_figures, figure_changes, order_versions, orders, unmatched_figures,
-};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    QueryFilter,
-};
+use sea_orm::ConnectionTrait;
 use serde_json::{Map, Value, json};
 
 use crate::{
-    clients::amazon::report::{Figures, Rows},
-    domain::{commission::DefaultCommission, ids::StoreId},
-    jobs::{self, Task},
+    clients::amazon::report::Rows,
+    domain::{
+        commission::DefaultCommission,
+        figures::{Basis, Figures},
+        ids::StoreId,
+    },
+    flows::tasks,
+    jobs::JobError,
+    store::{
+        OrderStatus, PushState, jobs,
+        ledger::{self as rows, Change, Key, Order},
+        runs,
+    },
 };
-
-/// Rows per INSERT: far below SQLite's and PostgreSQL's limits on bound values.
-pub const BATCH: usize = 500;
-
-/// Inserts rows in batches of [`BATCH`].
-async fn insert_all<E: EntityTrait>(
-    conn: &impl ConnectionTrait,
-    rows: Vec<E::ActiveModel>,
-) -> Result<(), DbErr>
-where
-    E::ActiveModel: Clone,
-{
-    for chunk in rows.chunks(BATCH) {
-        E::insert_many(chunk.to_vec())
-            .exec_without_returning(conn)
-            .await?;
-    }
-    Ok(())
-}
 
 /// The last day whose figures may still change an order: age 60. From age 61 a day is final.
 pub const FINAL_AFTER_DAYS: i64 = 60;
-
-pub const WAITING: &str = "waiting";
-pub const PENDING: &str = "pending";
-pub const PUSHED: &str = "pushed";
-pub const DEAD: &str = "dead";
-
-/// Which of Amazon's sales figures commissions are computed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Basis {
-    /// `attributedSales14d` / `attributedPurchases14d`: the promoted products.
-    Promoted,
-    /// `totalAttributedSales14d` / `attributedTotalPurchases14d`: promoted + brand halo.
-    Total,
-}
-
-impl Basis {
-    pub fn from_column(s: &str) -> Self {
-        if s == "total" {
-            Self::Total
-        } else {
-            Self::Promoted
-        }
-    }
-
-    fn pick(self, f: &Figures) -> (i64, i64, i64) {
-        match self {
-            Self::Promoted => (f.sales_minor, f.purchases, f.units),
-            Self::Total => (f.total_sales_minor, f.total_purchases, f.total_units),
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            Self::Promoted => "promoted sales",
-            Self::Total => "total sales (promoted + brand halo)",
-        }
-    }
-}
 
 pub struct Context<'a> {
     pub store: &'a StoreId,
@@ -94,32 +41,11 @@ pub struct Context<'a> {
     pub now: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Summary {
-    pub rows: usize,
-    pub changes: usize,
-    pub pushes: usize,
-    pub ignored_final: usize,
-    pub unmatched: usize,
-}
+/// What one ingest counted.
+pub type Summary = runs::Counts;
 
 pub fn order_number(campaign: &str, affiliate_id: i64, day: NaiveDate) -> String {
     format!("AMZ-{campaign}-a{affiliate_id}-{}", day.format("%Y%m%d"))
-}
-
-fn stored(m: &daily_figures::Model) -> Figures {
-    Figures {
-        clicks: m.clicks,
-        detail_page_views: m.detail_page_views,
-        add_to_carts: m.add_to_carts,
-        purchases: m.purchases,
-        units: m.units,
-        sales_minor: m.sales_minor,
-        total_purchases: m.total_purchases,
-        total_units: m.total_units,
-        total_sales_minor: m.total_sales_minor,
-        brb_minor: m.brb_minor,
-    }
 }
 
 fn diff(old: &Figures, new: &Figures) -> Map<String, Value> {
@@ -169,24 +95,18 @@ fn affiliate_of(
 pub async fn ingest(
     conn: &impl ConnectionTrait,
     ctx: &Context<'_>,
-    rows: &Rows,
-) -> Result<Summary, DbErr> {
-    let store = ctx.store.as_str();
+    report: &Rows,
+) -> Result<Summary, JobError> {
+    let store = ctx.store;
     let mut summary = Summary {
-        rows: rows.len(),
+        rows: report.len(),
         ..Default::default()
     };
-    let known: HashSet<i64> = affiliates::Entity::find()
-        .filter(affiliates::Column::StoreId.eq(store))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|a| a.affiliate_id)
-        .collect();
+    let known = crate::store::affiliates::known_ids(conn, store).await?;
 
-    let mut matched: BTreeMap<(i64, NaiveDate), Figures> = BTreeMap::new();
-    let mut unmatched: BTreeMap<(String, String, NaiveDate), Figures> = BTreeMap::new();
-    for ((campaign, ad_group, day), f) in rows {
+    let mut matched: BTreeMap<Key, Figures> = BTreeMap::new();
+    let mut unmatched: BTreeMap<rows::UnmatchedKey, Figures> = BTreeMap::new();
+    for ((campaign, ad_group, day), f) in report {
         if *day < ctx.from || *day > ctx.to {
             continue;
         }
@@ -200,24 +120,18 @@ pub async fn ingest(
         }
     }
 
-    let existing: BTreeMap<(i64, NaiveDate), daily_figures::Model> = daily_figures::Entity::find()
-        .filter(daily_figures::Column::StoreId.eq(store))
-        .filter(daily_figures::Column::Day.between(ctx.from, ctx.to))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|m| ((m.affiliate_id, m.day), m))
-        .collect();
+    let mut existing = rows::figures_in(conn, store, (ctx.from, ctx.to)).await?;
 
     // Figures: a row Amazon no longer reports counts as zeros (restated to nothing).
-    let keys: BTreeSet<(i64, NaiveDate)> = matched.keys().chain(existing.keys()).copied().collect();
-    let mut current: BTreeMap<(i64, NaiveDate), Figures> = BTreeMap::new();
+    let keys: BTreeSet<Key> = matched.keys().chain(existing.keys()).copied().collect();
+    let mut current: BTreeMap<Key, Figures> = BTreeMap::new();
     let mut fresh = Vec::new();
     for key in keys {
         let (affiliate_id, day) = key;
         let age = (ctx.today - day).num_days();
         let new = matched.get(&key).cloned().unwrap_or_default();
-        let old = existing.get(&key).map(stored);
+        let stored = existing.remove(&key);
+        let old = stored.as_ref().map(Figures::from);
         if age < 1 {
             continue;
         }
@@ -231,8 +145,8 @@ pub async fn ingest(
         let changes = diff(&old.clone().unwrap_or_default(), &new);
         if age > FINAL_AFTER_DAYS {
             // Final: recorded (once per distinct change), never applied or pushed.
-            if !already_ignored(conn, ctx, affiliate_id, day, &changes).await? {
-                record_change(conn, ctx, Some(affiliate_id), None, day, changes, false).await?;
+            if !already_ignored(conn, ctx, key, &changes).await? {
+                record_change(conn, ctx, affiliate_id, day, changes, false).await?;
                 summary.ignored_final += 1;
             }
             if let Some(old) = old {
@@ -240,34 +154,20 @@ pub async fn ingest(
             }
             continue;
         }
-        match existing.get(&key) {
+        match stored {
             Some(row) => {
-                let mut row: daily_figures::ActiveModel = row.clone().into();
-                set_figures(&mut row, &new);
-                row.updated_at = Set(ctx.now);
-                row.update(conn).await?;
-                record_change(conn, ctx, Some(affiliate_id), None, day, changes, true).await?;
+                rows::update_figures(conn, row, &new, ctx.now).await?;
+                record_change(conn, ctx, affiliate_id, day, changes, true).await?;
             }
-            None => {
-                let mut row = daily_figures::ActiveModel {
-                    store_id: Set(store.to_owned()),
-                    affiliate_id: Set(affiliate_id),
-                    day: Set(day),
-                    first_seen_at: Set(ctx.now),
-                    updated_at: Set(ctx.now),
-                    ..Default::default()
-                };
-                set_figures(&mut row, &new);
-                fresh.push(row);
-            }
+            None => fresh.push((key, new.clone())),
         }
         summary.changes += 1;
         current.insert(key, new);
     }
-    insert_all::<daily_figures::Entity>(conn, fresh).await?;
+    rows::insert_figures(conn, store, &fresh, ctx.now).await?;
 
     summary.unmatched = unmatched.len();
-    store_unmatched(conn, ctx, &unmatched).await?;
+    store_unmatched(conn, ctx, unmatched).await?;
     summary.pushes = orders_for(conn, ctx, &current).await?;
     Ok(summary)
 }
@@ -276,119 +176,58 @@ pub async fn ingest(
 async fn already_ignored(
     conn: &impl ConnectionTrait,
     ctx: &Context<'_>,
-    affiliate_id: i64,
-    day: NaiveDate,
+    key: Key,
     changes: &Map<String, Value>,
-) -> Result<bool, DbErr> {
-    use sea_orm::QueryOrder;
-    let last = figure_changes::Entity::find()
-        .filter(figure_changes::Column::StoreId.eq(ctx.store.as_str()))
-        .filter(figure_changes::Column::AffiliateId.eq(affiliate_id))
-        .filter(figure_changes::Column::Day.eq(day))
-        .filter(figure_changes::Column::Applied.eq(false))
-        .order_by_desc(figure_changes::Column::Id)
-        .one(conn)
-        .await?;
+) -> Result<bool, JobError> {
+    let last = rows::last_ignored_change(conn, ctx.store, key).await?;
     Ok(last.is_some_and(|l| {
-        serde_json::from_str::<Value>(&l.changes).ok() == Some(Value::Object(changes.clone()))
+        serde_json::from_str::<Value>(&l).ok() == Some(Value::Object(changes.clone()))
     }))
-}
-
-fn set_figures(row: &mut daily_figures::ActiveModel, f: &Figures) {
-    row.clicks = Set(f.clicks);
-    row.detail_page_views = Set(f.detail_page_views);
-    row.add_to_carts = Set(f.add_to_carts);
-    row.purchases = Set(f.purchases);
-    row.units = Set(f.units);
-    row.sales_minor = Set(f.sales_minor);
-    row.total_purchases = Set(f.total_purchases);
-    row.total_units = Set(f.total_units);
-    row.total_sales_minor = Set(f.total_sales_minor);
-    row.brb_minor = Set(f.brb_minor);
 }
 
 async fn record_change(
     conn: &impl ConnectionTrait,
     ctx: &Context<'_>,
-    affiliate_id: Option<i64>,
-    campaign: Option<(&str, &str)>,
+    affiliate_id: i64,
     day: NaiveDate,
     changes: Map<String, Value>,
     applied: bool,
-) -> Result<(), DbErr> {
-    figure_changes::Entity::insert(figure_changes::ActiveModel {
-        store_id: Set(ctx.store.as_str().to_owned()),
-        affiliate_id: Set(affiliate_id),
-        campaign_id: Set(campaign.map(|c| c.0.to_owned())),
-        ad_group_id: Set(campaign.map(|c| c.1.to_owned())),
-        day: Set(day),
-        observed_at: Set(ctx.now),
-        changes: Set(Value::Object(changes).to_string()),
-        applied: Set(applied),
-        ..Default::default()
-    })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
+) -> Result<(), JobError> {
+    let change = Change {
+        affiliate_id: Some(affiliate_id),
+        campaign: None,
+        day,
+        changes_json: Value::Object(changes).to_string(),
+        applied,
+    };
+    Ok(rows::record_change(conn, ctx.store, change, ctx.now).await?)
 }
 
 async fn store_unmatched(
     conn: &impl ConnectionTrait,
     ctx: &Context<'_>,
-    rows: &BTreeMap<(String, String, NaiveDate), Figures>,
-) -> Result<(), DbErr> {
-    let existing: BTreeMap<(String, String, NaiveDate), unmatched_figures::Model> =
-        unmatched_figures::Entity::find()
-            .filter(unmatched_figures::Column::StoreId.eq(ctx.store.as_str()))
-            .filter(unmatched_figures::Column::Day.between(ctx.from, ctx.to))
-            .all(conn)
-            .await?
-            .into_iter()
-            .map(|m| ((m.campaign_id.clone(), m.ad_group_id.clone(), m.day), m))
-            .collect();
-    for ((campaign, ad_group, day), f) in rows {
-        let values = (
-            f.clicks,
-            f.purchases,
-            f.sales_minor,
-            f.total_sales_minor,
-            f.brb_minor,
-        );
-        match existing.get(&(campaign.clone(), ad_group.clone(), *day)) {
-            Some(m)
-                if (
-                    m.clicks,
-                    m.purchases,
-                    m.sales_minor,
-                    m.total_sales_minor,
-                    m.brb_minor,
-                ) == values => {}
-            Some(m) => {
-                let mut row: unmatched_figures::ActiveModel = m.clone().into();
-                row.clicks = Set(f.clicks);
-                row.purchases = Set(f.purchases);
-                row.sales_minor = Set(f.sales_minor);
-                row.total_sales_minor = Set(f.total_sales_minor);
-                row.brb_minor = Set(f.brb_minor);
-                row.updated_at = Set(ctx.now);
-                row.update(conn).await?;
-            }
-            None => {
-                unmatched_figures::ActiveModel {
-                    store_id: Set(ctx.store.as_str().to_owned()),
-                    campaign_id: Set(campaign.clone()),
-                    ad_group_id: Set(ad_group.clone()),
-                    day: Set(*day),
-                    clicks: Set(f.clicks),
-                    purchases: Set(f.purchases),
-                    sales_minor: Set(f.sales_minor),
-                    total_sales_minor: Set(f.total_sales_minor),
-                    brb_minor: Set(f.brb_minor),
-                    updated_at: Set(ctx.now),
-                }
-                .insert(conn)
-                .await?;
-            }
+    report: BTreeMap<rows::UnmatchedKey, Figures>,
+) -> Result<(), JobError> {
+    let mut existing = rows::unmatched_in(conn, ctx.store, (ctx.from, ctx.to)).await?;
+    for (key, f) in report {
+        let old = existing.remove(&key);
+        let same = old.as_ref().is_some_and(|m| {
+            (
+                m.clicks,
+                m.purchases,
+                m.sales_minor,
+                m.total_sales_minor,
+                m.brb_minor,
+            ) == (
+                f.clicks,
+                f.purchases,
+                f.sales_minor,
+                f.total_sales_minor,
+                f.brb_minor,
+            )
+        });
+        if !same {
+            rows::save_unmatched(conn, ctx.store, &key, old, &f, ctx.now).await?;
         }
     }
     Ok(())
@@ -399,19 +238,12 @@ async fn store_unmatched(
 async fn orders_for(
     conn: &impl ConnectionTrait,
     ctx: &Context<'_>,
-    figures: &BTreeMap<(i64, NaiveDate), Figures>,
-) -> Result<usize, DbErr> {
-    let existing: BTreeMap<(i64, NaiveDate), orders::Model> = orders::Entity::find()
-        .filter(orders::Column::StoreId.eq(ctx.store.as_str()))
-        .filter(orders::Column::Day.between(ctx.from, ctx.to))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|o| ((o.affiliate_id, o.day), o))
-        .collect();
-    let keys: BTreeSet<(i64, NaiveDate)> = figures.keys().chain(existing.keys()).copied().collect();
+    figures: &BTreeMap<Key, Figures>,
+) -> Result<usize, JobError> {
+    let existing = rows::orders_in(conn, ctx.store, (ctx.from, ctx.to)).await?;
+    let keys: BTreeSet<Key> = figures.keys().chain(existing.keys()).copied().collect();
     let basis_text = format!("{} of {}", ctx.commission, ctx.basis.label());
-    let (mut new_orders, mut versions, mut new_jobs) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut new_orders, mut new_jobs) = (Vec::new(), Vec::new());
     for key in keys {
         let (affiliate_id, day) = key;
         let age = (ctx.today - day).num_days();
@@ -423,27 +255,19 @@ async fn orders_for(
         let commission = ctx
             .commission
             .commission_minor(sales, purchases, ctx.exponent)
-            .map_err(|e| DbErr::Custom(format!("commission of {affiliate_id} on {day}: {e}")))?;
+            .map_err(|e| {
+                JobError::permanent(format!("commission of {affiliate_id} on {day}: {e}"))
+            })?;
         let status = if commission > 0 {
-            "approved"
+            OrderStatus::Approved
         } else {
-            "rejected"
+            OrderStatus::Rejected
         };
         let due = age >= i64::from(ctx.push_after_days);
-        let push_job = || {
-            let task = Task::PushOrder { affiliate_id, day };
-            jobs::new_job(
-                ctx.store,
-                &task,
-                Some(jobs::push_key(ctx.store, affiliate_id, day)),
-                ctx.now,
-                ctx.now,
-            )
-        };
         match existing.get(&key) {
             None if commission == 0 => {}
             None => {
-                let order = orders::Model {
+                new_orders.push(Order {
                     store_id: ctx.store.as_str().to_owned(),
                     affiliate_id,
                     day,
@@ -454,11 +278,15 @@ async fn orders_for(
                     units,
                     sales_minor: sales,
                     commission_minor: commission,
-                    status: status.to_owned(),
+                    status,
                     version: 1,
                     basis: basis_text.clone(),
                     computed_at: ctx.now,
-                    push_state: if due { PENDING } else { WAITING }.to_owned(),
+                    push_state: if due {
+                        PushState::Pending
+                    } else {
+                        PushState::Waiting
+                    },
                     pushed_version: 0,
                     pushed_sales_minor: None,
                     pushed_commission_minor: None,
@@ -469,11 +297,9 @@ async fn orders_for(
                     pushed_at: None,
                     created_at: ctx.now,
                     updated_at: ctx.now,
-                };
-                versions.push(version_row(&order));
-                new_orders.push(order.into());
+                });
                 if due {
-                    new_jobs.push(push_job());
+                    new_jobs.push(tasks::push_job(ctx.store, affiliate_id, day, ctx.now));
                 }
             }
             Some(o) => {
@@ -481,85 +307,49 @@ async fn orders_for(
                     o.sales_minor,
                     o.purchases,
                     o.commission_minor,
-                    o.status.as_str(),
+                    o.status,
                     o.clicks,
                     o.units,
                 ) != (sales, purchases, commission, status, f.clicks, units);
                 // Clicks and units alone are no reason to e-mail an affiliate: no new version.
-                let amounts_changed = (o.sales_minor, o.commission_minor, o.status.as_str())
-                    != (sales, commission, status);
+                let amounts_changed =
+                    (o.sales_minor, o.commission_minor, o.status) != (sales, commission, status);
                 let version = if amounts_changed {
                     o.version + 1
                 } else {
                     o.version
                 };
-                // PENDING means a push job is queued or running already.
+                // Pending means a push job is queued or running already.
                 let enqueue = due
                     && o.pushed_version < version
-                    && o.push_state != DEAD
-                    && o.push_state != PENDING;
+                    && o.push_state != PushState::Dead
+                    && o.push_state != PushState::Pending;
                 if changed || enqueue {
-                    let mut row: orders::ActiveModel = o.clone().into();
+                    let mut order = o.clone();
                     if changed {
-                        row.clicks = Set(f.clicks);
-                        row.purchases = Set(purchases);
-                        row.units = Set(units);
-                        row.sales_minor = Set(sales);
-                        row.commission_minor = Set(commission);
-                        row.status = Set(status.to_owned());
-                        row.basis = Set(basis_text.clone());
-                        row.computed_at = Set(ctx.now);
-                        row.version = Set(version);
+                        order.clicks = f.clicks;
+                        order.purchases = purchases;
+                        order.units = units;
+                        order.sales_minor = sales;
+                        order.commission_minor = commission;
+                        order.status = status;
+                        order.basis = basis_text.clone();
+                        order.computed_at = ctx.now;
+                        order.version = version;
                     }
                     if enqueue {
-                        row.push_state = Set(PENDING.to_owned());
+                        order.push_state = PushState::Pending;
                     }
-                    row.updated_at = Set(ctx.now);
-                    let order = row.update(conn).await?;
-                    if amounts_changed {
-                        versions.push(version_row(&order));
-                    }
+                    order.updated_at = ctx.now;
+                    rows::update_order(conn, order, amounts_changed).await?;
                 }
                 if enqueue {
-                    new_jobs.push(push_job());
+                    new_jobs.push(tasks::push_job(ctx.store, affiliate_id, day, ctx.now));
                 }
             }
         }
     }
-    insert_all::<orders::Entity>(conn, new_orders).await?;
-    insert_all::<order_versions::Entity>(conn, versions).await?;
-    let pushes = jobs::enqueue_many(conn, new_jobs).await?;
+    rows::insert_orders(conn, new_orders).await?;
+    let pushes = jobs::enqueue(conn, &new_jobs, ctx.now).await?;
     Ok(usize::try_from(pushes).unwrap_or(usize::MAX))
-}
-
-fn version_row(o: &orders::Model) -> order_versions::ActiveModel {
-    order_versions::ActiveModel {
-        store_id: Set(o.store_id.clone()),
-        affiliate_id: Set(o.affiliate_id),
-        day: Set(o.day),
-        version: Set(o.version),
-        sales_minor: Set(o.sales_minor),
-        purchases: Set(o.purchases),
-        commission_minor: Set(o.commission_minor),
-        status: Set(o.status.clone()),
-        created_at: Set(o.computed_at),
-        ..Default::default()
-    }
-}
-
-/// Dead pushes queued again: their orders are pending once more.
-pub async fn revive_dead_orders(
-    conn: &impl ConnectionTrait,
-    store: Option<&StoreId>,
-) -> Result<u64, DbErr> {
-    let mut q = orders::Entity::update_many()
-        .col_expr(
-            orders::Column::PushState,
-            sea_orm::sea_query::Expr::value(PENDING),
-        )
-        .filter(orders::Column::PushState.eq(DEAD));
-    if let Some(store) = store {
-        q = q.filter(orders::Column::StoreId.eq(store.as_str()));
-    }
-    Ok(q.exec(conn).await?.rows_affected)
 }

@@ -2,24 +2,23 @@
 //! entries and pushes (DESIGN §2 steps 5–7, §5).
 pub mod ledger;
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
-use entity::{amazon_connections, sync_runs};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, TransactionTrait};
+use sea_orm::TransactionTrait;
 use serde::Serialize;
 
-use crate::clients::amazon::report;
 use crate::{
-    clients::amazon::ads::AmazonError,
+    clients::amazon::report,
     domain::{
         commission::DefaultCommission, currency::Currency, ids::StoreId, links::campaign_id_for,
     },
-    flows::tokens::{self, AuthError, CONNECTED, CallError},
-    jobs::{JobError, retry::Failure},
-    state::AppState,
-    store::stores,
+    flows::{Deps, tokens},
+    jobs::{JobError, Lease},
+    store::{connections, jobs, runs, stores},
 };
-use ledger::{Basis, Context, FINAL_AFTER_DAYS, Summary};
+use ledger::{Context, FINAL_AFTER_DAYS};
 
 /// The profile's time zone (IANA name), UTC when Amazon gave none we know.
 pub fn zone(name: Option<&str>) -> Tz {
@@ -51,133 +50,32 @@ pub struct SyncOutcome {
     pub unmatched: usize,
 }
 
-fn amazon_failure(e: CallError) -> JobError {
-    match e {
-        CallError::Auth(AuthError::NotConnected) => {
-            JobError::Cancelled("Amazon is not connected".into())
-        }
-        CallError::Auth(AuthError::NeedsReconnect) => JobError::Failed(Failure::Permanent {
-            status: None,
-            detail: "Amazon access was revoked; reconnect Amazon".into(),
-        }),
-        CallError::Auth(AuthError::Lwa(l)) if l.is_transient() => {
-            JobError::Failed(Failure::Transient {
-                status: None,
-                overloaded: false,
-                retry_after: None,
-                detail: l.to_string(),
-            })
-        }
-        // The database blinked (a busy SQLite, a PostgreSQL failover): try again later.
-        CallError::Auth(AuthError::Db(e)) => JobError::from(e),
-        CallError::Auth(other) => JobError::Failed(Failure::Permanent {
-            status: None,
-            detail: other.to_string(),
-        }),
-        CallError::Amazon(a) => JobError::Failed(match &a {
-            AmazonError::Throttled { retry_after } => Failure::Transient {
-                status: Some(429),
-                overloaded: true,
-                retry_after: *retry_after,
-                detail: a.to_string(),
-            },
-            AmazonError::Server { status } => Failure::Transient {
-                status: Some(*status),
-                overloaded: false,
-                retry_after: None,
-                detail: a.to_string(),
-            },
-            AmazonError::Transport(t) => Failure::Transient {
-                status: None,
-                overloaded: t.is_timeout(),
-                retry_after: None,
-                detail: a.to_string(),
-            },
-            AmazonError::Unauthorized => Failure::Transient {
-                status: Some(401),
-                overloaded: false,
-                retry_after: None,
-                detail: a.to_string(),
-            },
-            AmazonError::NotEnabled(_) => Failure::Permanent {
-                status: Some(403),
-                detail: a.to_string(),
-            },
-            AmazonError::Rejected { status, .. } => Failure::Permanent {
-                status: Some(*status),
-                detail: a.to_string(),
-            },
-            AmazonError::Decode(_) => Failure::Permanent {
-                status: None,
-                detail: a.to_string(),
-            },
-        }),
-    }
-}
-
-/// Pulls every page (no transaction held), then applies the report in one transaction.
+/// Pulls every page (no transaction held), then applies the report in one transaction. `lease`
+/// is the claim of the job running it, renewed between pages.
 pub async fn run(
-    app: &AppState,
+    deps: &Deps,
     store: &StoreId,
-    from: NaiveDate,
-    to: NaiveDate,
+    (from, to): (NaiveDate, NaiveDate),
     trigger: &str,
     lease: Option<Lease>,
 ) -> Result<SyncOutcome, JobError> {
-    let Some(row) = stores::find(&app.db, store)
-        .await?
-        .filter(|s| s.status == stores::ACTIVE)
-    else {
+    let Some(row) = stores::find_active(&deps.db, store).await? else {
         return Err(JobError::Cancelled("the store is uninstalled".into()));
     };
-    let Some(conn) = amazon_connections::Entity::find_by_id(store.as_str())
-        .one(&app.db)
-        .await?
-        .filter(|c| c.status == CONNECTED)
-    else {
+    let Some(conn) = connections::find_connected(&deps.db, store).await? else {
         return Err(JobError::Cancelled("Amazon is not connected".into()));
     };
-    let currency = Currency::parse(&row.currency).map_err(|e| {
-        JobError::Failed(Failure::Permanent {
-            status: None,
-            detail: e.to_string(),
-        })
-    })?;
-    let commission = DefaultCommission::from_columns(&row.commission_type, &row.commission_value)
-        .map_err(|e| {
-        JobError::Failed(Failure::Permanent {
-            status: None,
-            detail: e.to_string(),
-        })
-    })?;
+    let currency =
+        Currency::parse(&row.currency).map_err(|e| JobError::permanent(e.to_string()))?;
+    let commission = DefaultCommission::from_columns(&row.commission_type, &row.commission_value)?;
     let (Some(profile), Some(advertiser)) = (conn.profile_id, conn.advertiser_id.clone()) else {
         return Err(JobError::Cancelled("no Amazon account chosen".into()));
     };
-    let started = app.clock.now();
-    let run = sync_runs::ActiveModel {
-        store_id: Set(store.as_str().to_owned()),
-        trigger: Set(trigger.to_owned()),
-        from_day: Set(from),
-        to_day: Set(to),
-        started_at: Set(started),
-        finished_at: Set(None),
-        rows: Set(0),
-        changes: Set(0),
-        pushes: Set(0),
-        ignored_final: Set(0),
-        unmatched: Set(0),
-        status: Set("running".to_owned()),
-        error: Set(None),
-        ..Default::default()
-    }
-    .insert(&app.db)
-    .await?;
-
+    let run = runs::start(&deps.db, store, trigger, (from, to), deps.clock.now()).await?;
     let pulled = pull(
-        app,
+        deps,
         store,
-        profile,
-        &advertiser,
+        (profile, &advertiser),
         (from, to),
         currency.exponent(),
         lease,
@@ -186,11 +84,11 @@ pub async fn run(
     let rows = match pulled {
         Ok(rows) => rows,
         Err(e) => {
-            finish_run(app, run, None, Some(&e)).await?;
+            runs::finish(&deps.db, run, Err(&e.to_string()), deps.clock.now()).await?;
             return Err(e);
         }
     };
-    let now = app.clock.now();
+    let now = deps.clock.now();
     let campaign = row
         .campaign_id
         .clone()
@@ -201,36 +99,26 @@ pub async fn run(
         currency: currency.code(),
         exponent: currency.exponent(),
         commission,
-        basis: Basis::from_column(&row.sales_basis),
+        basis: row.sales_basis.into(),
         today: today(now, zone(conn.timezone.as_deref())),
-        push_after_days: app.settings.sync.push_after_days,
+        push_after_days: deps.settings.sync.push_after_days,
         from,
         to,
         now,
     };
-    let txn = app.db.begin().await?;
+    let txn = deps.db.begin().await?;
     // The store's row is locked (PostgreSQL) for the whole ingest: two syncs of one store apply
     // one after the other, and an uninstall either committed before (and is seen here) or waits.
     stores::lock(&txn, store).await?;
-    if stores::find(&txn, store)
-        .await?
-        .is_none_or(|s| s.status != stores::ACTIVE)
-    {
+    if !stores::is_active(&txn, store).await? {
         txn.rollback().await?;
-        finish_run(
-            app,
-            run,
-            None,
-            Some(&JobError::Cancelled("uninstalled during the sync".into())),
-        )
-        .await?;
-        return Err(JobError::Cancelled(
-            "the store was uninstalled during the sync".into(),
-        ));
+        let why = "the store was uninstalled during the sync";
+        runs::finish(&deps.db, run, Err(why), deps.clock.now()).await?;
+        return Err(JobError::Cancelled(why.into()));
     }
     let summary = ledger::ingest(&txn, &ctx, &rows).await?;
     txn.commit().await?;
-    finish_run(app, run, Some(summary), None).await?;
+    runs::finish(&deps.db, run, Ok(summary), deps.clock.now()).await?;
     tracing::info!(store_id = %store, %from, %to, ?summary, "store synced");
     Ok(SyncOutcome {
         store_id: store.as_str().to_owned(),
@@ -245,10 +133,9 @@ pub async fn run(
 }
 
 async fn pull(
-    app: &AppState,
+    deps: &Deps,
     store: &StoreId,
-    profile: i64,
-    advertiser: &str,
+    (profile, advertiser): (i64, &str),
     (from, to): (NaiveDate, NaiveDate),
     exponent: u32,
     lease: Option<Lease>,
@@ -256,36 +143,30 @@ async fn pull(
     let profile = profile.to_string();
     let mut rows = report::Rows::new();
     let mut cursor: Option<String> = None;
-    let mut seen = std::collections::HashSet::new();
-    let bad = |detail: String| {
-        JobError::Failed(Failure::Permanent {
-            status: None,
-            detail,
-        })
-    };
+    let mut seen = HashSet::new();
+    let lease_for = Duration::seconds(i64::try_from(deps.settings.jobs.lease_secs).unwrap_or(300));
     for _ in 0..report::MAX_PAGES {
         if let Some(lease) = lease {
-            let until = app.clock.now()
-                + Duration::seconds(i64::try_from(app.settings.jobs.lease_secs).unwrap_or(300));
-            if !crate::jobs::renew(&app.db, lease.job_id, lease.attempts, until).await? {
+            let until = deps.clock.now() + lease_for;
+            if !jobs::renew(&deps.db, lease.job_id, lease.attempts, until).await? {
                 return Err(JobError::Cancelled(
                     "the sync's claim expired; another worker has it".into(),
                 ));
             }
         }
         let body = report::request_body(advertiser, from, to, cursor.as_deref());
-        let page = tokens::with_token(app, store, |t, r| {
+        let page = tokens::with_token(deps, store, |t, r| {
             let (body, profile) = (body.clone(), profile.clone());
-            async move { app.amazon.ads(r).report_page(&t, &profile, &body).await }
+            async move { deps.amazon.ads(r).report_page(&t, &profile, &body).await }
         })
-        .await
-        .map_err(amazon_failure)?;
+        .await?;
         // A page that is not a report must not read as "no sales" (that would reject orders).
-        report::read_page(&page, exponent, &mut rows).map_err(|e| bad(e.to_string()))?;
+        report::read_page(&page, exponent, &mut rows)
+            .map_err(|e| JobError::permanent(e.to_string()))?;
         match report::next_cursor(&page) {
             None => return Ok(rows),
             Some(next) if !seen.insert(next.clone()) => {
-                return Err(bad(format!(
+                return Err(JobError::permanent(format!(
                     "the report's cursor came back to a page already read ({next})"
                 )));
             }
@@ -293,42 +174,8 @@ async fn pull(
         }
     }
     tracing::warn!(store_id = %store, "report paging stopped at the page limit");
-    Err(bad(format!(
+    Err(JobError::permanent(format!(
         "the report had more than {} pages",
         report::MAX_PAGES
     )))
-}
-
-/// The claim of the job running a sync, renewed between report pages.
-#[derive(Debug, Clone, Copy)]
-pub struct Lease {
-    pub job_id: i64,
-    pub attempts: i32,
-}
-
-async fn finish_run(
-    app: &AppState,
-    run: sync_runs::Model,
-    summary: Option<Summary>,
-    error: Option<&JobError>,
-) -> Result<(), sea_orm::DbErr> {
-    let mut row: sync_runs::ActiveModel = run.into();
-    row.finished_at = Set(Some(app.clock.now()));
-    if let Some(s) = summary {
-        row.rows = Set(i32::try_from(s.rows).unwrap_or(i32::MAX));
-        row.changes = Set(i32::try_from(s.changes).unwrap_or(i32::MAX));
-        row.pushes = Set(i32::try_from(s.pushes).unwrap_or(i32::MAX));
-        row.ignored_final = Set(i32::try_from(s.ignored_final).unwrap_or(i32::MAX));
-        row.unmatched = Set(i32::try_from(s.unmatched).unwrap_or(i32::MAX));
-        row.status = Set("ok".to_owned());
-    }
-    if let Some(e) = error {
-        row.status = Set("failed".to_owned());
-        row.error = Set(Some(match e {
-            JobError::Failed(f) => f.detail().chars().take(500).collect(),
-            JobError::Cancelled(r) => r.clone(),
-        }));
-    }
-    row.update(&app.db).await?;
-    Ok(())
 }

@@ -1,0 +1,132 @@
+//! Where the clients' and the domain's failures become job failures: classified once, here, as
+//! transient, throttled, permanent or a bug (DESIGN §4.4: 408, 429, 5xx, timeouts and connection
+//! errors are retried; any other 4xx is permanent).
+use crate::{
+    clients::{amazon::ads::AmazonError, program::ProgramError},
+    crypto::CryptoError,
+    domain::commission::InvalidCommission,
+    flows::{
+        lifecycle::ProgramTokenError,
+        tokens::{AuthError, CallError},
+    },
+    jobs::JobError,
+};
+
+impl From<AmazonError> for JobError {
+    fn from(e: AmazonError) -> Self {
+        let detail = e.to_string();
+        match e {
+            AmazonError::Throttled { retry_after } => Self::Throttled {
+                retry_after,
+                detail,
+            },
+            AmazonError::Server { status } => Self::Transient {
+                status: Some(status),
+                overloaded: false,
+                detail,
+            },
+            AmazonError::Transport(t) => Self::Transient {
+                status: None,
+                overloaded: t.is_timeout(),
+                detail,
+            },
+            // Refreshed once already and still refused: Amazon's side may be settling.
+            AmazonError::Unauthorized => Self::Transient {
+                status: Some(401),
+                overloaded: false,
+                detail,
+            },
+            AmazonError::NotEnabled(_) => Self::Permanent {
+                status: Some(403),
+                detail,
+            },
+            AmazonError::Rejected { status, .. } => Self::Permanent {
+                status: Some(status),
+                detail,
+            },
+            AmazonError::Decode(_) => Self::Permanent {
+                status: None,
+                detail,
+            },
+        }
+    }
+}
+
+impl From<CallError> for JobError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Auth(AuthError::NotConnected) => {
+                Self::Cancelled("Amazon is not connected".into())
+            }
+            CallError::Auth(AuthError::NeedsReconnect) => {
+                Self::permanent("Amazon access was revoked; reconnect Amazon")
+            }
+            CallError::Auth(AuthError::Lwa(l)) if l.is_transient() => {
+                Self::transient(l.to_string())
+            }
+            CallError::Auth(AuthError::Db(e)) => e.into(),
+            CallError::Auth(other) => Self::permanent(other.to_string()),
+            CallError::Amazon(a) => a.into(),
+        }
+    }
+}
+
+impl From<ProgramError> for JobError {
+    fn from(e: ProgramError) -> Self {
+        let detail = e.to_string();
+        match e {
+            ProgramError::Throttled { retry_after } => Self::Throttled {
+                retry_after,
+                detail,
+            },
+            ProgramError::Server { status } => Self::Transient {
+                status: Some(status),
+                overloaded: false,
+                detail,
+            },
+            ProgramError::Transport(t) => Self::Transient {
+                status: None,
+                overloaded: t.is_timeout(),
+                detail,
+            },
+            ProgramError::Rejected { status: 408, .. } => Self::Transient {
+                status: Some(408),
+                overloaded: true,
+                detail,
+            },
+            ProgramError::Rejected { status, .. } | ProgramError::Unauthorized(status) => {
+                Self::Permanent {
+                    status: Some(status),
+                    detail,
+                }
+            }
+            ProgramError::Decode(_) => Self::Permanent {
+                status: None,
+                detail,
+            },
+        }
+    }
+}
+
+/// A stored commission the domain refuses: a person must look.
+impl From<InvalidCommission> for JobError {
+    fn from(e: InvalidCommission) -> Self {
+        Self::permanent(e.to_string())
+    }
+}
+
+/// A sealed token that does not open (another key, tampering): a person must look.
+impl From<CryptoError> for JobError {
+    fn from(e: CryptoError) -> Self {
+        Self::permanent(e.to_string())
+    }
+}
+
+impl From<ProgramTokenError> for JobError {
+    fn from(e: ProgramTokenError) -> Self {
+        match e {
+            ProgramTokenError::Db(db) => db.into(),
+            ProgramTokenError::Crypto(c) => c.into(),
+        }
+    }
+}

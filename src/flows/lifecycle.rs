@@ -1,0 +1,87 @@
+//! A store's life in the program (DESIGN §2 steps 1 and 8, §4.1): the effects of the platform's
+//! events, each run inside the transaction that records the delivery, and the program token
+//! sealed with the store as associated data.
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr};
+use secrecy::SecretString;
+
+use crate::{
+    crypto::{CryptoError, TokenCipher},
+    domain::{
+        affiliate::Affiliate,
+        ids::{AffiliateId, StoreId},
+    },
+    flows::{Deps, links},
+    store::{
+        affiliates,
+        stores::{self, NewStore},
+    },
+};
+
+/// Associated data binding a sealed program token to its store.
+fn program_token_aad(store: &StoreId) -> String {
+    format!("program-token:{store}")
+}
+
+/// The program's admin-API token of the store, opened for immediate use.
+pub async fn program_token(
+    deps: &Deps,
+    store: &StoreId,
+) -> Result<Option<SecretString>, ProgramTokenError> {
+    let Some(sealed) = stores::sealed_program_token(&deps.db, store).await? else {
+        return Ok(None);
+    };
+    Ok(Some(deps.cipher.open(&sealed, &program_token_aad(store))?))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramTokenError {
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
+
+/// Creates or updates the store (a second install, a reinstall) with its sealed program token.
+pub async fn install(
+    conn: &impl ConnectionTrait,
+    cipher: &TokenCipher,
+    new: &NewStore<'_>,
+    token: &SecretString,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let sealed = cipher.seal(token, &program_token_aad(new.id));
+    stores::install(conn, new, sealed, now).await
+}
+
+/// A new or changed affiliate of an installed store gets its links. False when the store is not
+/// installed.
+pub async fn affiliate_upserted(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    affiliate: &Affiliate,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    if !stores::is_active(conn, store).await? {
+        return Ok(false);
+    }
+    affiliates::upsert(conn, store, affiliate, now).await?;
+    links::refresh(conn, store, now).await?;
+    Ok(true)
+}
+
+/// A deleted affiliate's links are retired. False when the store is not installed or the
+/// affiliate unknown.
+pub async fn affiliate_deleted(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    affiliate: AffiliateId,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    if !stores::is_active(conn, store).await? {
+        return Ok(false);
+    }
+    let known = affiliates::mark_deleted(conn, store, affiliate, now).await?;
+    links::refresh(conn, store, now).await?;
+    Ok(known)
+}

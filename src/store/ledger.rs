@@ -1,0 +1,446 @@
+//! The ledger's tables: daily figures per (affiliate, day) with their history of changes,
+//! unmatched rows, and orders with their versions and pushed state (DESIGN §2 steps 5–7).
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::{daily_figures, figure_changes, order_versions, orders, unmatched_figures};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, sea_query::Expr,
+};
+
+use super::{PushState, StoreScoped, insert_all};
+use crate::domain::{figures::Figures, ids::StoreId};
+
+/// A day's stored figures of one affiliate.
+pub use entity::daily_figures::Model as DailyFigures;
+/// One version of an order, as it was computed.
+pub use entity::order_versions::Model as OrderVersion;
+/// One order per (store, affiliate, day): what it should say (`version`) and what the program
+/// was last told (`pushed_*`).
+pub use entity::orders::Model as Order;
+/// Traffic of an ad group that is no affiliate of the store.
+pub use entity::unmatched_figures::Model as Unmatched;
+
+/// (affiliate id, day): the key of figures and orders.
+pub type Key = (i64, NaiveDate);
+/// (campaign id, ad group id, day): the key of unmatched rows.
+pub type UnmatchedKey = (String, String, NaiveDate);
+
+impl From<&DailyFigures> for Figures {
+    fn from(m: &DailyFigures) -> Self {
+        Figures {
+            clicks: m.clicks,
+            detail_page_views: m.detail_page_views,
+            add_to_carts: m.add_to_carts,
+            purchases: m.purchases,
+            units: m.units,
+            sales_minor: m.sales_minor,
+            total_purchases: m.total_purchases,
+            total_units: m.total_units,
+            total_sales_minor: m.total_sales_minor,
+            brb_minor: m.brb_minor,
+        }
+    }
+}
+
+fn set_figures(row: &mut daily_figures::ActiveModel, f: &Figures) {
+    row.clicks = Set(f.clicks);
+    row.detail_page_views = Set(f.detail_page_views);
+    row.add_to_carts = Set(f.add_to_carts);
+    row.purchases = Set(f.purchases);
+    row.units = Set(f.units);
+    row.sales_minor = Set(f.sales_minor);
+    row.total_purchases = Set(f.total_purchases);
+    row.total_units = Set(f.total_units);
+    row.total_sales_minor = Set(f.total_sales_minor);
+    row.brb_minor = Set(f.brb_minor);
+}
+
+/// The store's stored figures of `from..=to`.
+pub async fn figures_in(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    (from, to): (NaiveDate, NaiveDate),
+) -> Result<BTreeMap<Key, DailyFigures>, DbErr> {
+    Ok(daily_figures::Entity::of_store(store)
+        .filter(daily_figures::Column::Day.between(from, to))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| ((m.affiliate_id, m.day), m))
+        .collect())
+}
+
+/// Replaces a stored day's figures.
+pub async fn update_figures(
+    conn: &impl ConnectionTrait,
+    row: DailyFigures,
+    f: &Figures,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let mut row: daily_figures::ActiveModel = row.into();
+    set_figures(&mut row, f);
+    row.updated_at = Set(now);
+    row.update(conn).await?;
+    Ok(())
+}
+
+/// Adds days seen for the first time, in batches.
+pub async fn insert_figures(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    rows: &[(Key, Figures)],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let rows = rows
+        .iter()
+        .map(|((affiliate_id, day), f)| {
+            let mut row = daily_figures::ActiveModel {
+                store_id: Set(store.as_str().to_owned()),
+                affiliate_id: Set(*affiliate_id),
+                day: Set(*day),
+                first_seen_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            };
+            set_figures(&mut row, f);
+            row
+        })
+        .collect();
+    insert_all::<daily_figures::Entity>(conn, rows).await
+}
+
+/// What one reading changed of a day (a JSON object of `field: [old, new]`), applied or not.
+pub struct Change<'a> {
+    pub affiliate_id: Option<i64>,
+    /// (campaign id, ad group id) of an unmatched row.
+    pub campaign: Option<(&'a str, &'a str)>,
+    pub day: NaiveDate,
+    pub changes_json: String,
+    /// False for a final day: recorded, never applied.
+    pub applied: bool,
+}
+
+pub async fn record_change(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    c: Change<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    figure_changes::Entity::insert(figure_changes::ActiveModel {
+        store_id: Set(store.as_str().to_owned()),
+        affiliate_id: Set(c.affiliate_id),
+        campaign_id: Set(c.campaign.map(|c| c.0.to_owned())),
+        ad_group_id: Set(c.campaign.map(|c| c.1.to_owned())),
+        day: Set(c.day),
+        observed_at: Set(now),
+        changes: Set(c.changes_json),
+        applied: Set(c.applied),
+        ..Default::default()
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// The JSON of the last change of a final day that was recorded and not applied.
+pub async fn last_ignored_change(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    (affiliate_id, day): Key,
+) -> Result<Option<String>, DbErr> {
+    Ok(figure_changes::Entity::of_store(store)
+        .filter(figure_changes::Column::AffiliateId.eq(affiliate_id))
+        .filter(figure_changes::Column::Day.eq(day))
+        .filter(figure_changes::Column::Applied.eq(false))
+        .order_by_desc(figure_changes::Column::Id)
+        .one(conn)
+        .await?
+        .map(|c| c.changes))
+}
+
+/// The store's unmatched rows of `from..=to`.
+pub async fn unmatched_in(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    (from, to): (NaiveDate, NaiveDate),
+) -> Result<BTreeMap<UnmatchedKey, Unmatched>, DbErr> {
+    Ok(unmatched_figures::Entity::of_store(store)
+        .filter(unmatched_figures::Column::Day.between(from, to))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| ((m.campaign_id.clone(), m.ad_group_id.clone(), m.day), m))
+        .collect())
+}
+
+/// Stores an unmatched row's figures: `old` is its stored row, if any.
+pub async fn save_unmatched(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    (campaign, ad_group, day): &UnmatchedKey,
+    old: Option<Unmatched>,
+    f: &Figures,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let (mut row, is_new) = match old {
+        Some(m) => (m.into_active_model(), false),
+        None => (
+            unmatched_figures::ActiveModel {
+                store_id: Set(store.as_str().to_owned()),
+                campaign_id: Set(campaign.clone()),
+                ad_group_id: Set(ad_group.clone()),
+                day: Set(*day),
+                ..Default::default()
+            },
+            true,
+        ),
+    };
+    row.clicks = Set(f.clicks);
+    row.purchases = Set(f.purchases);
+    row.sales_minor = Set(f.sales_minor);
+    row.total_sales_minor = Set(f.total_sales_minor);
+    row.brb_minor = Set(f.brb_minor);
+    row.updated_at = Set(now);
+    if is_new {
+        row.insert(conn).await?;
+    } else {
+        row.update(conn).await?;
+    }
+    Ok(())
+}
+
+/// How many unmatched rows the store has.
+pub async fn count_unmatched(conn: &impl ConnectionTrait, store: &StoreId) -> Result<u64, DbErr> {
+    unmatched_figures::Entity::of_store(store).count(conn).await
+}
+
+/// The store's orders of `from..=to`.
+pub async fn orders_in(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    (from, to): (NaiveDate, NaiveDate),
+) -> Result<BTreeMap<Key, Order>, DbErr> {
+    Ok(orders::Entity::of_store(store)
+        .filter(orders::Column::Day.between(from, to))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|o| ((o.affiliate_id, o.day), o))
+        .collect())
+}
+
+pub async fn find_order(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    (affiliate_id, day): Key,
+) -> Result<Option<Order>, DbErr> {
+    orders::Entity::of_store(store)
+        .filter(orders::Column::AffiliateId.eq(affiliate_id))
+        .filter(orders::Column::Day.eq(day))
+        .one(conn)
+        .await
+}
+
+/// Adds new orders, each with its first version.
+pub async fn insert_orders(conn: &impl ConnectionTrait, new: Vec<Order>) -> Result<(), DbErr> {
+    let versions = new.iter().map(version_row).collect();
+    insert_all::<orders::Entity>(conn, new.into_iter().map(Into::into).collect()).await?;
+    insert_all::<order_versions::Entity>(conn, versions).await
+}
+
+/// Writes an order as it now is; `new_version` records its amounts as a version too.
+pub async fn update_order(
+    conn: &impl ConnectionTrait,
+    order: Order,
+    new_version: bool,
+) -> Result<Order, DbErr> {
+    let order = order.into_active_model().reset_all().update(conn).await?;
+    if new_version {
+        insert_all::<order_versions::Entity>(conn, vec![version_row(&order)]).await?;
+    }
+    Ok(order)
+}
+
+fn version_row(o: &Order) -> order_versions::ActiveModel {
+    order_versions::ActiveModel {
+        store_id: Set(o.store_id.clone()),
+        affiliate_id: Set(o.affiliate_id),
+        day: Set(o.day),
+        version: Set(o.version),
+        sales_minor: Set(o.sales_minor),
+        purchases: Set(o.purchases),
+        commission_minor: Set(o.commission_minor),
+        status: Set(o.status),
+        created_at: Set(o.computed_at),
+        ..Default::default()
+    }
+}
+
+/// Written before a create is sent: after a crash or a timeout, the next try looks first.
+pub async fn mark_create_attempted(
+    conn: &impl ConnectionTrait,
+    order: Order,
+) -> Result<Order, DbErr> {
+    let mut row: orders::ActiveModel = order.into();
+    row.create_attempted = Set(true);
+    row.update(conn).await
+}
+
+/// What the program shows of an order after a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    pub id: String,
+    pub total_minor: Option<i64>,
+    pub commission_minor: Option<i64>,
+    pub status: Option<String>,
+}
+
+/// Records what the program now shows. Only the version that was pushed is marked: a newer one
+/// computed meanwhile stays due.
+pub async fn mark_pushed(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    pushed: &Order,
+    remote: Option<&Remote>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let Some(current) = find_order(conn, store, (pushed.affiliate_id, pushed.day)).await? else {
+        return Ok(());
+    };
+    let up_to_date = current.version == pushed.version;
+    let mut row: orders::ActiveModel = current.into();
+    row.pushed_version = Set(pushed.version);
+    if let Some(r) = remote {
+        row.remote_id = Set(Some(r.id.clone()));
+        row.pushed_sales_minor = Set(r.total_minor);
+        row.pushed_commission_minor = Set(r.commission_minor);
+        row.pushed_status = Set(r.status.clone());
+    }
+    row.push_state = Set(if up_to_date {
+        PushState::Pushed
+    } else {
+        PushState::Pending
+    });
+    row.last_push_error = Set(None);
+    row.pushed_at = Set(Some(now));
+    row.updated_at = Set(now);
+    row.update(conn).await?;
+    Ok(())
+}
+
+/// The push went to the dead letters: the merchant and the operator see it.
+pub async fn mark_dead(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    (affiliate_id, day): Key,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    orders::Entity::update_of_store(store)
+        .col_expr(orders::Column::PushState, Expr::value(PushState::Dead))
+        .col_expr(
+            orders::Column::LastPushError,
+            Expr::value(Some(error.chars().take(500).collect::<String>())),
+        )
+        .col_expr(orders::Column::UpdatedAt, Expr::value(now))
+        .filter(orders::Column::AffiliateId.eq(affiliate_id))
+        .filter(orders::Column::Day.eq(day))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Locks the order's row until the end of the transaction (PostgreSQL; SQLite has one writer).
+pub async fn lock_order(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    (affiliate_id, day): Key,
+) -> Result<(), DbErr> {
+    super::lock_row(
+        conn,
+        "SELECT 1 FROM orders WHERE store_id = $1 AND affiliate_id = $2 AND day = $3 FOR UPDATE",
+        vec![store.as_str().into(), affiliate_id.into(), day.into()],
+    )
+    .await
+}
+
+/// Dead pushes queued again: their orders are pending once more.
+pub async fn revive_dead(
+    conn: &impl ConnectionTrait,
+    store: Option<&StoreId>,
+) -> Result<u64, DbErr> {
+    let update = match store {
+        Some(store) => orders::Entity::update_of_store(store),
+        None => orders::Entity::update_many(),
+    };
+    Ok(update
+        .col_expr(orders::Column::PushState, Expr::value(PushState::Pending))
+        .filter(orders::Column::PushState.eq(PushState::Dead))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}
+
+/// The store's queued pushes were cancelled (uninstall): after a reinstall, the next sync queues
+/// them again.
+pub async fn unqueue_pushes(conn: &impl ConnectionTrait, store: &StoreId) -> Result<u64, DbErr> {
+    Ok(orders::Entity::update_of_store(store)
+        .col_expr(orders::Column::PushState, Expr::value(PushState::Waiting))
+        .filter(orders::Column::PushState.eq(PushState::Pending))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}
+
+/// The store's orders in any of `states` (all of them when empty).
+pub async fn count_orders(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    states: &[PushState],
+) -> Result<u64, DbErr> {
+    let mut q = orders::Entity::of_store(store);
+    if !states.is_empty() {
+        q = q.filter(orders::Column::PushState.is_in(states.iter().copied()));
+    }
+    q.count(conn).await
+}
+
+/// Every order of the store, newest day first.
+pub async fn orders_of(conn: &impl ConnectionTrait, store: &StoreId) -> Result<Vec<Order>, DbErr> {
+    orders::Entity::of_store(store)
+        .order_by_desc(orders::Column::Day)
+        .order_by_asc(orders::Column::AffiliateId)
+        .all(conn)
+        .await
+}
+
+/// Every version of the store's orders, oldest first, by order.
+pub async fn versions_of(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+) -> Result<BTreeMap<Key, Vec<OrderVersion>>, DbErr> {
+    let mut out: BTreeMap<Key, Vec<OrderVersion>> = BTreeMap::new();
+    for v in order_versions::Entity::of_store(store)
+        .order_by_asc(order_versions::Column::Version)
+        .all(conn)
+        .await?
+    {
+        out.entry((v.affiliate_id, v.day)).or_default().push(v);
+    }
+    Ok(out)
+}
+
+/// The Brand Referral Bonus estimate of every stored day, in minor units.
+pub async fn brb_of(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+) -> Result<BTreeMap<Key, i64>, DbErr> {
+    Ok(daily_figures::Entity::of_store(store)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|f| ((f.affiliate_id, f.day), f.brb_minor))
+        .collect())
+}

@@ -1,0 +1,83 @@
+//! Sync runs: when a store's report was read, why, and what came of it.
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::sync_runs;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbErr, QueryOrder};
+
+use super::{RunStatus, StoreScoped};
+use crate::domain::ids::StoreId;
+
+/// A run row.
+pub use entity::sync_runs::Model as Run;
+
+/// What a finished run counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub rows: usize,
+    pub changes: usize,
+    pub pushes: usize,
+    pub ignored_final: usize,
+    pub unmatched: usize,
+}
+
+pub async fn start(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    trigger: &str,
+    (from, to): (NaiveDate, NaiveDate),
+    now: DateTime<Utc>,
+) -> Result<Run, DbErr> {
+    sync_runs::ActiveModel {
+        store_id: Set(store.as_str().to_owned()),
+        trigger: Set(trigger.to_owned()),
+        from_day: Set(from),
+        to_day: Set(to),
+        started_at: Set(now),
+        finished_at: Set(None),
+        rows: Set(0),
+        changes: Set(0),
+        pushes: Set(0),
+        ignored_final: Set(0),
+        unmatched: Set(0),
+        status: Set(RunStatus::Running),
+        error: Set(None),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await
+}
+
+/// Ends the run: `Ok(counts)` or `Err(why)` (cut to 500 characters).
+pub async fn finish(
+    conn: &impl ConnectionTrait,
+    run: Run,
+    outcome: Result<Counts, &str>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    let mut row: sync_runs::ActiveModel = run.into();
+    row.finished_at = Set(Some(now));
+    match outcome {
+        Ok(c) => {
+            row.rows = Set(count(c.rows));
+            row.changes = Set(count(c.changes));
+            row.pushes = Set(count(c.pushes));
+            row.ignored_final = Set(count(c.ignored_final));
+            row.unmatched = Set(count(c.unmatched));
+            row.status = Set(RunStatus::Ok);
+        }
+        Err(why) => {
+            row.status = Set(RunStatus::Failed);
+            row.error = Set(Some(why.chars().take(500).collect()));
+        }
+    }
+    row.update(conn).await?;
+    Ok(())
+}
+
+/// The store's latest run.
+pub async fn last(conn: &impl ConnectionTrait, store: &StoreId) -> Result<Option<Run>, DbErr> {
+    sync_runs::Entity::of_store(store)
+        .order_by_desc(sync_runs::Column::Id)
+        .one(conn)
+        .await
+}
