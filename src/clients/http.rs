@@ -8,6 +8,34 @@ use rand::Rng;
 
 use crate::config::HttpSettings;
 
+/// What a failed call to an upstream says about trying it again (DESIGN §4.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// 429: the caller must slow down; `Retry-After` when the upstream gave one.
+    Throttled(Option<Duration>),
+    /// 408, 5xx, timeouts (`overloaded`) and connection errors: worth another try later.
+    Later {
+        status: Option<u16>,
+        overloaded: bool,
+    },
+    /// Any other answer: the same request would fail the same way.
+    Never { status: Option<u16> },
+}
+
+impl Retry {
+    pub fn is_worth_it(self) -> bool {
+        !matches!(self, Self::Never { .. })
+    }
+
+    /// A transport error: a timeout means the upstream needs room.
+    pub fn transport(e: &reqwest::Error) -> Self {
+        Self::Later {
+            status: None,
+            overloaded: e.is_timeout(),
+        }
+    }
+}
+
 /// The client and retry policy of one upstream, from its `[amazon]` or `[program]` keys.
 pub fn policy(h: HttpSettings) -> reqwest::Result<(reqwest::Client, RetryPolicy)> {
     let retry = RetryPolicy {

@@ -2,7 +2,7 @@
 //! transient, throttled, permanent or a bug (DESIGN §4.4: 408, 429, 5xx, timeouts and connection
 //! errors are retried; any other 4xx is permanent).
 use crate::{
-    clients::{amazon::ads::AmazonError, program::ProgramError},
+    clients::{amazon::ads::AmazonError, http::Retry, program::ProgramError},
     crypto::CryptoError,
     domain::commission::InvalidCommission,
     flows::{
@@ -12,42 +12,32 @@ use crate::{
     jobs::JobError,
 };
 
+/// An upstream's failure, as the job schedule sees it.
+fn upstream(retry: Retry, detail: String) -> JobError {
+    match retry {
+        Retry::Throttled(retry_after) => JobError::Throttled {
+            retry_after,
+            detail,
+        },
+        Retry::Later { status, overloaded } => JobError::Transient {
+            status,
+            overloaded,
+            detail,
+        },
+        Retry::Never { status } => JobError::Permanent { status, detail },
+    }
+}
+
 impl From<AmazonError> for JobError {
     fn from(e: AmazonError) -> Self {
-        let detail = e.to_string();
         match e {
-            AmazonError::Throttled { retry_after } => Self::Throttled {
-                retry_after,
-                detail,
-            },
-            AmazonError::Server { status } => Self::Transient {
-                status: Some(status),
-                overloaded: false,
-                detail,
-            },
-            AmazonError::Transport(t) => Self::Transient {
-                status: None,
-                overloaded: t.is_timeout(),
-                detail,
-            },
             // Refreshed once already and still refused: Amazon's side may be settling.
             AmazonError::Unauthorized => Self::Transient {
                 status: Some(401),
                 overloaded: false,
-                detail,
+                detail: e.to_string(),
             },
-            AmazonError::NotEnabled(_) => Self::Permanent {
-                status: Some(403),
-                detail,
-            },
-            AmazonError::Rejected { status, .. } => Self::Permanent {
-                status: Some(status),
-                detail,
-            },
-            AmazonError::Decode(_) => Self::Permanent {
-                status: None,
-                detail,
-            },
+            other => upstream(other.retry(), other.to_string()),
         }
     }
 }
@@ -73,38 +63,7 @@ impl From<CallError> for JobError {
 
 impl From<ProgramError> for JobError {
     fn from(e: ProgramError) -> Self {
-        let detail = e.to_string();
-        match e {
-            ProgramError::Throttled { retry_after } => Self::Throttled {
-                retry_after,
-                detail,
-            },
-            ProgramError::Server { status } => Self::Transient {
-                status: Some(status),
-                overloaded: false,
-                detail,
-            },
-            ProgramError::Transport(t) => Self::Transient {
-                status: None,
-                overloaded: t.is_timeout(),
-                detail,
-            },
-            ProgramError::Rejected { status: 408, .. } => Self::Transient {
-                status: Some(408),
-                overloaded: true,
-                detail,
-            },
-            ProgramError::Rejected { status, .. } | ProgramError::Unauthorized(status) => {
-                Self::Permanent {
-                    status: Some(status),
-                    detail,
-                }
-            }
-            ProgramError::Decode(_) => Self::Permanent {
-                status: None,
-                detail,
-            },
-        }
+        upstream(e.retry(), e.to_string())
     }
 }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entity::{daily_figures, figure_changes, order_versions, orders, unmatched_figures};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, sea_query::Expr,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Select, sea_query::Expr,
 };
 
 use super::{PushState, StoreScoped, insert_all};
@@ -57,19 +57,25 @@ fn set_figures(row: &mut daily_figures::ActiveModel, f: &Figures) {
     row.brb_minor = Set(f.brb_minor);
 }
 
+/// The rows of a query, by the key `key` gives each.
+async fn keyed<E: EntityTrait, K: Ord>(
+    conn: &impl ConnectionTrait,
+    query: Select<E>,
+    key: impl Fn(&E::Model) -> K,
+) -> Result<BTreeMap<K, E::Model>, DbErr> {
+    let rows = query.all(conn).await?;
+    Ok(rows.into_iter().map(|m| (key(&m), m)).collect())
+}
+
 /// The store's stored figures of `from..=to`.
 pub async fn figures_in(
     conn: &impl ConnectionTrait,
     store: &StoreId,
     (from, to): (NaiveDate, NaiveDate),
 ) -> Result<BTreeMap<Key, DailyFigures>, DbErr> {
-    Ok(daily_figures::Entity::of_store(store)
-        .filter(daily_figures::Column::Day.between(from, to))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|m| ((m.affiliate_id, m.day), m))
-        .collect())
+    let q =
+        daily_figures::Entity::of_store(store).filter(daily_figures::Column::Day.between(from, to));
+    keyed(conn, q, |m| (m.affiliate_id, m.day)).await
 }
 
 /// Replaces a stored day's figures.
@@ -166,13 +172,12 @@ pub async fn unmatched_in(
     store: &StoreId,
     (from, to): (NaiveDate, NaiveDate),
 ) -> Result<BTreeMap<UnmatchedKey, Unmatched>, DbErr> {
-    Ok(unmatched_figures::Entity::of_store(store)
-        .filter(unmatched_figures::Column::Day.between(from, to))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|m| ((m.campaign_id.clone(), m.ad_group_id.clone(), m.day), m))
-        .collect())
+    let q = unmatched_figures::Entity::of_store(store)
+        .filter(unmatched_figures::Column::Day.between(from, to));
+    keyed(conn, q, |m| {
+        (m.campaign_id.clone(), m.ad_group_id.clone(), m.day)
+    })
+    .await
 }
 
 /// Stores an unmatched row's figures: `old` is its stored row, if any.
@@ -222,13 +227,8 @@ pub async fn orders_in(
     store: &StoreId,
     (from, to): (NaiveDate, NaiveDate),
 ) -> Result<BTreeMap<Key, Order>, DbErr> {
-    Ok(orders::Entity::of_store(store)
-        .filter(orders::Column::Day.between(from, to))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|o| ((o.affiliate_id, o.day), o))
-        .collect())
+    let q = orders::Entity::of_store(store).filter(orders::Column::Day.between(from, to));
+    keyed(conn, q, |o| (o.affiliate_id, o.day)).await
 }
 
 pub async fn find_order(

@@ -16,8 +16,8 @@ use crate::{
     store::{self, connections, stores},
     web::{
         PageError,
-        pages::{authorize, authorize_form},
-        session::{self, CsrfForm, check_csrf, flash},
+        guard::{CsrfForm, StoreForm, StorePage, WithCsrf},
+        session::{self, check_csrf, flash},
         to_setup,
     },
 };
@@ -101,13 +101,20 @@ pub struct ChoiceForm {
     choice: String,
 }
 
+impl WithCsrf for ChoiceForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub async fn choose(
-    path: web::Path<String>,
-    form: web::Form<ChoiceForm>,
+    StoreForm {
+        store,
+        session,
+        form,
+    }: StoreForm<ChoiceForm>,
     state: web::Data<AppState>,
-    session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let store = authorize_form(&session, &path, &form.csrf)?;
     let (profile, advertiser) = form
         .choice
         .split_once(':')
@@ -124,12 +131,9 @@ pub async fn choose(
 }
 
 pub async fn disconnect(
-    path: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    StoreForm { store, session, .. }: StoreForm<CsrfForm>,
     state: web::Data<AppState>,
-    session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let store = authorize_form(&session, &path, &form.csrf)?;
     connect::disconnect(&state.deps, &store).await?;
     flash(
         &session,
@@ -146,13 +150,20 @@ pub struct LandingForm {
     kind: String,
 }
 
+impl WithCsrf for LandingForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub async fn landing_page(
-    path: web::Path<String>,
-    form: web::Form<LandingForm>,
+    StoreForm {
+        store,
+        session,
+        form,
+    }: StoreForm<LandingForm>,
     state: web::Data<AppState>,
-    session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let store = authorize_form(&session, &path, &form.csrf)?;
     let conn = connections::find(&state.deps.db, &store).await?;
     let country = conn
         .and_then(|c| c.country_code)
@@ -179,13 +190,11 @@ pub async fn landing_page(
 }
 
 pub async fn remove_landing_page(
-    path: web::Path<(String, String)>,
-    form: web::Form<CsrfForm>,
+    StoreForm { store, session, .. }: StoreForm<CsrfForm>,
+    page: web::Path<(String, String)>,
     state: web::Data<AppState>,
-    session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let (store_id, page) = path.into_inner();
-    let store = authorize_form(&session, &store_id, &form.csrf)?;
+    let (_, page) = page.into_inner();
     let now = state.deps.clock.now();
     let txn = state.deps.db.begin().await?;
     links::remove_landing_page(&txn, &store, &page, now).await?;
@@ -196,11 +205,9 @@ pub async fn remove_landing_page(
 
 /// `GET /app/stores/{id}/links.csv`
 pub async fn links_csv(
-    path: web::Path<String>,
+    StorePage { store, .. }: StorePage,
     state: web::Data<AppState>,
-    session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let store = authorize(&session, &path)?;
     let rows = store::links::current(&state.deps.db, &store).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")

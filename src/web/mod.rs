@@ -2,6 +2,7 @@
 //! in the domain modules.
 pub mod amazon;
 pub mod error;
+pub mod guard;
 pub mod health;
 pub mod load;
 pub mod pages;

@@ -1,10 +1,9 @@
 //! Merchant pages. Every `/app/stores/{id}` page answers only to the session of that store.
-use actix_session::Session;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use crate::{
-    domain::{ids::StoreId, region::Region},
+    domain::region::Region,
     flows::{
         connect::Choice,
         links::CurrentLink,
@@ -12,7 +11,7 @@ use crate::{
     },
     state::AppState,
     store::stores::StoreSummary,
-    web::{PageError, html, session},
+    web::{PageError, guard::StorePage, html, session},
 };
 
 #[derive(Template)]
@@ -25,26 +24,6 @@ pub async fn home(state: web::Data<AppState>) -> Result<HttpResponse, PageError>
     html(&Home {
         sandbox: state.deps.settings.sandbox.enabled,
     })
-}
-
-/// The store of the session, provided it is the one asked for; anything else is a 404.
-pub fn authorize(session: &Session, requested: &str) -> Result<StoreId, PageError> {
-    let current = session::session_store(session).ok_or(PageError::NoSession)?;
-    if current.as_str() != requested {
-        return Err(PageError::NotFound);
-    }
-    Ok(current)
-}
-
-/// As [`authorize`], for a form: it must also carry this session's CSRF token.
-pub fn authorize_form(
-    session: &Session,
-    requested: &str,
-    csrf: &str,
-) -> Result<StoreId, PageError> {
-    let store = authorize(session, requested)?;
-    session::check_csrf(session, csrf)?;
-    Ok(store)
 }
 
 struct AffiliateRow {
@@ -94,11 +73,12 @@ struct Setup {
 }
 
 pub async fn setup(
-    path: web::Path<String>,
+    StorePage {
+        store: store_id,
+        session,
+    }: StorePage,
     state: web::Data<AppState>,
-    session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let store_id = authorize(&session, &path)?;
     let page = status::store_page(&state.deps.db, &store_id, 50)
         .await?
         .ok_or(PageError::NotFound)?;

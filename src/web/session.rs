@@ -161,9 +161,3 @@ pub fn take_flash(session: &Session) -> Option<String> {
     }
     message
 }
-
-/// A form that carries nothing but its CSRF token.
-#[derive(serde::Deserialize)]
-pub struct CsrfForm {
-    pub csrf: String,
-}

@@ -1,6 +1,5 @@
 //! The merchant's sync actions: "Sync now", the sales basis, the dead letters, and in the sandbox,
 //! shoppers clicking every link so that there is something to sync.
-use actix_session::Session;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
@@ -10,20 +9,17 @@ use crate::{
     store::{SalesBasis, links, stores},
     web::{
         PageError,
-        pages::authorize_form,
-        session::{CsrfForm, flash},
+        guard::{CsrfForm, StoreForm, WithCsrf},
+        session::flash,
         to_setup,
     },
 };
 
 /// `POST /app/stores/{id}/sync`: the trailing 60 days, now.
 pub async fn sync_now(
-    path: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    StoreForm { store, session, .. }: StoreForm<CsrfForm>,
     state: web::Data<AppState>,
-    session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let store = authorize_form(&session, &path, &form.csrf)?;
     scheduler::enqueue_now(&state.deps, &store, None, "manual").await?;
     flash(
         &session,
@@ -38,14 +34,21 @@ pub struct BasisForm {
     basis: String,
 }
 
+impl WithCsrf for BasisForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// `POST /app/stores/{id}/sales-basis`: promoted products only, or promoted + brand halo.
 pub async fn sales_basis(
-    path: web::Path<String>,
-    form: web::Form<BasisForm>,
+    StoreForm {
+        store,
+        session,
+        form,
+    }: StoreForm<BasisForm>,
     state: web::Data<AppState>,
-    session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let store = authorize_form(&session, &path, &form.csrf)?;
     let basis = match form.basis.as_str() {
         "promoted" => SalesBasis::Promoted,
         "total" => SalesBasis::Total,
@@ -65,12 +68,9 @@ pub async fn sales_basis(
 /// `POST /app/stores/{id}/sandbox/shoppers` (sandbox only): every link gets its first click at the
 /// sandbox's Amazon, which from then on reports traffic and sales for it.
 pub async fn sandbox_shoppers(
-    path: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    StoreForm { store, session, .. }: StoreForm<CsrfForm>,
     state: web::Data<AppState>,
-    session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let store = authorize_form(&session, &path, &form.csrf)?;
     let Some(sandbox) = &state.sandbox else {
         return Err(PageError::NotFound);
     };
@@ -97,12 +97,9 @@ pub async fn sandbox_shoppers(
 /// `POST /app/stores/{id}/dead-letters/retry`: the merchant fixed the cause (an affiliate, a
 /// setting in the program) and sends the refused pushes again.
 pub async fn retry_dead_letters(
-    path: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    StoreForm { store, session, .. }: StoreForm<CsrfForm>,
     state: web::Data<AppState>,
-    session: Session,
 ) -> Result<HttpResponse, PageError> {
-    let store = authorize_form(&session, &path, &form.csrf)?;
     let n = push::retry_dead_letters(&state.deps.db, Some(&store), state.deps.clock.now()).await?;
     flash(&session, format!("{n} refused push(es) queued again."));
     Ok(to_setup(&store))

@@ -2,104 +2,37 @@
 //! profile/advertiser → links, against doubles of Login with Amazon, the Ads API and the program.
 use std::collections::HashMap;
 
-use attribution_bridge::{domain::ids::StoreId, flows::tokens, flows::tokens::AuthError};
+use attribution_bridge::{flows::tokens, flows::tokens::AuthError};
 use chrono::Duration;
 use serde_json::json;
 
-use crate::{doubles::*, helpers::*};
+use crate::{doubles::*, helpers::*, world::*};
 
-pub struct World {
-    pub app: TestApp,
-    pub amazon: AmazonDouble,
-    pub program: ProgramDouble,
+/// The store with `affiliates` affiliates, installed and opened; Amazon not connected.
+async fn world(affiliates: usize) -> World {
+    store_with(affiliates).opened().await
 }
 
-pub async fn world(affiliates: usize) -> World {
-    let amazon = AmazonDouble::start().await;
-    let program = ProgramDouble::start("gpat_prog", affiliates, false).await;
-    let env = amazon.env();
-    let app = spawn_app_with(move |e| e.extend(env)).await;
-    app.send(&install_event_at("st_1", "gpat_prog", &program.api_url()))
-        .await;
-    assert_eq!(app.open_store("st_1").await.status(), 303);
-    World {
-        app,
-        amazon,
-        program,
-    }
+/// Connects Amazon with the campaign-management scope in the redirect; returns the flash.
+async fn connect(w: &World) -> String {
+    w.connect_amazon(&[("scope", "advertising::campaign_management")])
+        .await
 }
 
-/// Clicks "Connect Amazon"; returns the consent URL's query.
-pub async fn start_connect(app: &TestApp, client: &reqwest::Client) -> HashMap<String, String> {
-    let page = client
-        .get(app.url("/app/stores/st_1"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap_or_default();
-    let res = client
-        .get(app.url(&format!("/app/amazon/connect?region=NA&csrf={csrf}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
-    let consent = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
-    assert!(consent.path().ends_with("/ap/oa"), "{consent}");
-    consent.query_pairs().into_owned().collect()
+/// Asserts that the flash says `needle` and that no Amazon connection was stored.
+async fn assert_refused(w: &World, flash: &str, needle: &str) {
+    assert!(flash.contains(needle), "{flash}");
+    w.app.assert_rows("amazon_connections", 0).await;
 }
 
-/// Amazon's redirect back, then the setup page; returns the page's flash message.
-pub async fn callback(app: &TestApp, client: &reqwest::Client, query: &[(&str, &str)]) -> String {
-    let mut url = url::Url::parse(&app.url("/oauth/amazon/callback")).unwrap();
-    url.query_pairs_mut().extend_pairs(query);
-    let res = client.get(url).send().await.unwrap();
-    assert_eq!(
-        res.status(),
-        303,
-        "the callback never fails with an error page"
-    );
-    let location = res.headers()["location"].to_str().unwrap().to_owned();
-    let page = client
-        .get(app.url(&location))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    flash_of(&page).unwrap_or_default()
-}
-
-pub async fn connect(w: &World) -> String {
-    let consent = start_connect(&w.app, &w.app.client).await;
-    let code = w.amazon.allow(&consent["code_challenge"]);
-    callback(
-        &w.app,
-        &w.app.client,
-        &[
-            ("code", &code),
-            ("state", &consent["state"]),
-            ("scope", "advertising::campaign_management"),
-        ],
-    )
-    .await
-}
-
-fn store() -> StoreId {
-    StoreId::parse("st_1").unwrap()
+fn store() -> attribution_bridge::domain::ids::StoreId {
+    store_id("st_1")
 }
 
 #[tokio::test]
 async fn connecting_mints_one_correct_link_per_affiliate() {
     let w = world(3).await;
-    let consent = start_connect(&w.app, &w.app.client).await;
+    let consent = w.start_connect().await;
     assert_eq!(consent["client_id"], CLIENT_ID);
     assert_eq!(consent["scope"], "advertising::campaign_management");
     assert_eq!(consent["response_type"], "code");
@@ -109,20 +42,15 @@ async fn connecting_mints_one_correct_link_per_affiliate() {
     );
     assert_eq!(consent["code_challenge_method"], "S256");
     let code = w.amazon.allow(&consent["code_challenge"]);
-    let flash = callback(
-        &w.app,
-        &w.app.client,
-        &[("code", &code), ("state", &consent["state"])],
-    )
-    .await;
+    let flash = w
+        .callback(&[("code", &code), ("state", &consent["state"])])
+        .await;
     assert_eq!(
         flash,
         "Amazon is connected. Every affiliate now has a link."
     );
 
-    let links = attribution_bridge::store::links::current(&w.app.state.deps.db, &store())
-        .await
-        .unwrap();
+    let links = w.links().await;
     assert_eq!(links.len(), 3);
     for (i, link) in links.iter().enumerate() {
         let url = url::Url::parse(&link.url).unwrap();
@@ -135,8 +63,13 @@ async fn connecting_mints_one_correct_link_per_affiliate() {
         assert_eq!((q["ref_"].as_str(), q["tag"].as_str()), ("aa_maas", "maas"));
     }
     // The legacy profile was dropped: the only eligible pair was chosen by itself.
-    assert_eq!(w.app.count("SELECT COUNT(*) FROM amazon_connections WHERE status = 'connected' AND profile_id = 111").await, 1);
-    let page = w.app.get("/app/stores/st_1").await.text().await.unwrap();
+    w.app
+        .assert_rows(
+            "amazon_connections WHERE status = 'connected' AND profile_id = 111",
+            1,
+        )
+        .await;
+    let page = w.app.page("/app/stores/st_1").await;
     assert!(page.contains("Acme Brand"));
     assert_eq!(page.matches("class=\"link-row\"").count(), 3);
     // Tokens are sealed at rest.
@@ -153,51 +86,36 @@ async fn connecting_mints_one_correct_link_per_affiliate() {
 #[tokio::test]
 async fn a_refused_consent_changes_nothing_and_says_so() {
     let w = world(1).await;
-    let consent = start_connect(&w.app, &w.app.client).await;
-    let flash = callback(
-        &w.app,
-        &w.app.client,
-        &[
+    let consent = w.start_connect().await;
+    let flash = w
+        .callback(&[
             ("error", "access_denied"),
             ("error_description", "The user denied the request"),
             ("state", &consent["state"]),
-        ],
-    )
-    .await;
-    assert!(flash.contains("access was not granted"), "{flash}");
-    assert_eq!(
-        w.app.count("SELECT COUNT(*) FROM amazon_connections").await,
-        0
-    );
+        ])
+        .await;
+    assert_refused(&w, &flash, "access was not granted").await;
 }
 
 #[tokio::test]
 async fn a_replayed_callback_is_refused() {
     let w = world(1).await;
-    let consent = start_connect(&w.app, &w.app.client).await;
+    let consent = w.start_connect().await;
     let code = w.amazon.allow(&consent["code_challenge"]);
     let query = [
         ("code", code.as_str()),
         ("state", consent["state"].as_str()),
     ];
-    assert!(
-        callback(&w.app, &w.app.client, &query)
-            .await
-            .contains("connected")
-    );
-    let again = callback(&w.app, &w.app.client, &query).await;
+    assert!(w.callback(&query).await.contains("connected"));
+    let again = w.callback(&query).await;
     assert!(again.contains("not valid"), "{again}");
     // An unknown state, and none at all.
     assert!(
-        callback(&w.app, &w.app.client, &[("code", "x"), ("state", "forged")])
+        w.callback(&[("code", "x"), ("state", "forged")])
             .await
             .contains("not valid")
     );
-    assert!(
-        callback(&w.app, &w.app.client, &[("code", "x")])
-            .await
-            .contains("not valid")
-    );
+    assert!(w.callback(&[("code", "x")]).await.contains("not valid"));
 }
 
 #[tokio::test]
@@ -206,66 +124,42 @@ async fn another_stores_state_is_refused_and_stays_usable_by_its_owner() {
     w.app
         .send(&install_event_at("st_2", "gpat_two", &w.program.api_url()))
         .await;
-    let consent_a = start_connect(&w.app, &w.app.client).await;
+    let consent_a = w.start_connect().await;
     // Another browser, on store st_2, presents st_1's attempt.
-    let other = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
+    let other = browser_client();
     other
         .get(w.app.load_link("st_2", w.app.now()))
         .send()
         .await
         .unwrap();
     let code = w.amazon.allow(&consent_a["code_challenge"]);
-    let flash = callback(
-        &w.app,
-        &other,
-        &[("code", &code), ("state", &consent_a["state"])],
-    )
-    .await;
-    assert!(flash.contains("not valid"), "{flash}");
-    assert_eq!(
-        w.app.count("SELECT COUNT(*) FROM amazon_connections").await,
-        0
-    );
-    let flash = callback(
-        &w.app,
-        &w.app.client,
-        &[("code", &code), ("state", &consent_a["state"])],
-    )
-    .await;
+    let query = [
+        ("code", code.as_str()),
+        ("state", consent_a["state"].as_str()),
+    ];
+    let flash = w.callback_in(&other, &query).await;
+    assert_refused(&w, &flash, "not valid").await;
+    let flash = w.callback(&query).await;
     assert!(flash.contains("connected"), "{flash}");
 }
 
 #[tokio::test]
 async fn an_expired_attempt_or_code_is_explained() {
     let w = world(1).await;
-    let consent = start_connect(&w.app, &w.app.client).await;
+    let consent = w.start_connect().await;
     w.app.clock.advance(Duration::minutes(11));
     let code = w.amazon.allow(&consent["code_challenge"]);
-    let flash = callback(
-        &w.app,
-        &w.app.client,
-        &[("code", &code), ("state", &consent["state"])],
-    )
-    .await;
+    let flash = w
+        .callback(&[("code", &code), ("state", &consent["state"])])
+        .await;
     assert!(flash.contains("longer than 10 minutes"), "{flash}");
 
     // Amazon itself refuses an expired or unknown code: invalid_grant.
-    let consent = start_connect(&w.app, &w.app.client).await;
-    let flash = callback(
-        &w.app,
-        &w.app.client,
-        &[("code", "ANexpired"), ("state", &consent["state"])],
-    )
-    .await;
-    assert!(flash.contains("did not accept the sign-in code"), "{flash}");
-    assert_eq!(
-        w.app.count("SELECT COUNT(*) FROM amazon_connections").await,
-        0
-    );
+    let consent = w.start_connect().await;
+    let flash = w
+        .callback(&[("code", "ANexpired"), ("state", &consent["state"])])
+        .await;
+    assert_refused(&w, &flash, "did not accept the sign-in code").await;
 }
 
 #[tokio::test]
@@ -285,22 +179,16 @@ async fn every_login_with_amazon_error_becomes_a_message() {
         ),
         (400, "invalid_grant", "did not accept the sign-in code"),
     ] {
-        let consent = start_connect(&w.app, &w.app.client).await;
+        let consent = w.start_connect().await;
         let code = w.amazon.allow(&consent["code_challenge"]);
         w.amazon.lwa.0.lock().unwrap().next_error =
             Some((status, json!({"error": error, "error_description": "x"})));
-        let flash = callback(
-            &w.app,
-            &w.app.client,
-            &[("code", &code), ("state", &consent["state"])],
-        )
-        .await;
+        let flash = w
+            .callback(&[("code", &code), ("state", &consent["state"])])
+            .await;
         assert!(flash.contains(expected), "{error}: {flash}");
     }
-    assert_eq!(
-        w.app.count("SELECT COUNT(*) FROM amazon_connections").await,
-        0
-    );
+    w.app.assert_rows("amazon_connections", 0).await;
 }
 
 #[tokio::test]
@@ -353,8 +241,13 @@ async fn a_revoked_refresh_token_turns_into_needs_reconnect() {
         .await
         .unwrap_err();
     assert!(matches!(err, AuthError::NeedsReconnect), "{err}");
-    assert_eq!(w.app.count("SELECT COUNT(*) FROM amazon_connections WHERE status = 'needs_reconnect' AND refresh_token IS NULL").await, 1);
-    let page = w.app.get("/app/stores/st_1").await.text().await.unwrap();
+    w.app
+        .assert_rows(
+            "amazon_connections WHERE status = 'needs_reconnect' AND refresh_token IS NULL",
+            1,
+        )
+        .await;
+    let page = w.app.page("/app/stores/st_1").await;
     assert!(page.contains("Needs reconnecting"));
     assert!(page.contains("id=\"connect\""));
     // Reconnecting brings it back.
@@ -371,9 +264,9 @@ async fn a_legacy_only_account_is_explained() {
         flash.contains("no account can use Amazon Attribution"),
         "{flash}"
     );
-    let page = w.app.get("/app/stores/st_1").await.text().await.unwrap();
+    let page = w.app.page("/app/stores/st_1").await;
     assert!(page.contains("legacy Attribution-only profiles are not supported"));
-    assert_eq!(w.app.count("SELECT COUNT(*) FROM links").await, 0);
+    w.app.assert_rows("links", 0).await;
 }
 
 #[tokio::test]
@@ -397,7 +290,7 @@ async fn a_profile_not_enabled_for_attribution_is_explained_not_retried() {
             flash.contains("no account can use Amazon Attribution"),
             "{flash}"
         );
-        let page = w.app.get("/app/stores/st_1").await.text().await.unwrap();
+        let page = w.app.page("/app/stores/st_1").await;
         assert!(
             page.contains("Amazon Attribution is not enabled"),
             "{status}"
@@ -431,23 +324,24 @@ async fn with_two_profiles_the_merchant_chooses() {
     );
     let flash = connect(&w).await;
     assert!(flash.contains("Choose the account"), "{flash}");
-    assert_eq!(w.app.count("SELECT COUNT(*) FROM links").await, 0);
-    let page = w.app.get("/app/stores/st_1").await.text().await.unwrap();
+    w.app.assert_rows("links", 0).await;
+    let page = w.app.page("/app/stores/st_1").await;
     assert!(page.contains("Second Brand") && page.contains("Acme Brand"));
     let csrf = w.app.csrf("/app/stores/st_1").await;
 
-    let post = |csrf: String| {
-        w.app
-            .client
-            .post(w.app.url("/app/stores/st_1/amazon/account"))
-            .form(&[("csrf", csrf), ("choice", "222:5550001".to_owned())])
-            .send()
-    };
-    assert_eq!(post("forged".into()).await.unwrap().status(), 403);
-    assert_eq!(post(csrf).await.unwrap().status(), 303);
-    let links = attribution_bridge::store::links::current(&w.app.state.deps.db, &store())
-        .await
-        .unwrap();
+    let account = "/app/stores/st_1/amazon/account";
+    let choice = ("choice", "222:5550001");
+    let forged = w
+        .app
+        .post_form(account, &[("csrf", "forged"), choice])
+        .await;
+    assert_eq!(forged.status(), 403);
+    let chosen = w
+        .app
+        .post_form(account, &[("csrf", csrf.as_str()), choice])
+        .await;
+    assert_eq!(chosen.status(), 303);
+    let links = w.links().await;
     assert_eq!(links.len(), 2);
     assert!(
         links[0]
@@ -463,25 +357,21 @@ async fn affiliate_webhooks_mint_and_retire_links_at_once() {
     w.app
         .send(&affiliate_event("affiliate.created", "st_1", 77, "Zoe"))
         .await;
-    let links = attribution_bridge::store::links::current(&w.app.state.deps.db, &store())
-        .await
-        .unwrap();
+    let links = w.links().await;
     assert!(
         links
             .iter()
             .any(|l| l.affiliate_id == 77 && l.url.contains("aa_adgroupid=a77"))
     );
-    w.app.send(&json!({"type": "affiliate.deleted", "data": {"store_id": "st_1", "affiliate": {"id": 77}}})).await;
-    let links = attribution_bridge::store::links::current(&w.app.state.deps.db, &store())
-        .await
-        .unwrap();
+    w.app.send(&affiliate_deleted_event("st_1", 77)).await;
+    let links = w.links().await;
     assert!(!links.iter().any(|l| l.affiliate_id == 77));
-    assert_eq!(
-        w.app
-            .count("SELECT COUNT(*) FROM links WHERE affiliate_id = 77 AND retired_at IS NOT NULL")
-            .await,
-        1
-    );
+    w.app
+        .assert_rows(
+            "links WHERE affiliate_id = 77 AND retired_at IS NOT NULL",
+            1,
+        )
+        .await;
 }
 
 #[tokio::test]
@@ -499,7 +389,7 @@ async fn landing_pages_are_validated_and_give_links_their_creative_id() {
     set("https://www.amazon.de/dp/B00MNV8E0C", "main")
         .await
         .unwrap();
-    let flash = flash_of(&w.app.get("/app/stores/st_1").await.text().await.unwrap()).unwrap();
+    let flash = flash_of(&w.app.page("/app/stores/st_1").await).unwrap();
     assert!(flash.contains("www.amazon.com"), "{flash}");
     set(
         "https://www.amazon.com/Trail-Shoe/dp/B00MNV8E0C?th=1",
@@ -510,9 +400,7 @@ async fn landing_pages_are_validated_and_give_links_their_creative_id() {
     set("https://www.amazon.com/dp/B07ZZZZZZZ", "extra")
         .await
         .unwrap();
-    let links = attribution_bridge::store::links::current(&w.app.state.deps.db, &store())
-        .await
-        .unwrap();
+    let links = w.links().await;
     let ids: Vec<&str> = links.iter().map(|l| l.landing_page_id.as_str()).collect();
     assert_eq!(ids, ["B00MNV8E0C", "B07ZZZZZZZ"]);
     assert!(
@@ -522,7 +410,12 @@ async fn landing_pages_are_validated_and_give_links_their_creative_id() {
     );
     assert!(links[0].url.ends_with("aa_creativeid=B00MNV8E0C"));
     // The home page's links were retired, not repointed.
-    assert_eq!(w.app.count("SELECT COUNT(*) FROM links WHERE landing_page_id = 'home' AND retired_at IS NOT NULL").await, 1);
+    w.app
+        .assert_rows(
+            "links WHERE landing_page_id = 'home' AND retired_at IS NOT NULL",
+            1,
+        )
+        .await;
 }
 
 #[tokio::test]
@@ -532,18 +425,11 @@ async fn disconnect_deletes_the_tokens() {
     let csrf = w.app.csrf("/app/stores/st_1").await;
     let res = w
         .app
-        .client
-        .post(w.app.url("/app/stores/st_1/amazon/disconnect"))
-        .form(&[("csrf", csrf)])
-        .send()
-        .await
-        .unwrap();
+        .post_form("/app/stores/st_1/amazon/disconnect", &[("csrf", csrf)])
+        .await;
     assert_eq!(res.status(), 303);
-    assert_eq!(
-        w.app.count("SELECT COUNT(*) FROM amazon_connections").await,
-        0
-    );
-    let page = w.app.get("/app/stores/st_1").await.text().await.unwrap();
+    w.app.assert_rows("amazon_connections", 0).await;
+    let page = w.app.page("/app/stores/st_1").await;
     assert!(page.contains("id=\"connect\""));
 }
 
@@ -562,18 +448,9 @@ async fn links_export_as_csv_over_http_and_the_cli() {
     let csv = res.text().await.unwrap();
     assert_eq!(csv.lines().count(), 3);
     assert!(csv.starts_with("affiliate_id,affiliate_name,ref_code,landing_page,link\n1,Affiliate 1,aff1,home,https://www.amazon.com/?maas="));
-    let env = test_env(&w.app.db, &w.app.secret, &w.app.encryption_key);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_attribution-bridge"))
-        .args(["export", "--store", "st_1", "--links"])
-        .envs(env)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), csv);
+    let export = w.app.cli(&["export", "--store", "st_1", "--links"]);
+    assert!(export.ok, "{}", export.stderr);
+    assert_eq!(export.stdout, csv);
     // Another store's export is not reachable from this session.
     assert_eq!(w.app.get("/app/stores/st_2/links.csv").await.status(), 404);
 }
@@ -583,10 +460,7 @@ async fn uninstall_deletes_amazon_tokens_and_redact_leaves_nothing() {
     let w = world(2).await;
     connect(&w).await;
     w.app.send(&store_event("app.uninstalled", "st_1")).await;
-    assert_eq!(
-        w.app.count("SELECT COUNT(*) FROM amazon_connections").await,
-        0
-    );
+    w.app.assert_rows("amazon_connections", 0).await;
     assert_eq!(
         w.app
             .count("SELECT COUNT(*) FROM links WHERE store_id = 'st_1'")
@@ -606,13 +480,13 @@ async fn connect_requires_the_pages_csrf_token() {
     assert_eq!(res.status(), 403);
     let res = w.app.get("/app/amazon/connect?region=NA&csrf=guess").await;
     assert_eq!(res.status(), 403);
-    assert_eq!(w.app.count("SELECT COUNT(*) FROM oauth_states").await, 0);
+    w.app.assert_rows("oauth_states", 0).await;
 }
 
 #[tokio::test]
 async fn an_uninstall_while_amazon_answers_the_callback_keeps_no_token() {
     let w = world(1).await;
-    let consent = start_connect(&w.app, &w.app.client).await;
+    let consent = w.start_connect().await;
     let code = w.amazon.allow(&consent["code_challenge"]);
     w.amazon.lwa.0.lock().unwrap().delay_ms = 800;
     let mut url = url::Url::parse(&w.app.url("/oauth/amazon/callback")).unwrap();
@@ -624,16 +498,7 @@ async fn an_uninstall_while_amazon_answers_the_callback_keeps_no_token() {
         async move { client.get(url).send().await.unwrap().status() }
     });
     // Once Amazon holds the token request, the platform uninstalls the app.
-    let mut asked = false;
-    for _ in 0..200 {
-        let requests = w.amazon.server.received_requests().await.unwrap();
-        if requests.iter().any(|r| r.url.path() == "/auth/o2/token") {
-            asked = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    assert!(asked);
+    w.amazon.wait_for_token_request().await;
     w.app.send(&store_event("app.uninstalled", "st_1")).await;
     assert_eq!(in_flight.await.unwrap(), 303);
     assert_eq!(

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use serde_json::json;
 
 pub struct Browser {
@@ -113,24 +113,27 @@ impl Browser {
         panic!("{css} never said {needle:?}; last: {last:?}; page: {page}");
     }
 
-    pub async fn click(&self, css: &str) {
+    /// The element the selector finds on the page; panics naming the selector if there is none.
+    pub async fn element(&self, css: &str) -> Element {
         self.client
             .find(Locator::Css(css))
             .await
             .unwrap_or_else(|e| panic!("{css} on the page: {e}"))
-            .click()
-            .await
-            .unwrap();
     }
 
+    /// Clicks the element the selector finds.
+    pub async fn click(&self, css: &str) {
+        self.element(css).await.click().await.unwrap();
+    }
+
+    /// The text of the element the selector finds.
     pub async fn text(&self, css: &str) -> String {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("{css} on the page: {e}"))
-            .text()
-            .await
-            .unwrap()
+        self.element(css).await.text().await.unwrap()
+    }
+
+    /// The path of the page the browser shows.
+    pub async fn path(&self) -> String {
+        self.client.current_url().await.unwrap().path().to_owned()
     }
 }
 
@@ -141,17 +144,12 @@ async fn a_merchant_opens_the_setup_page_from_the_load_link() {
     let Some(browser) = Browser::start().await else {
         return;
     };
-    let app = spawn_app().await;
-    app.install("st_1001", "gpat_browser").await;
-    app.send(&affiliate_event("affiliate.created", "st_1001", 1, "Alice"))
-        .await;
-    app.send(&affiliate_event("affiliate.created", "st_1001", 2, "Bob"))
-        .await;
+    let app = app_with_store("st_1001", "gpat_browser", &[(1, "Alice"), (2, "Bob")]).await;
     app.install("st_other", "gpat_other").await;
 
     let c = &browser.client;
     c.goto(&app.load_link("st_1001", app.now())).await.unwrap();
-    assert_eq!(c.current_url().await.unwrap().path(), "/app/stores/st_1001");
+    assert_eq!(browser.path().await, "/app/stores/st_1001");
     assert_eq!(browser.text("h1").await, "Store st_1001");
     assert_eq!(browser.text("#install-state").await, "Installed");
     assert_eq!(browser.text("#program-state").await, "Connected");

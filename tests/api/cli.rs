@@ -3,49 +3,31 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::helpers::*;
+use crate::{helpers::*, world::consent_query};
 
 #[tokio::test]
 async fn stores_list_json_shows_installed_stores() {
-    let app = spawn_app().await;
-    app.install("st_1001", "gpat_cli").await;
-    app.send(&affiliate_event("affiliate.created", "st_1001", 1, "Alice"))
-        .await;
-    let env = test_env(&app.db, &app.secret, &app.encryption_key);
-    let out = Command::new(env!("CARGO_BIN_EXE_attribution-bridge"))
-        .args(["stores", "list", "--json"])
-        .envs(env)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let app = app_with_store("st_1001", "gpat_cli", &[(1, "Alice")]).await;
+    let run = app.cli(&["stores", "list", "--json"]);
+    assert!(run.ok, "{}", run.stderr);
+    let list: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(list[0]["id"], "st_1001");
     assert_eq!(list[0]["status"], "active");
     assert_eq!(list[0]["program_connected"], true);
     assert_eq!(list[0]["affiliates"], 1);
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("gpat_cli"));
+    assert!(!run.stdout.contains("gpat_cli"));
 }
 
 #[test]
 fn a_bad_configuration_value_names_itself_and_exits_non_zero() {
-    let out = Command::new(env!("CARGO_BIN_EXE_attribution-bridge"))
-        .args(["stores", "list"])
-        .env("APP__SERVER__PORT", "eighty")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("server.port"));
-    let out = Command::new(env!("CARGO_BIN_EXE_attribution-bridge"))
-        .args(["stores", "list"])
-        .env("APP__SYNC__DAILY_AT", "25:00")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("sync.daily_at"));
+    for (key, value, named) in [
+        ("APP__SERVER__PORT", "eighty", "server.port"),
+        ("APP__SYNC__DAILY_AT", "25:00", "sync.daily_at"),
+    ] {
+        let run = run_cli(&["stores", "list"], [(key, value)]);
+        assert_eq!(run.code, Some(2), "{key}");
+        assert!(run.stderr.contains(named), "{}", run.stderr);
+    }
 }
 
 /// SIGTERM while a merchant's request is in flight: it finishes, then the process exits cleanly.
@@ -74,11 +56,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
+    let client = browser_client();
     // The process start is the only thing waited for.
     let mut up = false;
     for _ in 0..200 {
@@ -105,36 +83,15 @@ async fn sigterm_lets_in_flight_requests_finish() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let link_sig = signer.sign(&[b"st_1", now.as_bytes()]);
-    let mut link = url::Url::parse(&format!("{base}/app/load")).unwrap();
-    link.query_pairs_mut()
-        .append_pair("store_id", "st_1")
-        .append_pair("timestamp", &now)
-        .append_pair("signature", &link_sig);
+    let link = signed_load_link(&base, &signer, "st_1", &now);
     client.get(link).send().await.unwrap();
-    let page = client
-        .get(format!("{base}/app/stores/st_1"))
-        .send()
-        .await
-        .unwrap()
-        .text()
+    let get = |path: &str| client.get(format!("{base}{path}")).send();
+    let page = get("/app/stores/st_1").await.unwrap().text().await.unwrap();
+    let csrf = csrf_of(&page).expect("the page has a form");
+    let res = get(&format!("/app/amazon/connect?region=NA&csrf={csrf}"))
         .await
         .unwrap();
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
-    let res = client
-        .get(format!("{base}/app/amazon/connect?region=NA&csrf={csrf}"))
-        .send()
-        .await
-        .unwrap();
-    let consent = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
-    let q: std::collections::HashMap<String, String> = consent.query_pairs().into_owned().collect();
+    let q = consent_query(&res);
     let code = amazon.allow(&q["code_challenge"]);
     let mut callback = url::Url::parse(&format!("{base}/oauth/amazon/callback")).unwrap();
     callback
@@ -146,16 +103,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
         async move { client.get(callback).send().await.unwrap().status() }
     });
     // Once Amazon's (slow) token endpoint has the request, the server is told to stop.
-    let mut asked = false;
-    for _ in 0..200 {
-        let requests = amazon.server.received_requests().await.unwrap();
-        if requests.iter().any(|r| r.url.path() == "/auth/o2/token") {
-            asked = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(asked);
+    amazon.wait_for_token_request().await;
     let killed = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()

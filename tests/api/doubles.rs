@@ -45,6 +45,34 @@ fn lwa_error(status: u16, error: &str, description: &str) -> ResponseTemplate {
 #[derive(Clone, Default)]
 pub struct Lwa(pub Arc<Mutex<LwaState>>);
 
+/// A request header's value, if it is there and is text.
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Whether the request carries the program's access token `token`.
+fn has_program_token(req: &Request, token: &str) -> bool {
+    header(req, "x-goaffpro-access-token").as_deref() == Some(token)
+}
+
+/// The program's answer to a request without its access token.
+fn unauthorized() -> ResponseTemplate {
+    ResponseTemplate::new(401).set_body_json(json!({"error": "unauthorized"}))
+}
+
+/// The order's fields with every update applied in turn.
+fn patched(mut order: Value, patches: &[Value]) -> Value {
+    for p in patches {
+        for (k, val) in p.as_object().unwrap() {
+            order[k] = val.clone();
+        }
+    }
+    order
+}
+
 impl Respond for Lwa {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         let delay = self.0.lock().unwrap().delay_ms;
@@ -54,6 +82,17 @@ impl Respond for Lwa {
 }
 
 impl Lwa {
+    /// Whether the request's bearer token is an access token this LwA issued and still accepts.
+    pub fn is_live(&self, req: &Request) -> bool {
+        let bearer = header(req, "authorization").unwrap_or_default();
+        self.0
+            .lock()
+            .unwrap()
+            .valid_access
+            .iter()
+            .any(|t| bearer == format!("Bearer {t}"))
+    }
+
     fn answer(&self, req: &Request) -> ResponseTemplate {
         let mut s = self.0.lock().unwrap();
 
@@ -144,22 +183,9 @@ pub const TEMPLATE: &str = "?maas=maas_adg_api_{adv}_static_12_73&ref_=aa_maas&t
 
 impl Respond for Ads {
     fn respond(&self, req: &Request) -> ResponseTemplate {
-        let header = |name: &str| {
-            req.headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let bearer = header("authorization").unwrap_or_default();
-        let live = self
-            .lwa
-            .0
-            .lock()
-            .unwrap()
-            .valid_access
-            .iter()
-            .any(|t| bearer == format!("Bearer {t}"));
-        if !live || header("amazon-advertising-api-clientid").as_deref() != Some(CLIENT_ID) {
+        if !self.lwa.is_live(req)
+            || header(req, "amazon-advertising-api-clientid").as_deref() != Some(CLIENT_ID)
+        {
             return ResponseTemplate::new(401).set_body_json(
                 json!({"code": "401", "details": "Authentication failed", "requestId": "R1"}),
             );
@@ -168,7 +194,7 @@ impl Respond for Ads {
         if p.ends_with("/v2/profiles") {
             return ResponseTemplate::new(200).set_body_json(self.profiles.lock().unwrap().clone());
         }
-        let Some(scope) = header("amazon-advertising-api-scope") else {
+        let Some(scope) = header(req, "amazon-advertising-api-scope") else {
             return ResponseTemplate::new(400)
                 .set_body_json(json!({"code": "400", "details": "Scope header is missing"}));
         };
@@ -268,6 +294,18 @@ impl AmazonDouble {
         ]
     }
 
+    /// Waits (bounded, about 2 s) until a request reached the token endpoint; panics if none did.
+    pub async fn wait_for_token_request(&self) {
+        for _ in 0..200 {
+            let requests = self.server.received_requests().await.unwrap();
+            if requests.iter().any(|r| r.url.path() == "/auth/o2/token") {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("Amazon's token endpoint was never asked");
+    }
+
     /// What Amazon does when the merchant clicks "Allow": a code bound to the PKCE challenge.
     pub fn allow(&self, challenge: &str) -> String {
         let mut s = self.lwa.0.lock().unwrap();
@@ -289,13 +327,8 @@ pub struct Roster {
 impl Respond for Roster {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         *self.calls.lock().unwrap() += 1;
-        if req
-            .headers
-            .get("x-goaffpro-access-token")
-            .and_then(|v| v.to_str().ok())
-            != Some(self.token.as_str())
-        {
-            return ResponseTemplate::new(401).set_body_json(json!({"error": "unauthorized"}));
+        if !has_program_token(req, &self.token) {
+            return unauthorized();
         }
         let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
         let limit: usize = q
@@ -368,21 +401,7 @@ pub struct Report {
 
 impl Respond for Report {
     fn respond(&self, req: &Request) -> ResponseTemplate {
-        let bearer = req
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let live = self
-            .lwa
-            .0
-            .lock()
-            .unwrap()
-            .valid_access
-            .iter()
-            .any(|t| bearer == format!("Bearer {t}"));
-        if !live {
+        if !self.lwa.is_live(req) {
             return ResponseTemplate::new(401)
                 .set_body_json(json!({"code": "401", "details": "Authentication failed"}));
         }
@@ -474,24 +493,14 @@ pub struct Orders {
 
 impl Respond for Orders {
     fn respond(&self, req: &Request) -> ResponseTemplate {
-        if req
-            .headers
-            .get("x-goaffpro-access-token")
-            .and_then(|v| v.to_str().ok())
-            != Some(self.token.as_str())
-        {
-            return ResponseTemplate::new(401).set_body_json(json!({"error": "unauthorized"}));
+        if !has_program_token(req, &self.token) {
+            return unauthorized();
         }
         let mut orders = self.orders.lock().unwrap();
         let view = |o: &StoredOrder| {
             let mut v = o.body.clone();
             v["id"] = json!(o.id);
-            for p in &o.patches {
-                for (k, val) in p.as_object().unwrap() {
-                    v[k] = val.clone();
-                }
-            }
-            v
+            patched(v, &o.patches)
         };
         if req.method.as_str() == "GET" {
             let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
@@ -569,13 +578,7 @@ impl Orders {
     pub fn current(&self, number: &str) -> Option<Value> {
         let orders = self.orders.lock().unwrap();
         let o = orders.iter().find(|o| o.body["number"] == number)?;
-        let mut v = o.body.clone();
-        for p in &o.patches {
-            for (k, val) in p.as_object().unwrap() {
-                v[k] = val.clone();
-            }
-        }
-        Some(v)
+        Some(patched(o.body.clone(), &o.patches))
     }
 
     pub fn count(&self) -> usize {

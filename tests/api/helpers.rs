@@ -1,7 +1,12 @@
 use std::sync::Arc;
 
 use attribution_bridge::{
-    Application, config::Settings, domain::clock::ManualClock, state::AppState,
+    Application,
+    config::Settings,
+    domain::{clock::ManualClock, ids::StoreId},
+    jobs::worker,
+    state::AppState,
+    store::stores::Store,
     webhooks::verify::Verifier,
 };
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
@@ -141,11 +146,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Vec<(String, String)>)) -> T
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();
     tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
+    let client = browser_client();
     let signer = Verifier::new(&[SecretString::from(secret.clone())], 300).unwrap();
     TestApp {
         address,
@@ -156,6 +157,75 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Vec<(String, String)>)) -> T
         client,
         encryption_key,
         db,
+    }
+}
+
+/// A client that keeps cookies and does not follow redirects, as a merchant's browser.
+pub fn browser_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// An app with one installed store and the given (id, name) affiliates on its roster.
+pub async fn app_with_store(store_id: &str, token: &str, affiliates: &[(i64, &str)]) -> TestApp {
+    let app = spawn_app().await;
+    app.install(store_id, token).await;
+    for (id, name) in affiliates {
+        app.add_affiliate(store_id, *id, name).await;
+    }
+    app
+}
+
+/// The id of a store, parsed.
+pub fn store_id(id: &str) -> StoreId {
+    StoreId::parse(id).unwrap()
+}
+
+/// A load link to `store_id` on the server at `base`, signed with `signer` at timestamp `ts`.
+pub fn signed_load_link(base: &str, signer: &Verifier, store_id: &str, ts: &str) -> String {
+    let sig = signer.sign(&[store_id.as_bytes(), ts.as_bytes()]);
+    let mut url = url::Url::parse(&format!("{base}/app/load")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("store_id", store_id)
+        .append_pair("timestamp", ts)
+        .append_pair("signature", &sig);
+    url.to_string()
+}
+
+/// The CSRF token a page's forms carry, if it has a form.
+pub fn csrf_of(html: &str) -> Option<String> {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(str::to_owned)
+}
+
+/// What a run of the binary did: whether it succeeded, its exit code, its stdout and its stderr.
+pub struct CliRun {
+    pub ok: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the binary with these arguments and (on top of the inherited) environment.
+pub fn run_cli<K: AsRef<std::ffi::OsStr>, V: AsRef<std::ffi::OsStr>>(
+    args: &[&str],
+    env: impl IntoIterator<Item = (K, V)>,
+) -> CliRun {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_attribution-bridge"))
+        .args(args)
+        .envs(env)
+        .output()
+        .unwrap();
+    CliRun {
+        ok: out.status.success(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 
@@ -172,6 +242,17 @@ pub fn store_event(event_type: &str, store_id: &str) -> Value {
 pub fn affiliate_event(event_type: &str, store_id: &str, id: i64, name: &str) -> Value {
     json!({"type":event_type,"timestamp":"2026-11-20T10:00:00Z","data":{"store_id":store_id,
         "affiliate":{"id":id,"name":name,"ref_code":name.to_lowercase(),"status":"approved"}}})
+}
+
+/// A program.commission_updated event: the store's default commission becomes `kind` `value`.
+pub fn commission_event(store_id: &str, kind: &str, value: &str) -> Value {
+    json!({"type": "program.commission_updated", "data": {"store_id": store_id,
+        "default_commission": {"type": kind, "value": value}}})
+}
+
+/// An affiliate.deleted event for affiliate `id` of the store.
+pub fn affiliate_deleted_event(store_id: &str, id: i64) -> Value {
+    json!({"type": "affiliate.deleted", "data": {"store_id": store_id, "affiliate": {"id": id}}})
 }
 
 impl TestApp {
@@ -216,12 +297,27 @@ impl TestApp {
         req.body(body).send().await.expect("request sent")
     }
 
+    /// Posts raw bytes with the given id, timestamped now and signed with `signer`.
+    pub async fn post_signed_with(
+        &self,
+        signer: &Verifier,
+        id: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let ts = self.now().to_string();
+        let sig = signer.sign(&[id.as_bytes(), ts.as_bytes(), &body]);
+        self.post_raw(Some(id), Some(&ts), Some(&sig), body).await
+    }
+
+    /// Posts raw bytes with the given id, timestamped now and signed with the app's secret.
+    pub async fn post_signed(&self, id: &str, body: Vec<u8>) -> reqwest::Response {
+        self.post_signed_with(&self.signer, id, body).await
+    }
+
     /// Posts a correctly signed delivery with the given id.
     pub async fn deliver(&self, id: &str, event: &Value) -> reqwest::Response {
-        let body = serde_json::to_vec(event).unwrap();
-        let ts = self.now().to_string();
-        let sig = self.sign(id, &ts, &body);
-        self.post_raw(Some(id), Some(&ts), Some(&sig), body).await
+        self.post_signed(id, serde_json::to_vec(event).unwrap())
+            .await
     }
 
     /// Posts a signed delivery with a fresh id; asserts 200 and returns the receipt status.
@@ -247,15 +343,33 @@ impl TestApp {
         );
     }
 
+    /// Sends affiliate.created for (`id`, `name`) of the store; returns the receipt status.
+    pub async fn add_affiliate(&self, store_id: &str, id: i64, name: &str) -> String {
+        self.send(&affiliate_event("affiliate.created", store_id, id, name))
+            .await
+    }
+
+    /// The store's row; panics if there is none.
+    pub async fn store(&self, id: &str) -> Store {
+        attribution_bridge::store::stores::find(&self.state.deps.db, &store_id(id))
+            .await
+            .unwrap()
+            .expect("store recorded")
+    }
+
+    /// The store's program token, opened; panics if there is none.
+    pub async fn program_token(&self, id: &str) -> String {
+        use secrecy::ExposeSecret;
+        attribution_bridge::flows::lifecycle::program_token(&self.state.deps, &store_id(id))
+            .await
+            .unwrap()
+            .expect("a program token")
+            .expose_secret()
+            .to_owned()
+    }
+
     pub fn load_link(&self, store_id: &str, at: i64) -> String {
-        let ts = at.to_string();
-        let sig = self.signer.sign(&[store_id.as_bytes(), ts.as_bytes()]);
-        let mut url = url::Url::parse(&self.url("/app/load")).unwrap();
-        url.query_pairs_mut()
-            .append_pair("store_id", store_id)
-            .append_pair("timestamp", &ts)
-            .append_pair("signature", &sig);
-        url.to_string()
+        signed_load_link(&self.address, &self.signer, store_id, &at.to_string())
     }
 
     /// Follows a fresh load link; returns the redirect response (the session cookie is kept).
@@ -269,16 +383,79 @@ impl TestApp {
 
     /// The CSRF token the page's forms carry.
     pub async fn csrf(&self, page: &str) -> String {
-        let html = self.get(page).await.text().await.unwrap();
-        html.split("name=\"csrf\" value=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .expect("the page has a form")
-            .to_owned()
+        csrf_of(&self.page(page).await).expect("the page has a form")
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// The body of the page at `path`, in the merchant's session.
+    pub async fn page(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
+    }
+
+    /// Posts a form (CSRF token included by the caller) to `path` in the merchant's session.
+    pub async fn post_form<T: serde::Serialize + ?Sized>(
+        &self,
+        path: &str,
+        form: &T,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The environment the binary needs to run against this app's database and secrets.
+    pub fn env(&self) -> Vec<(String, String)> {
+        test_env(&self.db, &self.secret, &self.encryption_key)
+    }
+
+    /// Runs the binary against this app's database, with `extra` settings on top.
+    pub fn cli_with(&self, args: &[&str], extra: Vec<(String, String)>) -> CliRun {
+        let mut env = self.env();
+        env.extend(extra);
+        run_cli(args, env)
+    }
+
+    /// Runs the binary against this app's database.
+    pub fn cli(&self, args: &[&str]) -> CliRun {
+        self.cli_with(args, vec![])
+    }
+
+    /// Runs every due job; returns how many ran.
+    pub async fn run_due_jobs(&self) -> usize {
+        let mut n = 0;
+        while self.state.worker.run_next().await.unwrap() == worker::Outcome::Completed {
+            n += 1;
+            assert!(n < 10_000, "the queue does not drain");
+        }
+        n
+    }
+
+    /// Runs exactly one due job, which must exist.
+    pub async fn run_one_job(&self) {
+        assert_eq!(
+            self.state.worker.run_next().await.unwrap(),
+            worker::Outcome::Completed
+        );
+    }
+
+    /// Runs one SQL statement that returns no rows.
+    pub async fn execute(&self, sql: &str) {
+        let db = &self.state.deps.db;
+        db.execute_raw(Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .unwrap();
+    }
+
+    /// Asserts how many rows `from` holds: a table and its condition, as after `SELECT COUNT(*) FROM`.
+    pub async fn assert_rows(&self, from: &str, expected: i64) {
+        let sql = format!("SELECT COUNT(*) FROM {from}");
+        assert_eq!(self.count(&sql).await, expected, "{sql}");
     }
 
     pub async fn count(&self, sql: &str) -> i64 {

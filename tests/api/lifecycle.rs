@@ -1,5 +1,5 @@
 //! Install, uninstall, reinstall, redaction and retention of a store.
-use attribution_bridge::{domain::ids::StoreId, store::stores};
+use attribution_bridge::store::stores;
 use chrono::Duration;
 
 use crate::helpers::*;
@@ -11,7 +11,7 @@ async fn uninstall_twice_and_before_install_both_answer_200() {
         app.send(&store_event("app.uninstalled", "st_never")).await,
         "processed"
     );
-    assert_eq!(app.count("SELECT COUNT(*) FROM stores").await, 0);
+    app.assert_rows("stores", 0).await;
 
     app.install("st_1", "gpat_one").await;
     assert_eq!(
@@ -22,43 +22,27 @@ async fn uninstall_twice_and_before_install_both_answer_200() {
         app.send(&store_event("app.uninstalled", "st_1")).await,
         "processed"
     );
-    let store = stores::find(&app.state.deps.db, &StoreId::parse("st_1").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let store = app.store("st_1").await;
     assert_eq!(store.status.as_str(), "uninstalled");
     assert_eq!(store.uninstalled_at, Some(app.clock_now()));
 }
 
 #[tokio::test]
 async fn uninstall_deletes_tokens_ends_sessions_and_keeps_history() {
-    let app = spawn_app().await;
-    app.install("st_1", "gpat_one").await;
-    app.send(&affiliate_event("affiliate.created", "st_1", 1, "Alice"))
-        .await;
+    let app = app_with_store("st_1", "gpat_one", &[(1, "Alice")]).await;
     assert_eq!(app.open_store("st_1").await.status(), 303);
     assert_eq!(app.get("/app/stores/st_1").await.status(), 200);
 
     app.send(&store_event("app.uninstalled", "st_1")).await;
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM program_credentials").await,
-        0
-    );
-    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 0);
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM affiliates WHERE store_id = 'st_1'")
-            .await,
-        1
-    );
+    app.assert_rows("program_credentials", 0).await;
+    app.assert_rows("sessions", 0).await;
+    app.assert_rows("affiliates WHERE store_id = 'st_1'", 1)
+        .await;
     // The merchant's open page is closed at once, and the load link no longer opens it.
     assert_eq!(app.get("/app/stores/st_1").await.status(), 401);
     assert_eq!(app.open_store("st_1").await.status(), 404);
     // Roster changes for an uninstalled store are not acted on.
-    assert_eq!(
-        app.send(&affiliate_event("affiliate.created", "st_1", 2, "Bob"))
-            .await,
-        "ignored"
-    );
+    assert_eq!(app.add_affiliate("st_1", 2, "Bob").await, "ignored");
 }
 
 #[tokio::test]
@@ -68,19 +52,11 @@ async fn a_reinstall_brings_the_store_back_with_its_new_token() {
     app.send(&store_event("app.uninstalled", "st_1")).await;
     app.clock.advance(Duration::days(3));
     app.install("st_1", "gpat_new").await;
-    let id = StoreId::parse("st_1").unwrap();
-    let store = stores::find(&app.state.deps.db, &id)
-        .await
-        .unwrap()
-        .unwrap();
+    let store = app.store("st_1").await;
     assert_eq!(store.status.as_str(), "active");
     assert_eq!(store.uninstalled_at, None);
     assert_eq!(store.installed_at, app.clock_now());
-    let token = attribution_bridge::flows::lifecycle::program_token(&app.state.deps, &id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(secrecy::ExposeSecret::expose_secret(&token), "gpat_new");
+    assert_eq!(app.program_token("st_1").await, "gpat_new");
     assert_eq!(app.open_store("st_1").await.status(), 303);
 }
 
@@ -91,18 +67,9 @@ async fn a_second_install_of_an_active_store_updates_it() {
     let mut event = install_event("st_1", "gpat_rotated");
     event["data"]["store"]["name"] = "Acme Renamed".into();
     assert_eq!(app.send(&event).await, "processed");
-    let id = StoreId::parse("st_1").unwrap();
-    let store = stores::find(&app.state.deps.db, &id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(store.name, "Acme Renamed");
-    let token = attribution_bridge::flows::lifecycle::program_token(&app.state.deps, &id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(secrecy::ExposeSecret::expose_secret(&token), "gpat_rotated");
-    assert_eq!(app.count("SELECT COUNT(*) FROM stores").await, 1);
+    assert_eq!(app.store("st_1").await.name, "Acme Renamed");
+    assert_eq!(app.program_token("st_1").await, "gpat_rotated");
+    app.assert_rows("stores", 1).await;
 }
 
 #[tokio::test]
@@ -110,15 +77,8 @@ async fn redact_leaves_no_row_of_the_store() {
     let app = spawn_app().await;
     app.install("st_redact", "gpat_r").await;
     app.install("st_keep", "gpat_k").await;
-    app.send(&affiliate_event(
-        "affiliate.created",
-        "st_redact",
-        1,
-        "Alice",
-    ))
-    .await;
-    app.send(&affiliate_event("affiliate.created", "st_keep", 1, "Kim"))
-        .await;
+    app.add_affiliate("st_redact", 1, "Alice").await;
+    app.add_affiliate("st_keep", 1, "Kim").await;
     app.open_store("st_redact").await;
     assert!(!app.columns_containing("st_redact").await.is_empty());
 
@@ -131,11 +91,8 @@ async fn redact_leaves_no_row_of_the_store() {
         Vec::<String>::new()
     );
     // Other stores are untouched, and redacting again (or an unknown store) is fine.
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM affiliates WHERE store_id = 'st_keep'")
-            .await,
-        1
-    );
+    app.assert_rows("affiliates WHERE store_id = 'st_keep'", 1)
+        .await;
     assert_eq!(
         app.send(&store_event("store.redact", "st_redact")).await,
         "processed"

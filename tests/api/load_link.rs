@@ -3,10 +3,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn a_signed_load_link_opens_the_stores_setup_page() {
-    let app = spawn_app().await;
-    app.install("st_1", "t").await;
-    app.send(&affiliate_event("affiliate.created", "st_1", 42, "Alice"))
-        .await;
+    let app = app_with_store("st_1", "t", &[(42, "Alice")]).await;
     let res = app.open_store("st_1").await;
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/app/stores/st_1");
@@ -27,8 +24,7 @@ async fn a_signed_load_link_opens_the_stores_setup_page() {
 
 #[tokio::test]
 async fn a_bad_signature_or_an_expired_link_is_refused() {
-    let app = spawn_app().await;
-    app.install("st_1", "t").await;
+    let app = app_with_store("st_1", "t", &[]).await;
     let good = app.load_link("st_1", app.now());
     let forged = good.replace("store_id=st_1", "store_id=st_2");
     assert_eq!(app.client.get(forged).send().await.unwrap().status(), 401);
@@ -44,8 +40,7 @@ async fn a_bad_signature_or_an_expired_link_is_refused() {
 
 #[tokio::test]
 async fn another_stores_page_is_404() {
-    let app = spawn_app().await;
-    app.install("st_a", "t").await;
+    let app = app_with_store("st_a", "t", &[]).await;
     app.install("st_b", "t").await;
     app.open_store("st_a").await;
     assert_eq!(app.get("/app/stores/st_a").await.status(), 200);
@@ -55,8 +50,7 @@ async fn another_stores_page_is_404() {
 
 #[tokio::test]
 async fn pages_without_a_session_ask_to_open_the_app_from_the_program() {
-    let app = spawn_app().await;
-    app.install("st_1", "t").await;
+    let app = app_with_store("st_1", "t", &[]).await;
     let res = app.get("/app/stores/st_1").await;
     assert_eq!(res.status(), 401);
     assert!(res.text().await.unwrap().contains("Integrations"));
@@ -83,8 +77,7 @@ async fn health_and_readiness() {
 
 #[tokio::test]
 async fn metrics_count_webhooks_and_report_the_backlog() {
-    let app = spawn_app().await;
-    app.install("st_1", "t").await;
+    let app = app_with_store("st_1", "t", &[]).await;
     app.send(&store_event("app.uninstalled", "st_never")).await;
     app.post_raw(
         Some("msg_bad"),

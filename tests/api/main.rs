@@ -16,3 +16,4 @@ mod sandbox_browser;
 mod secrets_at_rest;
 mod sync;
 mod webhooks;
+mod world;

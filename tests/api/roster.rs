@@ -1,6 +1,6 @@
 //! Reading the program's roster: `limit`/`offset` paging that ends, even when the program keeps
 //! answering full pages past the end.
-use attribution_bridge::{domain::ids::StoreId, flows::roster};
+use attribution_bridge::flows::roster;
 
 use crate::{doubles::*, helpers::*};
 
@@ -9,7 +9,7 @@ async fn read(n: usize, never_ending: bool) -> (usize, usize, TestApp, ProgramDo
     let app = spawn_app().await;
     app.send(&install_event_at("st_1", "gpat_roster", &program.api_url()))
         .await;
-    let summary = roster::sync(&app.state.deps, &StoreId::parse("st_1").unwrap())
+    let summary = roster::sync(&app.state.deps, &store_id("st_1"))
         .await
         .unwrap();
     let calls = *program.roster.calls.lock().unwrap();
@@ -43,7 +43,7 @@ async fn a_program_that_never_stops_paging_is_read_once() {
 async fn affiliates_the_program_no_longer_has_are_retired() {
     let (_, _, app, program) = read(5, false).await;
     program.roster.people.lock().unwrap().truncate(3);
-    let summary = roster::sync(&app.state.deps, &StoreId::parse("st_1").unwrap())
+    let summary = roster::sync(&app.state.deps, &store_id("st_1"))
         .await
         .unwrap();
     assert_eq!((summary.affiliates, summary.removed), (3, 2));
@@ -60,9 +60,8 @@ async fn a_refused_program_token_is_an_error_not_an_empty_roster() {
     let app = spawn_app().await;
     app.send(&install_event_at("st_1", "gpat_wrong", &program.api_url()))
         .await;
-    app.send(&affiliate_event("affiliate.created", "st_1", 9, "Known"))
-        .await;
-    let err = roster::sync(&app.state.deps, &StoreId::parse("st_1").unwrap())
+    app.add_affiliate("st_1", 9, "Known").await;
+    let err = roster::sync(&app.state.deps, &store_id("st_1"))
         .await
         .unwrap_err();
     assert!(

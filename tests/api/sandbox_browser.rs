@@ -34,13 +34,7 @@ async fn a_newcomer_installs_a_demo_store_connects_amazon_and_sees_the_links() {
         .await
         .unwrap();
     // The sandbox sent the signed install webhook and opened the store through its load link.
-    assert!(
-        c.current_url()
-            .await
-            .unwrap()
-            .path()
-            .starts_with("/app/stores/st_demo_")
-    );
+    assert!(browser.path().await.starts_with("/app/stores/st_demo_"));
     assert_eq!(browser.text("#install-state").await, "Installed");
     assert_eq!(browser.text("#amazon-state").await, "Not connected");
 
@@ -57,13 +51,7 @@ async fn a_newcomer_installs_a_demo_store_connects_amazon_and_sees_the_links() {
     browser.click("#allow").await;
     c.wait().for_element(Locator::Css("#flash")).await.unwrap();
 
-    assert!(
-        c.current_url()
-            .await
-            .unwrap()
-            .path()
-            .starts_with("/app/stores/st_demo_")
-    );
+    assert!(browser.path().await.starts_with("/app/stores/st_demo_"));
     assert_eq!(
         browser.text("#flash").await,
         "Amazon is connected. Every affiliate now has a link."
@@ -95,7 +83,7 @@ async fn a_newcomer_installs_a_demo_store_connects_amazon_and_sees_the_links() {
     browser.wait_text("#flash", "links were clicked").await;
     browser.click("#sync-now").await;
     browser.wait_text("#flash", "Sync queued").await;
-    crate::sync::drain(&app).await;
+    app.run_due_jobs().await;
     c.refresh().await.unwrap();
     if let Some(dir) = std::env::var_os("SCREENSHOT_DIR") {
         // For a person to look at: SCREENSHOT_DIR=/tmp cargo test --test api sandbox_browser
@@ -106,7 +94,7 @@ async fn a_newcomer_installs_a_demo_store_connects_amazon_and_sees_the_links() {
 
     assert!(last.contains(": ok,"), "{last}");
 
-    let store_path = c.current_url().await.unwrap().path().to_owned();
+    let store_path = browser.path().await;
     let store = StoreId::parse(store_path.rsplit('/').next().unwrap()).unwrap();
     let ledger = status::ledger(&app.state.deps.db, &store).await.unwrap();
     let days: BTreeSet<_> = ledger.iter().map(|e| e.day).collect();
@@ -162,7 +150,7 @@ async fn a_newcomer_installs_a_demo_store_connects_amazon_and_sees_the_links() {
     c.refresh().await.unwrap();
     browser.click("#sync-now").await;
     browser.wait_text("#flash", "Sync queued").await;
-    crate::sync::drain(&app).await;
+    app.run_due_jobs().await;
     let after = status::ledger(&app.state.deps.db, &store).await.unwrap();
     let changed: Vec<_> = after
         .iter()
@@ -193,11 +181,7 @@ async fn a_newcomer_installs_a_demo_store_connects_amazon_and_sees_the_links() {
 
 /// Every order the sandbox program holds for the store, by number (read through its admin API).
 async fn sandbox_orders(app: &TestApp, store: &StoreId) -> HashMap<String, serde_json::Value> {
-    use secrecy::ExposeSecret;
-    let token = attribution_bridge::flows::lifecycle::program_token(&app.state.deps, store)
-        .await
-        .unwrap()
-        .unwrap();
+    let token = app.program_token(store.as_str()).await;
     let mut all = HashMap::new();
     for page in 0.. {
         let offset = (page * 250).to_string();
@@ -208,7 +192,7 @@ async fn sandbox_orders(app: &TestApp, store: &StoreId) -> HashMap<String, serde
                 ("limit", "250"),
                 ("offset", offset.as_str()),
             ])
-            .header("x-goaffpro-access-token", token.expose_secret())
+            .header("x-goaffpro-access-token", token.as_str())
             .send()
             .await
             .unwrap()

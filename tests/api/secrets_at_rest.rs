@@ -6,13 +6,8 @@ async fn the_access_tokens_plaintext_is_absent_from_the_database() {
     let app = spawn_app().await;
     let token = "gpat_PLAINTEXT_canary_7f3a9c";
     app.install("st_1", token).await;
-    let id = attribution_bridge::domain::ids::StoreId::parse("st_1").unwrap();
     // It is there, sealed, and opens to the right value…
-    let opened = attribution_bridge::flows::lifecycle::program_token(&app.state.deps, &id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(secrecy::ExposeSecret::expose_secret(&opened), token);
+    assert_eq!(app.program_token("st_1").await, token);
     // …but no column of any table holds it,
     assert_eq!(app.columns_containing(token).await, Vec::<String>::new());
     assert_eq!(

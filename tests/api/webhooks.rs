@@ -7,21 +7,22 @@ async fn stores(app: &TestApp) -> i64 {
     app.count("SELECT COUNT(*) FROM stores").await
 }
 
-async fn inbox(app: &TestApp) -> i64 {
-    app.count("SELECT COUNT(*) FROM webhook_inbox").await
+/// Asserts that no store and no delivery in the inbox were recorded.
+async fn assert_nothing_stored(app: &TestApp) {
+    let inbox = app.count("SELECT COUNT(*) FROM webhook_inbox").await;
+    assert_eq!((stores(app).await, inbox), (0, 0));
+}
+
+/// The JSON bytes of an install of store `store_id` with token "t".
+fn install_body(store_id: &str) -> Vec<u8> {
+    serde_json::to_vec(&install_event(store_id, "t")).unwrap()
 }
 
 #[tokio::test]
 async fn a_signed_install_creates_the_store() {
     let app = spawn_app().await;
     app.install("st_1001", "gpat_token").await;
-    let store = attribution_bridge::store::stores::find(
-        &app.state.deps.db,
-        &attribution_bridge::domain::ids::StoreId::parse("st_1001").unwrap(),
-    )
-    .await
-    .unwrap()
-    .expect("store recorded");
+    let store = app.store("st_1001").await;
     assert_eq!(store.status.as_str(), "active");
     assert_eq!(store.currency, "USD");
     assert_eq!(
@@ -36,7 +37,7 @@ async fn a_signed_install_creates_the_store() {
 #[tokio::test]
 async fn a_tampered_body_is_refused_and_nothing_is_stored() {
     let app = spawn_app().await;
-    let body = serde_json::to_vec(&install_event("st_1", "t")).unwrap();
+    let body = install_body("st_1");
     let ts = app.now().to_string();
     let sig = app.sign("msg_1", &ts, &body);
     let mut tampered = body.clone();
@@ -46,7 +47,7 @@ async fn a_tampered_body_is_refused_and_nothing_is_stored() {
         .post_raw(Some("msg_1"), Some(&ts), Some(&sig), tampered)
         .await;
     assert_eq!(res.status(), 401);
-    assert_eq!((stores(&app).await, inbox(&app).await), (0, 0));
+    assert_nothing_stored(&app).await;
 }
 
 #[tokio::test]
@@ -54,11 +55,8 @@ async fn a_wrong_secret_is_refused() {
     let app = spawn_app().await;
     let other = attribution_bridge::webhooks::verify::Verifier::new(&[random_secret().into()], 300)
         .unwrap();
-    let body = serde_json::to_vec(&install_event("st_1", "t")).unwrap();
-    let ts = app.now().to_string();
-    let sig = other.sign(&[b"msg_1", ts.as_bytes(), &body]);
     let res = app
-        .post_raw(Some("msg_1"), Some(&ts), Some(&sig), body)
+        .post_signed_with(&other, "msg_1", install_body("st_1"))
         .await;
     assert_eq!(res.status(), 401);
     assert_eq!(stores(&app).await, 0);
@@ -88,11 +86,8 @@ async fn the_second_secret_of_a_rotation_is_accepted() {
     // …and the platform may already sign with the new one.
     let signer =
         attribution_bridge::webhooks::verify::Verifier::new(&[new_secret.into()], 300).unwrap();
-    let body = serde_json::to_vec(&install_event("st_2", "t")).unwrap();
-    let ts = app.now().to_string();
-    let sig = signer.sign(&[b"msg_new", ts.as_bytes(), &body]);
     let res = app
-        .post_raw(Some("msg_new"), Some(&ts), Some(&sig), body)
+        .post_signed_with(&signer, "msg_new", install_body("st_2"))
         .await;
     assert_eq!(res.status(), 200);
     assert_eq!(stores(&app).await, 2);
@@ -101,7 +96,7 @@ async fn the_second_secret_of_a_rotation_is_accepted() {
 #[tokio::test]
 async fn each_missing_header_is_refused() {
     let app = spawn_app().await;
-    let body = serde_json::to_vec(&install_event("st_1", "t")).unwrap();
+    let body = install_body("st_1");
     let ts = app.now().to_string();
     let sig = app.sign("msg_1", &ts, &body);
     for (id, t, s) in [
@@ -120,13 +115,13 @@ async fn each_missing_header_is_refused() {
             "{detail}"
         );
     }
-    assert_eq!((stores(&app).await, inbox(&app).await), (0, 0));
+    assert_nothing_stored(&app).await;
 }
 
 #[tokio::test]
 async fn timestamps_outside_tolerance_or_hostile_are_refused() {
     let app = spawn_app().await;
-    let body = serde_json::to_vec(&install_event("st_1", "t")).unwrap();
+    let body = install_body("st_1");
     let now = app.now();
     for ts in [
         (now - 301).to_string(),
@@ -143,7 +138,7 @@ async fn timestamps_outside_tolerance_or_hostile_are_refused() {
             .await;
         assert_eq!(res.status(), 401, "timestamp {ts}");
     }
-    assert_eq!((stores(&app).await, inbox(&app).await), (0, 0));
+    assert_nothing_stored(&app).await;
     // At the edge of the tolerance it is still accepted.
     let ts = (now - 300).to_string();
     let sig = app.sign("msg_edge", &ts, &body);
@@ -166,12 +161,7 @@ async fn a_body_over_the_limit_is_413() {
     .await;
     let mut event = install_event("st_1", "t");
     event["data"]["padding"] = json!("x".repeat(4096));
-    let body = serde_json::to_vec(&event).unwrap();
-    let ts = app.now().to_string();
-    let sig = app.sign("msg_big", &ts, &body);
-    let res = app
-        .post_raw(Some("msg_big"), Some(&ts), Some(&sig), body)
-        .await;
+    let res = app.deliver("msg_big", &event).await;
     assert_eq!(res.status(), 413);
     assert_eq!(stores(&app).await, 0);
 }
@@ -189,12 +179,10 @@ async fn a_signed_but_malformed_body_is_400_and_changes_nothing() {
         .unwrap(),
     ] {
         let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-        let ts = app.now().to_string();
-        let sig = app.sign(&id, &ts, &body);
-        let res = app.post_raw(Some(&id), Some(&ts), Some(&sig), body).await;
+        let res = app.post_signed(&id, body).await;
         assert_eq!(res.status(), 400);
     }
-    assert_eq!((stores(&app).await, inbox(&app).await), (0, 0));
+    assert_nothing_stored(&app).await;
 }
 
 #[tokio::test]
@@ -204,10 +192,11 @@ async fn an_unknown_event_type_is_acknowledged_and_recorded() {
         .send(&json!({"type":"order.refunded","timestamp":"2026-11-20T10:00:00Z","data":{}}))
         .await;
     assert_eq!(status, "ignored");
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM webhook_inbox WHERE event_type = 'order.refunded' AND outcome = 'ignored'").await,
-        1
-    );
+    app.assert_rows(
+        "webhook_inbox WHERE event_type = 'order.refunded' AND outcome = 'ignored'",
+        1,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -223,11 +212,7 @@ async fn the_same_delivery_twice_is_processed_once() {
     let again = app.deliver("msg_dup", &event).await;
     assert_eq!(again.status(), 200);
     assert_eq!(again.json::<Value>().await.unwrap()["status"], "duplicate");
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM affiliates WHERE name = 'Alicia'")
-            .await,
-        1
-    );
+    app.assert_rows("affiliates WHERE name = 'Alicia'", 1).await;
 }
 
 #[tokio::test]
@@ -251,11 +236,8 @@ async fn two_identical_deliveries_racing_are_processed_once() {
     ];
     receipts.sort();
     assert_eq!(receipts, ["duplicate", "processed"]);
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM webhook_inbox WHERE webhook_id = 'msg_race'")
-            .await,
-        1
-    );
+    app.assert_rows("webhook_inbox WHERE webhook_id = 'msg_race'", 1)
+        .await;
     assert_eq!(stores(&app).await, 1);
 }
 
@@ -263,62 +245,39 @@ async fn two_identical_deliveries_racing_are_processed_once() {
 async fn affiliate_events_keep_the_roster() {
     let app = spawn_app().await;
     app.install("st_1", "t").await;
-    assert_eq!(
-        app.send(&affiliate_event("affiliate.created", "st_1", 1, "Alice"))
-            .await,
-        "processed"
-    );
-    assert_eq!(
-        app.send(&affiliate_event("affiliate.created", "st_1", 2, "Bob"))
-            .await,
-        "processed"
-    );
+    assert_eq!(app.add_affiliate("st_1", 1, "Alice").await, "processed");
+    assert_eq!(app.add_affiliate("st_1", 2, "Bob").await, "processed");
     assert_eq!(
         app.send(&affiliate_event("affiliate.updated", "st_1", 2, "Robert"))
             .await,
         "processed"
     );
-    let deleted =
-        json!({"type":"affiliate.deleted","data":{"store_id":"st_1","affiliate":{"id":1}}});
+    let deleted = affiliate_deleted_event("st_1", 1);
     assert_eq!(app.send(&deleted).await, "processed");
-    let current = attribution_bridge::store::affiliates::list_current(
-        &app.state.deps.db,
-        &attribution_bridge::domain::ids::StoreId::parse("st_1").unwrap(),
-    )
-    .await
-    .unwrap();
+    let current =
+        attribution_bridge::store::affiliates::list_current(&app.state.deps.db, &store_id("st_1"))
+            .await
+            .unwrap();
     let names: Vec<_> = current
         .iter()
         .map(|a| (a.affiliate_id, a.name.as_str()))
         .collect();
     assert_eq!(names, [(2, "Robert")]);
     // Events for a store we do not serve are acknowledged and ignored.
-    assert_eq!(
-        app.send(&affiliate_event(
-            "affiliate.created",
-            "st_unknown",
-            3,
-            "Eve"
-        ))
-        .await,
-        "ignored"
-    );
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM affiliates WHERE store_id = 'st_unknown'")
-            .await,
-        0
-    );
+    assert_eq!(app.add_affiliate("st_unknown", 3, "Eve").await, "ignored");
+    app.assert_rows("affiliates WHERE store_id = 'st_unknown'", 0)
+        .await;
 }
 
 #[tokio::test]
 async fn a_commission_update_replaces_the_default_commission() {
     let app = spawn_app().await;
     app.install("st_1", "t").await;
-    let event = json!({"type":"program.commission_updated","data":{"store_id":"st_1",
-        "default_commission":{"type":"flat","value":"2.50"}}});
+    let event = commission_event("st_1", "flat", "2.50");
     assert_eq!(app.send(&event).await, "processed");
-    assert_eq!(
-        app.count("SELECT COUNT(*) FROM stores WHERE commission_type = 'flat' AND commission_value = '2.5'").await,
-        1
-    );
+    app.assert_rows(
+        "stores WHERE commission_type = 'flat' AND commission_value = '2.5'",
+        1,
+    )
+    .await;
 }

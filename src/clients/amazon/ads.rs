@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::clients::{
     amazon::{AmazonApp, wire},
-    http::retry_after,
+    http::{Retry, retry_after},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -31,12 +31,28 @@ pub enum AmazonError {
 }
 
 impl AmazonError {
+    /// Whether and how to try again: throttling, Amazon's own failures and the network are
+    /// worth it; a refused token is the token flow's to handle, not a retry's.
+    pub fn retry(&self) -> Retry {
+        match self {
+            Self::Throttled { retry_after } => Retry::Throttled(*retry_after),
+            Self::Server { status } => Retry::Later {
+                status: Some(*status),
+                overloaded: false,
+            },
+            Self::Transport(t) => Retry::transport(t),
+            Self::Unauthorized => Retry::Never { status: Some(401) },
+            Self::NotEnabled(_) => Retry::Never { status: Some(403) },
+            Self::Rejected { status, .. } => Retry::Never {
+                status: Some(*status),
+            },
+            Self::Decode(_) => Retry::Never { status: None },
+        }
+    }
+
     /// Worth another try later (throttling, Amazon's own failures, the network).
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::Throttled { .. } | Self::Server { .. } | Self::Transport(_)
-        )
+        self.retry().is_worth_it()
     }
 }
 

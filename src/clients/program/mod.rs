@@ -9,7 +9,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::{
-    clients::http::{self, RetryPolicy, retry_after},
+    clients::http::{self, Retry, RetryPolicy, retry_after},
     config::ProgramSettings,
 };
 
@@ -36,12 +36,29 @@ pub enum ProgramError {
 }
 
 impl ProgramError {
-    pub fn is_transient(&self) -> bool {
+    /// Whether and how to try again (DESIGN §4.4: 408, 429, 5xx, timeouts and connection errors
+    /// are retried; any other 4xx is permanent).
+    pub fn retry(&self) -> Retry {
         match self {
-            Self::Throttled { .. } | Self::Server { .. } | Self::Transport(_) => true,
-            Self::Rejected { status, .. } => *status == 408,
-            _ => false,
+            Self::Throttled { retry_after } => Retry::Throttled(*retry_after),
+            Self::Server { status } => Retry::Later {
+                status: Some(*status),
+                overloaded: false,
+            },
+            Self::Transport(t) => Retry::transport(t),
+            Self::Rejected { status: 408, .. } => Retry::Later {
+                status: Some(408),
+                overloaded: true,
+            },
+            Self::Rejected { status, .. } | Self::Unauthorized(status) => Retry::Never {
+                status: Some(*status),
+            },
+            Self::Decode(_) => Retry::Never { status: None },
         }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.retry().is_worth_it()
     }
 }
 

@@ -25,12 +25,7 @@ async fn profiles_need_a_token_and_the_client_id_and_include_a_legacy_profile() 
         401
     );
 
-    let profiles: Vec<Value> = h
-        .api("/v2/profiles", &access, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let profiles: Vec<Value> = h.api_json("/v2/profiles", &access, None).await;
     assert_eq!(profiles.len(), 2);
     let seller = profiles
         .iter()
@@ -90,11 +85,8 @@ async fn attribution_calls_need_a_known_scope() {
     );
 
     let ok: Value = h
-        .api("/attribution/advertisers", &access, Some(&h.profile()))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .api_json("/attribution/advertisers", &access, Some(&h.profile()))
+        .await;
     assert_eq!(
         ok,
         json!({"advertisers": [{"advertiserId": h.advertiser(), "advertiserName": "Sandbox Brand"}]})
@@ -107,11 +99,8 @@ async fn publishers_list_email_other_as_a_template_publisher() {
     let h = Harness::start().await;
     let (access, _) = h.tokens().await;
     let body: Value = h
-        .api("/attribution/publishers", &access, Some(&h.profile()))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .api_json("/attribution/publishers", &access, Some(&h.profile()))
+        .await;
     let list = body["publishers"].as_array().unwrap();
     assert_eq!(
         list[0],
@@ -179,15 +168,12 @@ async fn the_template_tag_map_is_bare_and_refuses_macro_publishers() {
         assert_eq!(resp.json::<Value>().await.unwrap()["code"], "400");
     }
     let macro_tag: Value = h
-        .api(
+        .api_json(
             "/attribution/tags/macroTag?publisherIds=2",
             &access,
             Some(&scope),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let tag = macro_tag[&adv]["2"].as_str().unwrap();
     assert!(tag.starts_with(&format!("?maas=maas_adg_api_{adv}_macro_2_73&ref_=aa_maas&tag=maas&aa_campaignid={{{{campaign.id}}}}")), "{tag}");
     assert_eq!(
@@ -212,12 +198,7 @@ async fn clicks_register_links_only_once_measurement_is_on_and_values_are_clean(
             "maas=maas_adg_api_{adv}_static_12_73&ref_=aa_maas&tag=maas&aa_campaignid=c77&aa_adgroupid={adgroup}&aa_creativeid=home"
         )
     };
-    let before = h
-        .http
-        .get(h.url(&format!("/sandbox/amazon/click?{}", link("a1"))))
-        .send()
-        .await
-        .unwrap();
+    let before = h.click(&link("a1")).await;
     assert_eq!(
         before.status(),
         400,
@@ -225,21 +206,11 @@ async fn clicks_register_links_only_once_measurement_is_on_and_values_are_clean(
     );
 
     h.click_links(&access, "c1", &ad_groups(2)).await;
-    let landing = h
-        .http
-        .get(h.url(&format!("/sandbox/amazon/click?{}", link("a1"))))
-        .send()
-        .await
-        .unwrap();
+    let landing = h.click(&link("a1")).await;
     assert_eq!(landing.status(), 200);
     let page = landing.text().await.unwrap();
     assert!(page.contains("sandbox-banner") && page.contains("where the shopper lands"));
-    let again = h
-        .http
-        .get(h.url(&format!("/sandbox/amazon/click?{}", link("a1"))))
-        .send()
-        .await
-        .unwrap();
+    let again = h.click(&link("a1")).await;
     assert_eq!(again.status(), 200);
     let seen = h.sandbox.read(|s| {
         s.clicks
@@ -250,32 +221,13 @@ async fn clicks_register_links_only_once_measurement_is_on_and_values_are_clean(
     });
     assert_eq!(seen, vec![2], "one link, seen twice");
 
-    let bad = h
-        .http
-        .get(h.url(&format!("/sandbox/amazon/click?{}", link("a%2F1"))))
-        .send()
-        .await
-        .unwrap();
+    let bad = h.click(&link("a%2F1")).await;
     assert_eq!(bad.status(), 400, "a / in an ad group id is not recorded");
-    let unfilled = h
-        .http
-        .get(h.url(&format!(
-            "/sandbox/amazon/click?{}",
-            link("{insertAdGroupId}")
-        )))
-        .send()
-        .await
-        .unwrap();
+    let unfilled = h.click(&link("{insertAdGroupId}")).await;
     assert_eq!(unfilled.status(), 400);
 
     let links = json!({"links": [format!("https://www.amazon.com/?{}", link("a1")), format!("https://www.amazon.com/dp/B0X?{}", link("a2"))]});
-    let resp = h
-        .http
-        .post(h.url("/sandbox/amazon/clicks"))
-        .json(&links)
-        .send()
-        .await
-        .unwrap();
+    let resp = h.post_json("/sandbox/amazon/clicks", &links).await;
     assert_eq!(
         resp.json::<Value>().await.unwrap(),
         json!({"registered": 2, "new": 1})

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::program::install;
-use super::{CLIENT_ID, CLIENT_SECRET, Harness, SECRET, ad_groups, start_time};
+use super::{Harness, SECRET, ad_groups, start_time};
 
 /// An independent check of a Standard Webhooks signature, as the app will do it.
 fn expected_signature(content: &str) -> String {
@@ -31,12 +31,7 @@ fn the_signer_matches_the_standard_webhooks_test_vector() {
 #[actix_web::test]
 async fn installing_a_demo_store_sends_a_signed_webhook_then_opens_the_app() {
     let h = Harness::start().await;
-    let resp = h
-        .http
-        .post(h.url("/sandbox/demo-stores"))
-        .send()
-        .await
-        .unwrap();
+    let resp = h.post("/sandbox/demo-stores").await;
     assert_eq!(resp.status(), 303);
     let location = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
     assert_eq!(location.path(), "/app/load");
@@ -80,12 +75,7 @@ async fn installing_a_demo_store_sends_a_signed_webhook_then_opens_the_app() {
         h.url("/sandbox/program/v1")
     );
 
-    let open = h
-        .http
-        .post(h.url("/sandbox/demo-stores/st_demo_1/open"))
-        .send()
-        .await
-        .unwrap();
+    let open = h.post("/sandbox/demo-stores/st_demo_1/open").await;
     assert_eq!(open.status(), 303);
     assert!(
         open.headers()["location"]
@@ -93,15 +83,7 @@ async fn installing_a_demo_store_sends_a_signed_webhook_then_opens_the_app() {
             .unwrap()
             .contains("/app/load?store_id=st_demo_1&timestamp=")
     );
-    let room = h
-        .http
-        .get(h.url("/sandbox"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let room = h.get("/sandbox").await.text().await.unwrap();
     assert!(
         room.contains("sandbox-banner")
             && room.contains("Demo Outdoors 1")
@@ -113,24 +95,14 @@ async fn installing_a_demo_store_sends_a_signed_webhook_then_opens_the_app() {
 async fn a_refused_install_shows_what_the_app_answered() {
     let h = Harness::start().await;
     *h.rx.status.lock().unwrap() = 401;
-    let resp = h
-        .http
-        .post(h.url("/sandbox/demo-stores"))
-        .send()
-        .await
-        .unwrap();
+    let resp = h.post("/sandbox/demo-stores").await;
     assert_eq!(resp.status(), 502);
     let page = resp.text().await.unwrap();
     assert!(
         page.contains("401") && page.contains("store refused") && page.contains("sandbox-banner"),
         "{page}"
     );
-    let open = h
-        .http
-        .post(h.url("/sandbox/demo-stores/st_demo_1/open"))
-        .send()
-        .await
-        .unwrap();
+    let open = h.post("/sandbox/demo-stores/st_demo_1/open").await;
     assert_eq!(
         open.status(),
         409,
@@ -143,25 +115,18 @@ async fn uninstall_revokes_the_program_token_and_tells_the_app() {
     let h = Harness::start().await;
     let (store, token, api) = install(&h).await;
     let resp = h
-        .http
-        .post(h.url(&format!("/sandbox/demo-stores/{store}/uninstall")))
-        .send()
-        .await
-        .unwrap();
+        .post(&format!("/sandbox/demo-stores/{store}/uninstall"))
+        .await;
     assert_eq!(resp.status(), 303);
     let last = h.rx.deliveries.lock().unwrap().last().cloned().unwrap();
     assert_eq!(
         serde_json::from_str::<Value>(&last.body).unwrap()["type"],
         "app.uninstalled"
     );
-    let roster = h
-        .http
-        .get(format!("{api}/admin/affiliates?fields=id"))
-        .header("x-goaffpro-access-token", &token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(roster.status(), 401);
+    let (roster_status, _) = h
+        .program_get(&format!("{api}/admin/affiliates?fields=id"), &token)
+        .await;
+    assert_eq!(roster_status, 401);
 }
 
 #[actix_web::test]
@@ -172,34 +137,17 @@ async fn state_survives_a_restart_from_the_state_file() {
         let h = Harness::with_state(Some(file.clone())).await;
         let (access, refresh) = h.tokens().await;
         h.click_links(&access, "c1", &ad_groups(3)).await;
-        h.http
-            .post(h.url("/sandbox/amazon/restate"))
-            .form(&[("date", "2026-11-10"), ("direction", "up")])
-            .send()
-            .await
-            .unwrap();
+        h.restate("2026-11-10", "up").await;
         let (_, token, api) = install(&h).await;
         let api_path = api.strip_prefix(&h.base).unwrap().to_owned();
-        let roster: Value = h
-            .http
-            .get(format!("{api}/admin/affiliates?fields=id"))
-            .header("x-goaffpro-access-token", &token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, roster) = h
+            .program_get(&format!("{api}/admin/affiliates?fields=id"), &token)
+            .await;
         let body = json!({"number": "AMZ-1", "affiliate_id": roster["affiliates"][0]["id"], "total": 10.5, "commission": 1.05});
-        let resp = h
-            .http
-            .post(format!("{api}/admin/orders"))
-            .header("x-goaffpro-access-token", &token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
+        let (status, _) = h
+            .program_post(&format!("{api}/admin/orders"), &token, body)
+            .await;
+        assert_eq!(status, 200);
         (refresh, token, api_path, "AMZ-1")
     };
     assert!(file.exists());
@@ -209,13 +157,7 @@ async fn state_survives_a_restart_from_the_state_file() {
     );
 
     let h = Harness::with_state(Some(file)).await;
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", &*refresh),
-        ("client_id", CLIENT_ID),
-        ("client_secret", CLIENT_SECRET),
-    ];
-    let (status, body) = h.token_call(&form).await;
+    let (status, body) = h.refresh(&refresh).await;
     assert_eq!(status, 200, "the grant survived: {body}");
     let access = body["access_token"].as_str().unwrap();
     let (_, report) = h
@@ -230,18 +172,10 @@ async fn state_survives_a_restart_from_the_state_file() {
         "the clicked links survived"
     );
     assert_eq!(h.sandbox.read(|s| s.restatements.len()), 1);
-    let found: Value = h
-        .http
-        .get(h.url(&format!(
-            "{api_path}/admin/orders?number={number}&fields=number,total"
-        )))
-        .header("x-goaffpro-access-token", &token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let orders = h.url(&format!(
+        "{api_path}/admin/orders?number={number}&fields=number,total"
+    ));
+    let (_, found) = h.program_get(&orders, &token).await;
     assert_eq!(
         found,
         json!({"orders": [{"number": "AMZ-1", "total": 10.5}]}),

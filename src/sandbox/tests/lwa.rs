@@ -89,42 +89,14 @@ async fn allow_and_deny_redirect_to_the_callback_with_the_state() {
 #[actix_web::test]
 async fn the_redirect_encodes_scope_as_amazon_does() {
     let h = Harness::start().await;
-    let form = [
-        ("decision", "deny"),
-        ("client_id", CLIENT_ID),
-        ("redirect_uri", &h.callback()),
-        ("scope", "advertising::campaign_management"),
-        ("state", "x"),
-    ];
-    let resp = h
-        .http
-        .post(h.url("/sandbox/amazon/ap/oa/decision"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    let location = resp.headers()["location"].to_str().unwrap();
+    let location = h.decision_location("deny", "x", None).await;
     assert!(
         location.contains("error_description=The+user+denied+the+request&state=x"),
         "{location}"
     );
     let code = h.decide("allow", "x", None).await;
     assert!(find(&code, "code").is_some());
-    let form = [
-        ("decision", "allow"),
-        ("client_id", CLIENT_ID),
-        ("redirect_uri", &h.callback()),
-        ("scope", "advertising::campaign_management"),
-        ("state", ""),
-    ];
-    let resp = h
-        .http
-        .post(h.url("/sandbox/amazon/ap/oa/decision"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    let location = resp.headers()["location"].to_str().unwrap();
+    let location = h.decision_location("allow", "", None).await;
     assert!(
         location.contains("&scope=advertising%3A%3Acampaign_management"),
         "{location}"
@@ -226,41 +198,38 @@ async fn token_errors_have_the_reference_shapes() {
     let mut wrong_secret = base("refresh_token");
     wrong_secret[2].1 = "nope";
     wrong_secret.push(("refresh_token", "Atzr|x"));
-    assert_eq!(
-        h.token_call(&wrong_secret).await,
+    let mut unknown = base("refresh_token");
+    unknown.push(("refresh_token", "Atzr|unknown"));
+    let cases = [
         (
+            wrong_secret,
             401,
-            json!({"error": "invalid_client", "error_description": "Client authentication failed"})
-        )
-    );
-    assert_eq!(
-        h.token_call(&base("refresh_token")).await,
+            json!({"error": "invalid_client", "error_description": "Client authentication failed"}),
+        ),
         (
+            base("refresh_token"),
             400,
-            json!({"error": "invalid_request", "error_description": "The request is missing a required parameter : refresh_token"})
-        )
-    );
+            json!({"error": "invalid_request", "error_description": "The request is missing a required parameter : refresh_token"}),
+        ),
+        (
+            base("password"),
+            400,
+            json!({"error": "unsupported_grant_type", "error_description": "The authorization grant type is not supported by the authorization server"}),
+        ),
+        (
+            unknown,
+            400,
+            json!({"error": "invalid_grant", "error_description": BAD_REFRESH}),
+        ),
+    ];
+    for (form, status, body) in cases {
+        assert_eq!(h.token_call(&form).await, (status, body), "{form:?}");
+    }
     let mut no_code = base("authorization_code");
     no_code.push(("redirect_uri", "x"));
     assert_eq!(
         h.token_call(&no_code).await.1["error_description"],
         "The request is missing a required parameter : code"
-    );
-    assert_eq!(
-        h.token_call(&base("password")).await,
-        (
-            400,
-            json!({"error": "unsupported_grant_type", "error_description": "The authorization grant type is not supported by the authorization server"})
-        )
-    );
-    let mut unknown = base("refresh_token");
-    unknown.push(("refresh_token", "Atzr|unknown"));
-    assert_eq!(
-        h.token_call(&unknown).await,
-        (
-            400,
-            json!({"error": "invalid_grant", "error_description": BAD_REFRESH})
-        )
     );
 }
 
@@ -270,30 +239,23 @@ async fn refresh_accepts_json_and_basic_auth_and_keeps_the_refresh_token() {
     let (access, refresh) = h.tokens().await;
     let url = h.url("/sandbox/amazon/auth/o2/token");
     let body = json!({"grant_type": "refresh_token", "refresh_token": refresh, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET});
-    let resp = h.http.post(&url).json(&body).send().await.unwrap();
+    let resp = h.post_json("/sandbox/amazon/auth/o2/token", &body).await;
     assert_eq!(resp.status(), 200);
     let json: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(json["refresh_token"].as_str(), Some(refresh.as_str()));
     assert_ne!(json["access_token"].as_str(), Some(access.as_str()));
 
-    let resp = h
-        .http
-        .post(&url)
-        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let resp = h
-        .http
-        .post(&url)
-        .basic_auth(CLIENT_ID, Some("wrong"))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
+    for (secret, expected) in [(CLIENT_SECRET, 200), ("wrong", 401)] {
+        let resp = h
+            .http
+            .post(&url)
+            .basic_auth(CLIENT_ID, Some(secret))
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), expected, "basic auth with secret {secret}");
+    }
 }
 
 #[actix_web::test]
@@ -305,26 +267,15 @@ async fn access_tokens_expire_after_an_hour_and_revoke_kills_every_grant() {
     let expired = h.api("/v2/profiles", &access, None).await;
     assert_eq!(expired.status(), 401);
 
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", &*refresh),
-        ("client_id", CLIENT_ID),
-        ("client_secret", CLIENT_SECRET),
-    ];
-    let (status, body) = h.token_call(&form).await;
+    let (status, body) = h.refresh(&refresh).await;
     assert_eq!(status, 200);
     let fresh = body["access_token"].as_str().unwrap().to_owned();
 
-    let resp = h
-        .http
-        .post(h.url("/sandbox/amazon/revoke"))
-        .send()
-        .await
-        .unwrap();
+    let resp = h.post("/sandbox/amazon/revoke").await;
     assert_eq!(resp.status(), 303);
     assert_eq!(h.api("/v2/profiles", &fresh, None).await.status(), 401);
     assert_eq!(
-        h.token_call(&form).await,
+        h.refresh(&refresh).await,
         (
             400,
             json!({"error": "invalid_grant", "error_description": BAD_REFRESH})

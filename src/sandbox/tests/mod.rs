@@ -11,7 +11,10 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use chrono::{DateTime, TimeZone, Utc};
+use reqwest::Method;
 use secrecy::SecretString;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::{CLIENT_ID, CLIENT_SECRET, Sandbox, SandboxConfig, configure};
@@ -122,13 +125,48 @@ impl Harness {
         self.url("/oauth/amazon/callback")
     }
 
-    /// Submits the consent form as the browser does; returns the redirect's query pairs.
-    pub async fn decide(
+    /// A plain GET of a path on this server, as a browser without credentials sends it.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        send(self.http.get(self.url(path))).await
+    }
+
+    /// A bare POST to a path on this server, as a control-room button sends it.
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        send(self.http.post(self.url(path))).await
+    }
+
+    /// A POST of an HTML form to a path on this server.
+    pub async fn post_form<F: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        form: &F,
+    ) -> reqwest::Response {
+        send(self.http.post(self.url(path)).form(form)).await
+    }
+
+    /// A POST of a JSON body to a path on this server.
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        send(self.http.post(self.url(path)).json(body)).await
+    }
+
+    /// Follows a tracking link: the sandbox's Amazon landing page with the link's query.
+    pub async fn click(&self, query: &str) -> reqwest::Response {
+        self.get(&format!("/sandbox/amazon/click?{query}")).await
+    }
+
+    /// Submits the control room's restatement form for one day (YYYY-MM-DD) and direction.
+    pub async fn restate(&self, date: &str, direction: &str) -> reqwest::Response {
+        let form = [("date", date), ("direction", direction)];
+        self.post_form("/sandbox/amazon/restate", &form).await
+    }
+
+    /// Submits the consent form as the browser does; returns where it redirects (our callback).
+    pub async fn decision_location(
         &self,
         decision: &str,
         state: &str,
         challenge: Option<&str>,
-    ) -> Vec<(String, String)> {
+    ) -> String {
         let mut form = vec![
             ("decision", decision.to_owned()),
             ("client_id", CLIENT_ID.to_owned()),
@@ -141,15 +179,22 @@ impl Harness {
             form.push(("code_challenge_method", "S256".to_owned()));
         }
         let resp = self
-            .http
-            .post(self.url("/sandbox/amazon/ap/oa/decision"))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
+            .post_form("/sandbox/amazon/ap/oa/decision", &form)
+            .await;
         assert_eq!(resp.status(), 302);
         let location = resp.headers()["location"].to_str().unwrap().to_owned();
         assert!(location.starts_with(&self.callback()), "{location}");
+        location
+    }
+
+    /// Submits the consent form as the browser does; returns the redirect's query pairs.
+    pub async fn decide(
+        &self,
+        decision: &str,
+        state: &str,
+        challenge: Option<&str>,
+    ) -> Vec<(String, String)> {
+        let location = self.decision_location(decision, state, challenge).await;
         url::Url::parse(&location)
             .unwrap()
             .query_pairs()
@@ -163,13 +208,7 @@ impl Harness {
     }
 
     pub async fn token_call(&self, form: &[(&str, &str)]) -> (u16, Value) {
-        let resp = self
-            .http
-            .post(self.url("/sandbox/amazon/auth/o2/token"))
-            .form(form)
-            .send()
-            .await
-            .unwrap();
+        let resp = self.post_form("/sandbox/amazon/auth/o2/token", form).await;
         (resp.status().as_u16(), resp.json().await.unwrap())
     }
 
@@ -185,6 +224,17 @@ impl Harness {
         if let Some(v) = verifier {
             form.push(("code_verifier", v));
         }
+        self.token_call(&form).await
+    }
+
+    /// Trades a refresh token for a new access token, with our client id and secret in the form.
+    pub async fn refresh(&self, refresh_token: &str) -> (u16, Value) {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+        ];
         self.token_call(&form).await
     }
 
@@ -215,20 +265,33 @@ impl Harness {
         if let Some(scope) = scope {
             req = req.header("Amazon-Advertising-API-Scope", scope);
         }
-        req.send().await.unwrap()
+        send(req).await
     }
 
-    pub async fn report(&self, token: &str, body: Value) -> (u16, Value) {
-        let resp = self
+    /// An Ads API GET (see [`Harness::api`]) whose answer is parsed as JSON.
+    pub async fn api_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &str,
+        scope: Option<&str>,
+    ) -> T {
+        self.api(path, token, scope).await.json().await.unwrap()
+    }
+
+    /// A raw attribution report call with our client id, the token and the seller profile scope.
+    pub async fn report_request(&self, token: &str, body: &Value) -> reqwest::Response {
+        let req = self
             .http
             .post(self.url("/sandbox/amazon/api/attribution/report"))
             .bearer_auth(token)
             .header("Amazon-Advertising-API-ClientId", CLIENT_ID)
             .header("Amazon-Advertising-API-Scope", self.profile())
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .json(body);
+        send(req).await
+    }
+
+    pub async fn report(&self, token: &str, body: Value) -> (u16, Value) {
+        let resp = self.report_request(token, &body).await;
         (resp.status().as_u16(), resp.json().await.unwrap())
     }
 
@@ -238,12 +301,7 @@ impl Harness {
             "/attribution/tags/nonMacroTemplateTag?publisherIds=12&advertiserIds={}",
             self.advertiser()
         );
-        let tags: Value = self
-            .api(&path, token, Some(&self.profile()))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let tags: Value = self.api_json(&path, token, Some(&self.profile())).await;
         let tag = tags[self.advertiser()]["12"].as_str().unwrap().to_owned();
         let links: Vec<String> = ad_groups
             .iter()
@@ -256,14 +314,61 @@ impl Harness {
             })
             .collect();
         let resp = self
-            .http
-            .post(self.url("/sandbox/amazon/clicks"))
-            .json(&json!({ "links": links }))
-            .send()
-            .await
-            .unwrap();
+            .post_json("/sandbox/amazon/clicks", &json!({ "links": links }))
+            .await;
         assert_eq!(resp.status(), 200);
     }
+
+    /// A program (affiliate platform) API call with a store token, and a JSON body when given.
+    async fn program_call(
+        &self,
+        method: Method,
+        url: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, url)
+            .header("x-goaffpro-access-token", token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = send(req).await;
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    /// A program API GET of a full URL with a store token.
+    pub async fn program_get(&self, url: &str, token: &str) -> (u16, Value) {
+        self.program_call(Method::GET, url, token, None).await
+    }
+
+    /// A program API POST of a JSON body to a full URL with a store token.
+    pub async fn program_post(&self, url: &str, token: &str, body: Value) -> (u16, Value) {
+        self.program_call(Method::POST, url, token, Some(body))
+            .await
+    }
+
+    /// A program API PATCH of a JSON body to a full URL with a store token.
+    pub async fn program_patch(&self, url: &str, token: &str, body: Value) -> (u16, Value) {
+        self.program_call(Method::PATCH, url, token, Some(body))
+            .await
+    }
+}
+
+/// Sends a request to the test server, failing the test if it cannot be delivered.
+async fn send(req: reqwest::RequestBuilder) -> reqwest::Response {
+    req.send().await.unwrap()
+}
+
+/// The keys of a JSON object, in the order the object holds them.
+pub fn keys_of(object: &Value) -> Vec<&str> {
+    object
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect()
 }
 
 pub fn ad_groups(n: usize) -> Vec<String> {

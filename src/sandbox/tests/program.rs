@@ -1,15 +1,10 @@
 use serde_json::{Value, json};
 
-use super::Harness;
+use super::{Harness, keys_of};
 
 /// Installs a demo store through the control room; returns (store id, program token, api url).
 pub async fn install(h: &Harness) -> (String, String, String) {
-    let resp = h
-        .http
-        .post(h.url("/sandbox/demo-stores"))
-        .send()
-        .await
-        .unwrap();
+    let resp = h.post("/sandbox/demo-stores").await;
     assert_eq!(resp.status(), 303);
     let delivery = h.rx.deliveries.lock().unwrap().last().cloned().unwrap();
     let event: Value = serde_json::from_str(&delivery.body).unwrap();
@@ -19,24 +14,6 @@ pub async fn install(h: &Harness) -> (String, String, String) {
         s("/data/program/access_token"),
         s("/data/program/api_url"),
     )
-}
-
-async fn call(
-    h: &Harness,
-    method: reqwest::Method,
-    url: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = h
-        .http
-        .request(method, url)
-        .header("x-goaffpro-access-token", token);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
 }
 
 fn order(number: &str, affiliate_id: i64) -> Value {
@@ -52,62 +29,41 @@ async fn the_program_api_answers_only_to_a_store_token_and_pages_affiliates() {
     let (_, other_token, _) = install(&h).await;
     let affiliates = format!("{api}/admin/affiliates?fields=id,name,ref_code,status");
     assert_eq!(
-        call(&h, reqwest::Method::GET, &affiliates, "gpat_wrong", None).await,
+        h.program_get(&affiliates, "gpat_wrong").await,
         (401, json!({"error": "unauthorized"}))
     );
-    let (status, body) = call(
-        &h,
-        reqwest::Method::GET,
-        &format!("{api}/admin/affiliates?fields=id"),
-        "",
-        None,
-    )
-    .await;
+    let (status, body) = h
+        .program_get(&format!("{api}/admin/affiliates?fields=id"), "")
+        .await;
     assert_eq!((status, body), (401, json!({"error": "unauthorized"})));
 
-    let (status, all) = call(&h, reqwest::Method::GET, &affiliates, &token, None).await;
+    let (status, all) = h.program_get(&affiliates, &token).await;
     assert_eq!(status, 200);
     let all = all["affiliates"].as_array().unwrap().clone();
     assert_eq!(all.len(), 12);
-    let keys: Vec<&str> = all[0]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(keys, vec!["id", "name", "ref_code", "status"]);
+    assert_eq!(keys_of(&all[0]), vec!["id", "name", "ref_code", "status"]);
     assert!(
         all.iter()
             .all(|a| a["status"] == "approved" && a["id"].is_i64())
     );
 
-    let (_, page) = call(
-        &h,
-        reqwest::Method::GET,
-        &format!("{affiliates}&limit=5&offset=10"),
-        &token,
-        None,
-    )
-    .await;
+    let (_, page) = h
+        .program_get(&format!("{affiliates}&limit=5&offset=10"), &token)
+        .await;
     assert_eq!(
         page["affiliates"].as_array().unwrap(),
         &all[10..12].to_vec()
     );
-    let (_, bare) = call(
-        &h,
-        reqwest::Method::GET,
-        &format!("{api}/admin/affiliates"),
-        &token,
-        None,
-    )
-    .await;
+    let (_, bare) = h
+        .program_get(&format!("{api}/admin/affiliates"), &token)
+        .await;
     assert_eq!(
         bare["affiliates"].as_array().unwrap(),
         &vec![json!({}); 12],
         "no fields, empty objects"
     );
 
-    let (_, other) = call(&h, reqwest::Method::GET, &affiliates, &other_token, None).await;
+    let (_, other) = h.program_get(&affiliates, &other_token).await;
     assert_ne!(
         other["affiliates"][0]["id"], all[0]["id"],
         "each store has its own roster"
@@ -119,26 +75,16 @@ async fn orders_are_created_once_found_by_number_and_updated_with_history() {
     let h = Harness::start().await;
     let (store, token, api) = install(&h).await;
     let (_, other_token, _) = install(&h).await;
-    let (_, roster) = call(
-        &h,
-        reqwest::Method::GET,
-        &format!("{api}/admin/affiliates?fields=id"),
-        &token,
-        None,
-    )
-    .await;
+    let (_, roster) = h
+        .program_get(&format!("{api}/admin/affiliates?fields=id"), &token)
+        .await;
     let affiliate = roster["affiliates"][0]["id"].as_i64().unwrap();
     let orders = format!("{api}/admin/orders");
     let number = format!("AMZ-c1-a{affiliate}-20261118");
 
-    let (status, created) = call(
-        &h,
-        reqwest::Method::POST,
-        &orders,
-        &token,
-        Some(order(&number, affiliate)),
-    )
-    .await;
+    let (status, created) = h
+        .program_post(&orders, &token, order(&number, affiliate))
+        .await;
     assert_eq!(status, 200, "{created}");
     let o = &created["order"];
     assert!(o["id"].is_i64());
@@ -158,54 +104,27 @@ async fn orders_are_created_once_found_by_number_and_updated_with_history() {
     );
     let id = o["id"].as_i64().unwrap();
 
-    let duplicate = call(
-        &h,
-        reqwest::Method::POST,
-        &orders,
-        &token,
-        Some(order(&number, affiliate)),
-    )
-    .await;
+    let duplicate = h
+        .program_post(&orders, &token, order(&number, affiliate))
+        .await;
     assert_eq!(
         duplicate,
         (409, json!({"error": "order number already exists"}))
     );
     let mut three_decimals = order("AMZ-other", affiliate);
     three_decimals["total"] = json!(191.965);
-    assert_eq!(
-        call(
-            &h,
-            reqwest::Method::POST,
-            &orders,
-            &token,
-            Some(three_decimals)
-        )
-        .await
-        .0,
-        400
-    );
+    assert_eq!(h.program_post(&orders, &token, three_decimals).await.0, 400);
     let mut text_amount = order("AMZ-other", affiliate);
     text_amount["commission"] = json!("19.20");
-    assert_eq!(
-        call(
-            &h,
-            reqwest::Method::POST,
-            &orders,
-            &token,
-            Some(text_amount)
-        )
-        .await
-        .0,
-        400
-    );
+    assert_eq!(h.program_post(&orders, &token, text_amount).await.0, 400);
 
     let find = format!("{orders}?number={number}&fields=id,number,total,commission,status");
-    let (_, found) = call(&h, reqwest::Method::GET, &find, &token, None).await;
+    let (_, found) = h.program_get(&find, &token).await;
     assert_eq!(
         found,
         json!({"orders": [{"id": id, "number": number, "total": 191.96, "commission": 19.2, "status": "approved"}]})
     );
-    let (_, none) = call(&h, reqwest::Method::GET, &find, &other_token, None).await;
+    let (_, none) = h.program_get(&find, &other_token).await;
     assert_eq!(
         none,
         json!({"orders": []}),
@@ -213,14 +132,9 @@ async fn orders_are_created_once_found_by_number_and_updated_with_history() {
     );
 
     let patch = format!("{orders}/{id}");
-    let (status, updated) = call(
-        &h,
-        reqwest::Method::PATCH,
-        &patch,
-        &token,
-        Some(json!({"total": 180, "commission": 18.0})),
-    )
-    .await;
+    let (status, updated) = h
+        .program_patch(&patch, &token, json!({"total": 180, "commission": 18.0}))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         (
@@ -229,44 +143,24 @@ async fn orders_are_created_once_found_by_number_and_updated_with_history() {
         ),
         (Some(180.0), Some(18.0))
     );
-    call(
-        &h,
-        reqwest::Method::PATCH,
+    h.program_patch(
         &patch,
         &token,
-        Some(json!({"status": "rejected", "commission": 0})),
+        json!({"status": "rejected", "commission": 0}),
     )
     .await;
-    call(
-        &h,
-        reqwest::Method::PATCH,
-        &patch,
-        &token,
-        Some(json!({"status": "rejected"})),
-    )
-    .await;
+    h.program_patch(&patch, &token, json!({"status": "rejected"}))
+        .await;
     assert_eq!(
-        call(
-            &h,
-            reqwest::Method::PATCH,
-            &patch,
-            &other_token,
-            Some(json!({"status": "approved"}))
-        )
-        .await
-        .0,
+        h.program_patch(&patch, &other_token, json!({"status": "approved"}))
+            .await
+            .0,
         404
     );
     assert_eq!(
-        call(
-            &h,
-            reqwest::Method::PATCH,
-            &format!("{orders}/999999"),
-            &token,
-            Some(json!({"total": 1}))
-        )
-        .await
-        .0,
+        h.program_patch(&format!("{orders}/999999"), &token, json!({"total": 1}))
+            .await
+            .0,
         404
     );
 
@@ -304,11 +198,8 @@ async fn orders_are_created_once_found_by_number_and_updated_with_history() {
     );
 
     let page = h
-        .http
-        .get(h.url(&format!("/sandbox/program/orders?store={store}")))
-        .send()
+        .get(&format!("/sandbox/program/orders?store={store}"))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::super::figures::{is_tiny, raw_clicks};
 use super::super::report::HISTORY_DAYS;
-use super::{Harness, SEED, ad_groups};
+use super::{Harness, SEED, ad_groups, keys_of};
 
 fn adgroup_body(start: &str, end: &str, metrics: &str) -> Value {
     json!({"reportType": "PERFORMANCE", "startDate": start, "endDate": end, "groupBy": "ADGROUP",
@@ -112,12 +112,7 @@ async fn rows_carry_string_metrics_from_45_days_before_the_first_click_until_yes
         "20261119",
         "today and the future have no rows"
     );
-    let keys: Vec<&str> = rows[0]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys = keys_of(&rows[0]);
     let mut expected = vec![
         "Click-throughs",
         "adGroupId",
@@ -297,13 +292,7 @@ async fn a_manual_restatement_moves_one_day_for_every_link() {
         "deterministic"
     );
 
-    let restate = |direction: &'static str| {
-        h.http
-            .post(h.url("/sandbox/amazon/restate"))
-            .form(&[("date", "2026-11-10"), ("direction", direction)])
-            .send()
-    };
-    assert_eq!(restate("down").await.unwrap().status(), 303);
+    assert_eq!(h.restate("2026-11-10", "down").await.status(), 303);
     let lowered = purchases(&h, &access, "20261110").await;
     for (group, p) in &before {
         assert_eq!(lowered[group], p.saturating_sub(1), "{group}");
@@ -313,26 +302,14 @@ async fn a_manual_restatement_moves_one_day_for_every_link() {
         other_day,
         "other days are untouched"
     );
-    restate("up").await.unwrap();
+    h.restate("2026-11-10", "up").await;
     let raised = purchases(&h, &access, "20261110").await;
     for (group, p) in &before {
         assert_eq!(raised[group], (*p).max(1), "{group}");
     }
-    let future = h
-        .http
-        .post(h.url("/sandbox/amazon/restate"))
-        .form(&[("date", "2026-11-20"), ("direction", "up")])
-        .send()
-        .await
-        .unwrap();
+    let future = h.restate("2026-11-20", "up").await;
     assert_eq!(future.status(), 400);
-    let bad = h
-        .http
-        .post(h.url("/sandbox/amazon/restate"))
-        .form(&[("date", "2026-11-10"), ("direction", "sideways")])
-        .send()
-        .await
-        .unwrap();
+    let bad = h.restate("2026-11-10", "sideways").await;
     assert_eq!(bad.status(), 400);
     assert!(
         bad.text().await.unwrap().contains("sandbox-banner"),
@@ -387,31 +364,18 @@ async fn injected_faults_answer_report_calls_in_order() {
     let (access, _) = h.tokens().await;
     let faults =
         json!({"report": [{"status": 429, "retry_after": 2}, {"status": 429}, {"status": 500}]});
-    let resp = h
-        .http
-        .post(h.url("/sandbox/amazon/faults"))
-        .json(&faults)
-        .send()
-        .await
-        .unwrap();
+    let resp = h.post_json("/sandbox/amazon/faults", &faults).await;
     assert_eq!(resp.status(), 200);
-    let call = || {
-        h.http
-            .post(h.url("/sandbox/amazon/api/attribution/report"))
-            .bearer_auth(&access)
-            .header("Amazon-Advertising-API-ClientId", super::CLIENT_ID)
-            .header("Amazon-Advertising-API-Scope", h.profile())
-            .json(&json!({"startDate": "20261101", "endDate": "20261119"}))
-            .send()
-    };
-    let first = call().await.unwrap();
+    let body = json!({"startDate": "20261101", "endDate": "20261119"});
+    let call = || h.report_request(&access, &body);
+    let first = call().await;
     assert_eq!(first.status(), 429);
     assert_eq!(first.headers().get("retry-after").unwrap(), "2");
-    let second = call().await.unwrap();
+    let second = call().await;
     assert_eq!(second.status(), 429);
     assert!(second.headers().get("retry-after").is_none());
-    let third = call().await.unwrap();
+    let third = call().await;
     assert_eq!(third.status(), 500);
     assert_eq!(third.json::<Value>().await.unwrap()["code"], "500");
-    assert_eq!(call().await.unwrap().status(), 200, "faults are used up");
+    assert_eq!(call().await.status(), 200, "faults are used up");
 }
