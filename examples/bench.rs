@@ -7,12 +7,14 @@
 use std::{sync::Arc, time::Instant};
 
 use attribution_bridge::{
-    Application, clients::amazon::report::Figures, clients::amazon::report::Rows, config::Settings,
-    db, domain::clock::SystemClock, domain::commission::DefaultCommission, domain::figures::Basis,
+    Application, clients::amazon::report::Figures, clients::amazon::report::Reading,
+    clients::amazon::report::Rows, config::Settings, db, domain::clock::SystemClock,
+    domain::commission::DefaultCommission, domain::currency::Currency, domain::figures::Basis,
     domain::ids::StoreId, flows::sync::ledger, flows::sync::ledger::Context,
     webhooks::verify::Verifier,
 };
 use chrono::{Duration, NaiveDate, Utc};
+use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, Database, TransactionTrait};
 use secrecy::SecretString;
 use serde_json::json;
@@ -109,7 +111,7 @@ async fn run(kind: &str) -> Option<Figures3> {
             let purchases = (a + age) % 4;
             rows.insert(
                 ("ab_st_bench".to_owned(), format!("a{a}"), day),
-                Figures {
+                Reading::Complete(Figures {
                     clicks: 10 + a % 30,
                     purchases,
                     units: purchases,
@@ -119,7 +121,7 @@ async fn run(kind: &str) -> Option<Figures3> {
                     total_sales_minor: cents,
                     brb_minor: cents / 10,
                     ..Default::default()
-                },
+                }),
             );
         }
     }
@@ -127,8 +129,10 @@ async fn run(kind: &str) -> Option<Figures3> {
     let ctx = Context {
         store: &store,
         campaign_id: "ab_st_bench",
-        currency: "USD",
-        exponent: 2,
+        currency: Currency::parse("USD").ok()?,
+        program_currency: Currency::parse("USD").ok()?,
+        confirm_absence: Duration::hours(12),
+        hold_share: Decimal::ONE,
         commission: DefaultCommission::from_columns("percentage", "10").ok()?,
         basis: Basis::Promoted,
         today,

@@ -8,7 +8,7 @@ use crate::{
     Application,
     config::Settings,
     db,
-    domain::ids::StoreId,
+    domain::{ids::StoreId, text::Escaped},
     flows::{links, push, scheduler, status},
     store::{self, jobs, stores},
     telemetry,
@@ -43,6 +43,18 @@ pub enum Command {
         action: StoresAction,
     },
     /// Sync a store now: report, commissions and pushes, run to completion; prints a summary.
+    ///
+    /// Runs every job of the store that is due, waits (up to --wait) for scheduled retries and
+    /// for jobs held by another worker (a live one finishes them; a dead one's lease runs out
+    /// and they are run here), then prints the store's status as JSON. A sync of the same days
+    /// that is already waiting or running is followed instead of queuing a second one.
+    #[command(after_help = "Exit status:\n  \
+        0  every job of the store is done\n  \
+        1  an error (database, unknown store, …)\n  \
+        2  bad configuration\n  \
+        3  a job failed for good: a dead letter (see `dead-letters`) or a sync that could not run\n  \
+        4  work still waits past --wait: each waiting job is named on stderr with the time it runs next\n\
+        3 wins over 4 when both apply.")]
     Sync {
         #[arg(long)]
         store: String,
@@ -52,7 +64,8 @@ pub enum Command {
         /// Last marketplace day (YYYY-MM-DD); default: yesterday.
         #[arg(long, requires = "from")]
         to: Option<chrono::NaiveDate>,
-        /// Give up waiting for scheduled retries after this many seconds.
+        /// Wait at most this many seconds for scheduled retries and for jobs held by other
+        /// workers; work still waiting then ends the command with exit status 4.
         #[arg(long, default_value_t = 120)]
         wait: u64,
     },
@@ -111,18 +124,168 @@ pub async fn run() -> ExitCode {
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", Escaped(&e.to_string()));
             return ExitCode::from(2);
         }
     };
     telemetry::init(&settings.log);
     match dispatch(cli.command.unwrap_or(Command::Serve), settings).await {
         Ok(()) => ExitCode::SUCCESS,
+        // `sync` said what is left; its status tells scripts which case it is.
+        Err(e) if e.is::<Unfinished>() => e
+            .downcast_ref::<Unfinished>()
+            .map_or(ExitCode::FAILURE, |u| ExitCode::from(u.code())),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", Escaped(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `sync` ended with work of the store not done: what is left was said on stderr.
+#[derive(Debug, thiserror::Error)]
+enum Unfinished {
+    /// A job failed for good (exit status 3).
+    #[error("a job of the store failed for good")]
+    Failed,
+    /// Work still waits past `--wait` (exit status 4).
+    #[error("work of the store still waits")]
+    Waiting,
+}
+
+impl Unfinished {
+    fn code(&self) -> u8 {
+        match self {
+            Self::Failed => 3,
+            Self::Waiting => 4,
+        }
+    }
+}
+
+/// `sync`: queues a sync of the store (or follows the one already waiting), runs its jobs here
+/// until none is left or the next one is further than `wait`, prints the status, and says what
+/// is not done.
+async fn sync_store(
+    settings: Settings,
+    store: &StoreId,
+    range: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
+    wait: u64,
+) -> anyhow::Result<()> {
+    use std::time::{Duration, Instant};
+    let app = crate::startup::prepare(
+        settings,
+        std::sync::Arc::new(crate::domain::clock::SystemClock),
+    )
+    .await?;
+    let db = &app.deps.db;
+    stores::find(db, store)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no store {store}"))?;
+    let asked = scheduler::enqueue_now(&app.deps, store, range, "cli").await?;
+    if let (false, Some(job)) = (asked.queued, &asked.job) {
+        eprintln!(
+            "a {} is already waiting or running (job #{}); following it",
+            status::describe(job),
+            job.id
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(wait);
+    let poll = app.worker.config.poll_interval;
+    let mut announced = None;
+    let left = loop {
+        app.worker.drain().await?;
+        let left = status::work_left(db, store).await?;
+        let Some(first) = left.waiting.first() else {
+            break left;
+        };
+        // Due now, a retry later, or a claim that another worker holds until its lease ends
+        // (renewed while that worker lives; run here once a dead worker's lease ran out).
+        let until = (first.until - app.deps.clock.now())
+            .to_std()
+            .unwrap_or_default();
+        if Instant::now() + until > deadline {
+            break left;
+        }
+        if until > poll && announced != Some((first.job_id, first.until)) {
+            announced = Some((first.job_id, first.until));
+            eprintln!(
+                "waiting {}s for the {} (job #{}){}",
+                until.as_secs(),
+                first.what,
+                first.job_id,
+                if first.running {
+                    ", held by another worker"
+                } else {
+                    ", a scheduled retry"
+                }
+            );
+        }
+        // Looked at again every poll: another worker may finish its job before its lease ends.
+        tokio::time::sleep(until.clamp(Duration::from_millis(10), poll)).await;
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&status::store_status(db, store).await?)?
+    );
+    for w in &left.waiting {
+        let how = if w.running {
+            "held by a worker whose lease runs until"
+        } else {
+            "next try at"
+        };
+        let error = w
+            .last_error
+            .as_deref()
+            .map(|e| format!(" (last error: {})", Escaped(e)))
+            .unwrap_or_default();
+        eprintln!(
+            "waiting: {} (job #{}, attempt {}), {how} {}{error}",
+            w.what,
+            w.job_id,
+            w.attempts,
+            w.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+    }
+    for f in &left.failed {
+        eprintln!(
+            "failed for good: {} (job #{}, after {} attempt(s)): {}",
+            f.what,
+            f.job_id,
+            f.attempts,
+            Escaped(f.error.as_deref().unwrap_or("no error recorded"))
+        );
+    }
+    if !left.failed.is_empty() {
+        eprintln!("fix the cause, then `attribution-bridge dead-letters --store {store} --retry`");
+    }
+    // A sync that did not run at all (Amazon disconnected, store uninstalled) ends cancelled.
+    let cancelled = match &asked.job {
+        Some(job) => jobs::find(db, store, job.id)
+            .await?
+            .filter(|j| j.status == crate::store::JobStatus::Cancelled),
+        None => None,
+    };
+    if let Some(job) = &cancelled {
+        eprintln!(
+            "failed for good: the {} did not run: {}",
+            status::describe(job),
+            Escaped(job.last_error.as_deref().unwrap_or("cancelled"))
+        );
+    }
+    if !left.failed.is_empty() || cancelled.is_some() {
+        return Err(Unfinished::Failed.into());
+    }
+    if !left.waiting.is_empty() {
+        return Err(Unfinished::Waiting.into());
+    }
+    Ok(())
+}
+
+/// Prints one line of text output with the control characters of outside text (store names, an
+/// upstream's error) escaped, so it can neither forge a line nor drive the terminal (DESIGN §7).
+/// JSON output needs none: serde escapes it.
+fn say(line: std::fmt::Arguments<'_>) {
+    println!("{}", Escaped(&line.to_string()));
 }
 
 async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
@@ -148,33 +311,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             wait,
         } => {
             let store = StoreId::parse(&store)?;
-            let app = crate::startup::prepare(
-                settings,
-                std::sync::Arc::new(crate::domain::clock::SystemClock),
-            )
-            .await?;
-            stores::find(&app.deps.db, &store)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no store {store}"))?;
-            scheduler::enqueue_now(&app.deps, &store, from.zip(to), "cli").await?;
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
-            loop {
-                app.worker.drain().await?;
-                let status = status::store_status(&app.deps.db, &store).await?;
-                let next = status
-                    .next_job_at
-                    .map(|at| (at - app.deps.clock.now()).to_std().unwrap_or_default());
-                match next {
-                    Some(wait) if std::time::Instant::now() + wait < deadline => {
-                        eprintln!("waiting {}s for a scheduled retry…", wait.as_secs());
-                        tokio::time::sleep(wait).await;
-                    }
-                    _ => {
-                        println!("{}", serde_json::to_string_pretty(&status)?);
-                        return Ok(());
-                    }
-                }
-            }
+            sync_store(settings, &store, from.zip(to), wait).await
         }
         Command::Ledger { store, json } => {
             let store = StoreId::parse(&store)?;
@@ -184,7 +321,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&entries)?);
             } else {
                 for e in entries {
-                    println!(
+                    say(format_args!(
                         "{} {} a{:<6} total {:>10} commission {:>9} {:<8} v{} pushed v{} {}",
                         e.day,
                         e.currency,
@@ -195,7 +332,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
                         e.version,
                         e.pushed_version,
                         e.push_state
-                    );
+                    ));
                 }
             }
             Ok(())
@@ -214,7 +351,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
                 println!("no dead letters");
             } else {
                 for j in dead {
-                    println!(
+                    say(format_args!(
                         "#{} {} {} attempts={} {} — {}",
                         j.id,
                         j.store_id,
@@ -222,7 +359,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
                         j.attempts,
                         j.payload,
                         j.last_error.unwrap_or_default()
-                    );
+                    ));
                 }
             }
             Ok(())
@@ -253,7 +390,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
                 println!("no stores yet");
             } else {
                 for s in list {
-                    println!(
+                    say(format_args!(
                         "{:<20} {:<12} {:<4} affiliates={:<5} program={} {}",
                         s.id,
                         s.status,
@@ -265,7 +402,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
                             "-"
                         },
                         s.name
-                    );
+                    ));
                 }
             }
             Ok(())

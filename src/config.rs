@@ -11,11 +11,13 @@ use url::Url;
 /// The committed defaults. A deployment's own file and the environment override them key by key.
 pub const DEFAULTS: &str = include_str!("../app.toml");
 
+/// What is wrong with the settings. The message masks credentials of any URL it quotes
+/// ([`redact_credentials`]), so it may be printed and logged (DESIGN §7).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("configuration: {0}")]
+    #[error("configuration: {}", redact_credentials(&.0.to_string()))]
     Load(#[from] config::ConfigError),
-    #[error("configuration: `{key}` {problem}")]
+    #[error("configuration: `{key}` {}", redact_credentials(problem))]
     Invalid { key: String, problem: String },
 }
 
@@ -81,6 +83,20 @@ pub struct PlatformSettings {
     pub webhook_tolerance_secs: u64,
     pub webhook_body_limit_bytes: usize,
     pub retention_days: u32,
+    /// The origin (`https://host[:port]`) of the platform's admin, the only page that may frame
+    /// the merchant pages (CSP `frame-ancestors`, DESIGN §7); `None`: no page may.
+    #[serde(deserialize_with = "optional_url")]
+    pub admin_origin: Option<Url>,
+}
+
+impl PlatformSettings {
+    /// The CSP `frame-ancestors` source list: the admin origin, or `'none'`.
+    pub fn frame_ancestors(&self) -> String {
+        match &self.admin_origin {
+            Some(origin) => origin.origin().ascii_serialization(),
+            None => "'none'".to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -152,6 +168,10 @@ impl HttpSettings {
 #[serde(deny_unknown_fields)]
 pub struct ProgramSettings {
     pub api_url: Url,
+    /// Hosts (names or IP addresses) program calls may reach at loopback, link-local or private
+    /// addresses, and over plain http; every other host must be public (DESIGN §7).
+    #[serde(deserialize_with = "text_list")]
+    pub allowed_private_hosts: Vec<String>,
     pub request_timeout_secs: u64,
     pub retry_attempts: u32,
     pub retry_base_ms: u64,
@@ -170,11 +190,33 @@ impl ProgramSettings {
     }
 }
 
+impl Settings {
+    /// The hosts program calls may reach at private addresses: `program.allowed_private_hosts`,
+    /// plus this server's own (loopback) host while the sandbox, which plays the program here,
+    /// is on — so that a first run needs no configuration.
+    pub fn program_hosts(&self) -> crate::domain::hosts::HostPolicy {
+        let mut hosts =
+            crate::domain::hosts::HostPolicy::allowing(&self.program.allowed_private_hosts);
+        if self.sandbox.enabled
+            && let Some(own) = self.server.public_url.host_str()
+        {
+            hosts.allow(own);
+        }
+        hosts
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncSettings {
     pub daily_at: String,
     pub push_after_days: u32,
+    /// Hours a day that vanished from the report must stay absent before it is zeroed.
+    pub confirm_absence_hours: u32,
+    /// Above this share of the store's pushed commission in the window, one sync's decreases
+    /// are held for the merchant (0 to 1; 1 holds nothing).
+    #[serde(with = "rust_decimal::serde::str")]
+    pub hold_decrease_share: rust_decimal::Decimal,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -202,6 +244,8 @@ pub struct JobSettings {
     pub retry_schedule_secs: Vec<u64>,
     pub overload_floor_secs: u64,
     pub lease_secs: u64,
+    /// How often a running job renews its lease (at most a third of `lease_secs`).
+    pub heartbeat_secs: u64,
     pub poll_interval_ms: u64,
     pub concurrency: usize,
 }
@@ -328,11 +372,38 @@ impl Settings {
                 "must be at least 1024",
             ));
         }
+        if let Some(origin) = &self.platform.admin_origin {
+            let bare = origin.path() == "/"
+                && origin.query().is_none()
+                && origin.fragment().is_none()
+                && origin.username().is_empty()
+                && origin.password().is_none();
+            if !(matches!(origin.scheme(), "http" | "https") && origin.has_host() && bare) {
+                return Err(invalid(
+                    "platform.admin_origin",
+                    "must be an origin such as https://admin.example.com (scheme, host and port only)",
+                ));
+            }
+        }
         if self.amazon.publisher_id.trim().is_empty() {
             return Err(invalid("amazon.publisher_id", "must not be empty"));
         }
         self.amazon.http().validate("amazon")?;
         self.program.http().validate("program")?;
+        if let Some(bad) = self
+            .program
+            .allowed_private_hosts
+            .iter()
+            .find(|h| crate::domain::hosts::normalize(h).is_none())
+        {
+            return Err(invalid(
+                "program.allowed_private_hosts",
+                format!("{bad:?} is not a host name or an IP address"),
+            ));
+        }
+        self.program_hosts()
+            .check_url(&self.program.api_url)
+            .map_err(|e| invalid("program.api_url", e.to_string()))?;
         if self.sandbox.enabled
             && !(is_loopback(&self.server.host)
                 && self.server.public_url.host_str().is_some_and(is_loopback))
@@ -354,6 +425,19 @@ impl Settings {
         if self.sync.push_after_days > 60 {
             return Err(invalid("sync.push_after_days", "must be between 0 and 60"));
         }
+        if self.sync.confirm_absence_hours > 24 * 60 {
+            return Err(invalid(
+                "sync.confirm_absence_hours",
+                "must be between 0 and 1440 (60 days)",
+            ));
+        }
+        let share = self.sync.hold_decrease_share;
+        if share.is_sign_negative() || share > rust_decimal::Decimal::ONE {
+            return Err(invalid(
+                "sync.hold_decrease_share",
+                "must be between 0 and 1",
+            ));
+        }
         if self.workers.roster_interval_minutes == 0 {
             return Err(invalid(
                 "workers.roster_interval_minutes",
@@ -372,19 +456,16 @@ impl Settings {
                 "must list at least one wait",
             ));
         }
-        if self.jobs.lease_secs < 10 {
-            return Err(invalid("jobs.lease_secs", "must be at least 10"));
+        if self.jobs.heartbeat_secs == 0 {
+            return Err(invalid("jobs.heartbeat_secs", "must be at least 1"));
         }
-        if self.jobs.lease_secs
-            <= self
-                .amazon
-                .request_timeout_secs
-                .max(self.program.request_timeout_secs)
-        {
+        // The heartbeat, not the lease, covers a slow call: a lease of three beats survives one
+        // renewal that comes late (a busy database) without the job being taken twice.
+        if self.jobs.lease_secs < self.jobs.heartbeat_secs.saturating_mul(3) {
             return Err(invalid(
                 "jobs.lease_secs",
-                "must exceed amazon.request_timeout_secs and program.request_timeout_secs, \
-                 or a slow call's job is taken twice",
+                "must be at least three times jobs.heartbeat_secs, \
+                 or a job whose renewal comes late is taken twice",
             ));
         }
         if !(1..=64).contains(&self.jobs.concurrency) {
@@ -446,6 +527,34 @@ pub fn decode_webhook_secret(secret: &SecretString) -> Result<Vec<u8>, ConfigErr
     Ok(key)
 }
 
+/// `text` with the password of every `scheme://user:password@host` it quotes replaced by `***`;
+/// for error messages that repeat a configured URL. Masks generously: from the first `:` after
+/// `://` to the last `@` before the next blank or quote.
+pub fn redact_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>'))
+            .unwrap_or(tail.len());
+        let userinfo = tail[..end]
+            .rfind('@')
+            .and_then(|at| tail[..at].find(':').map(|colon| (colon, at)));
+        match userinfo {
+            Some((colon, at)) => {
+                out.push_str(&tail[..=colon]);
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A list from TOML, or one string from the environment with entries separated by commas or spaces.
 fn secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
     #[derive(Deserialize)]
@@ -463,6 +572,25 @@ fn secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .map(SecretString::from)
+        .collect())
+}
+
+/// A list from TOML, or one string from the environment with entries separated by commas or spaces.
+fn text_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split([',', ' ']).map(str::to_owned).collect::<Vec<_>>(),
+        OneOrMany::Many(v) => v,
+    };
+    Ok(items
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
         .collect())
 }
 
@@ -634,6 +762,35 @@ mod tests {
     }
 
     #[test]
+    fn leases_are_short_and_need_a_heartbeat_three_times_as_frequent() {
+        let s = Settings::from_sources(None, env(&[])).unwrap();
+        assert_eq!((s.jobs.lease_secs, s.jobs.heartbeat_secs), (30, 10));
+        // A lease shorter than a slow call is fine: the heartbeat renews it during the call.
+        let s = Settings::from_sources(
+            None,
+            env(&[
+                ("APP__JOBS__LEASE_SECS", "3"),
+                ("APP__JOBS__HEARTBEAT_SECS", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.jobs.lease_secs, 3);
+        for (lease, beat, named) in [
+            ("20", "10", "jobs.lease_secs"),
+            ("30", "0", "jobs.heartbeat_secs"),
+        ] {
+            let refused = problem(Settings::from_sources(
+                None,
+                env(&[
+                    ("APP__JOBS__LEASE_SECS", lease),
+                    ("APP__JOBS__HEARTBEAT_SECS", beat),
+                ]),
+            ));
+            assert!(refused.contains(named), "{refused}");
+        }
+    }
+
+    #[test]
     fn the_sandbox_serves_this_machine_only() {
         for (k, v) in [
             ("APP__SERVER__HOST", "0.0.0.0"),
@@ -691,5 +848,103 @@ mod tests {
         let debug = format!("{s:?}");
         assert!(!debug.contains("C2FVsBQIhrscChlQIMV"));
         assert!(!debug.contains("AAAAAAAAAAAAAAAA"));
+    }
+
+    #[test]
+    fn the_database_password_shows_in_no_debug_output_nor_error() {
+        let key = (
+            "APP__SECURITY__ENCRYPTION_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        );
+        let pg = ("APP__DATABASE__URL", "postgres://app:s3cr3t-pw@db:5432/ab");
+        let s = Settings::from_sources(None, env(&[key, pg])).unwrap();
+        assert!(!format!("{s:?} {:?}", s.database).contains("s3cr3t-pw"));
+        // A refused setting that quotes a URL masks its password.
+        let url = ("APP__PROGRAM__API_URL", "https://u:s3cr3t-pw@[bad/v1");
+        let refused = problem(Settings::from_sources(None, env(&[key, pg, url])));
+        assert!(
+            refused.contains("program.api_url") && !refused.contains("s3cr3t-pw"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn credentials_in_quoted_urls_are_masked() {
+        assert_eq!(
+            redact_credentials("cannot open 'postgres://app:pa:s/s@db:5432/x?a=b' now"),
+            "cannot open 'postgres://app:***@db:5432/x?a=b' now"
+        );
+        assert_eq!(
+            redact_credentials("a https://h.example/p?q=1 and sqlite://data/a.db b"),
+            "a https://h.example/p?q=1 and sqlite://data/a.db b"
+        );
+        assert_eq!(
+            redact_credentials("x://u:1@a y://v:2@b"),
+            "x://u:***@a y://v:***@b"
+        );
+    }
+
+    #[test]
+    fn the_admin_origin_is_an_origin_and_frames_the_pages() {
+        let s = Settings::from_sources(None, env(&[])).unwrap();
+        assert_eq!(s.platform.frame_ancestors(), "'none'");
+        let origin = ("APP__PLATFORM__ADMIN_ORIGIN", "https://admin.example.com");
+        let s = Settings::from_sources(None, env(&[origin])).unwrap();
+        assert_eq!(s.platform.frame_ancestors(), "https://admin.example.com");
+        for bad in [
+            "https://admin.example.com/settings",
+            "javascript:alert(1)",
+            "https://admin.example.com/?x=1",
+        ] {
+            let refused = problem(Settings::from_sources(
+                None,
+                env(&[("APP__PLATFORM__ADMIN_ORIGIN", bad)]),
+            ));
+            assert!(
+                refused.contains("platform.admin_origin"),
+                "{bad}: {refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn private_program_hosts_are_allowed_only_when_listed_or_the_sandbox_s_own() {
+        let off = ("APP__SANDBOX__ENABLED", "false");
+        let secrets = (
+            "APP__PLATFORM__WEBHOOK_SECRETS",
+            "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+        );
+        let s = Settings::from_sources(None, env(&[])).unwrap();
+        assert!(s.program.allowed_private_hosts.is_empty());
+        assert!(
+            s.program_hosts().allows("127.0.0.1"),
+            "the sandbox plays the program on this server"
+        );
+        let s = Settings::from_sources(None, env(&[off, secrets])).unwrap();
+        assert!(!s.program_hosts().allows("127.0.0.1"));
+
+        let listed = (
+            "APP__PROGRAM__ALLOWED_PRIVATE_HOSTS",
+            "127.0.0.1, program.internal",
+        );
+        let s = Settings::from_sources(None, env(&[off, secrets, listed])).unwrap();
+        assert_eq!(
+            s.program.allowed_private_hosts,
+            ["127.0.0.1", "program.internal"]
+        );
+        assert!(s.program_hosts().allows("PROGRAM.internal"));
+
+        let junk = ("APP__PROGRAM__ALLOWED_PRIVATE_HOSTS", "http://x/");
+        assert!(
+            problem(Settings::from_sources(None, env(&[off, secrets, junk])))
+                .contains("program.allowed_private_hosts")
+        );
+        let private = ("APP__PROGRAM__API_URL", "http://10.0.0.5/v1");
+        assert!(
+            problem(Settings::from_sources(None, env(&[off, secrets, private])))
+                .contains("program.api_url")
+        );
+        let allowed = ("APP__PROGRAM__ALLOWED_PRIVATE_HOSTS", "10.0.0.5");
+        assert!(Settings::from_sources(None, env(&[off, secrets, private, allowed])).is_ok());
     }
 }

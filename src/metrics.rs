@@ -2,7 +2,7 @@
 //! read from the database at scrape time so that every instance reports the same backlog.
 use sea_orm::{DatabaseConnection, DbErr};
 
-use crate::store::{JobStatus, jobs, stores};
+use crate::store::{JobStatus, jobs, ledger, stores};
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -30,6 +30,8 @@ pub struct Metrics {
     pub jobs_waiting: Gauge,
     pub dead_letters: Gauge,
     pub stores_active: Gauge,
+    /// Decreases held for merchants (DESIGN §5).
+    pub held_decreases: Gauge,
 }
 
 impl Default for Metrics {
@@ -60,6 +62,12 @@ impl Default for Metrics {
             dead_letters.clone(),
         );
         registry.register("stores_active", "Installed stores", stores_active.clone());
+        let held_decreases = Gauge::default();
+        registry.register(
+            "held_decreases",
+            "Order decreases held for the merchant to apply or discard",
+            held_decreases.clone(),
+        );
         Self {
             registry,
             webhooks,
@@ -67,6 +75,7 @@ impl Default for Metrics {
             jobs_waiting,
             dead_letters,
             stores_active,
+            held_decreases,
         }
     }
 }
@@ -104,6 +113,8 @@ impl Metrics {
         self.jobs_waiting.set(gauge(waiting));
         self.dead_letters.set(gauge(dead));
         self.stores_active.set(gauge(active));
+        self.held_decreases
+            .set(gauge(ledger::count_held(db).await?));
         let mut out = String::new();
         encode(&mut out, &self.registry)?;
         Ok(out)

@@ -16,6 +16,7 @@ use crate::{
     clients::{
         amazon::{AmazonApp, Fallback},
         program::ProgramApp,
+        resolve::{SharedLookup, SystemLookup},
     },
     config::Settings,
     crypto::{self, TokenCipher},
@@ -46,9 +47,15 @@ impl Application {
     }
 
     /// As `build`, with the clock tests control.
-    pub async fn build_with_clock(
+    pub async fn build_with_clock(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        Self::build_with(settings, clock, Arc::new(SystemLookup)).await
+    }
+
+    /// As `build`, with the clock and the name lookup of program calls tests control.
+    pub async fn build_with(
         mut settings: Settings,
         clock: SharedClock,
+        lookup: SharedLookup,
     ) -> anyhow::Result<Self> {
         let address = (settings.server.host.clone(), settings.server.port);
         let listener = TcpListener::bind((address.0.as_str(), address.1))
@@ -58,7 +65,7 @@ impl Application {
         if settings.server.public_url.port() == Some(0) {
             let _ = settings.server.public_url.set_port(Some(port));
         }
-        let state = prepare(settings, clock).await?;
+        let state = prepare_with(settings, clock, lookup).await?;
         let server = serve(listener, state.clone())?;
         Ok(Self {
             port,
@@ -110,6 +117,16 @@ impl Application {
 
 /// Database, migrations, keys and verifier: everything but the socket.
 pub async fn prepare(settings: Settings, clock: SharedClock) -> anyhow::Result<AppState> {
+    prepare_with(settings, clock, Arc::new(SystemLookup)).await
+}
+
+/// As `prepare`, with the name lookup program calls resolve hosts with (through the guard that
+/// refuses private addresses, DESIGN §7).
+pub async fn prepare_with(
+    settings: Settings,
+    clock: SharedClock,
+    lookup: SharedLookup,
+) -> anyhow::Result<AppState> {
     let db = db::connect_and_migrate(&settings.database)
         .await
         .context("database unavailable or migration failed")?;
@@ -151,7 +168,8 @@ pub async fn prepare(settings: Settings, clock: SharedClock) -> anyhow::Result<A
     });
     let redirect_uri = settings.server.public_url.join("/oauth/amazon/callback")?;
     let amazon = AmazonApp::from_settings(&settings.amazon, redirect_uri, fallback)?;
-    let program = ProgramApp::from_settings(&settings.program)?;
+    // The sandbox's own host is allowed while it is on (`Settings::program_hosts`).
+    let program = ProgramApp::guarded(&settings.program, settings.program_hosts(), lookup)?;
     let metrics = Arc::new(Metrics::default());
     let jobs = &settings.jobs;
     let config = WorkerConfig {
@@ -164,6 +182,7 @@ pub async fn prepare(settings: Settings, clock: SharedClock) -> anyhow::Result<A
             overload_floor: Duration::from_secs(jobs.overload_floor_secs),
         },
         lease: Duration::from_secs(jobs.lease_secs),
+        heartbeat: Duration::from_secs(jobs.heartbeat_secs),
         poll_interval: Duration::from_millis(jobs.poll_interval_ms),
     };
     let deps = Deps {
@@ -198,6 +217,7 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
     let ttl = CookieDuration::minutes(settings.security.session_ttl_minutes);
     let body_limit = settings.server.body_limit_bytes;
     let webhook_limit = settings.platform.webhook_body_limit_bytes;
+    let frame_ancestors = settings.platform.frame_ancestors();
     let data = web::Data::new(state.clone());
     let server = HttpServer::new(move || {
         let sessions = SessionMiddleware::builder(
@@ -226,7 +246,7 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
                 if let Some(sandbox) = data.sandbox.clone() {
                     sandbox::configure(cfg, sandbox);
                 }
-                routes(cfg, webhook_limit);
+                routes(cfg, webhook_limit, &frame_ancestors);
             })
     })
     .shutdown_timeout(settings.server.shutdown_timeout_secs)

@@ -21,6 +21,9 @@ pub struct Model {
     pub total_sales_minor: i64,
     pub brb_minor: i64,
     pub first_seen_at: DateTimeUtc,
+    /// When a reading first had no row for this day; zeroed only when still absent
+    /// `confirm_absence_hours` later.
+    pub absent_since: Option<DateTimeUtc>,
     pub updated_at: DateTimeUtc,
 }
 

@@ -33,6 +33,11 @@ pub struct Model {
     pub pushed_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// JSON of what a held decrease would set, while the merchant decides.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub held: Option<String>,
+    pub hold_state: Option<crate::states::HoldState>,
+    pub held_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -91,3 +91,13 @@ state!(
         Total = "total",
     }
 );
+
+state!(
+    /// A decrease held for the merchant (DESIGN §5: one sync would lower too much at once).
+    HoldState {
+        /// Waiting for the merchant's Apply or Discard.
+        Held = "held",
+        /// The merchant kept the order as it is; the same proposal is not held again.
+        Discarded = "discarded",
+    }
+);

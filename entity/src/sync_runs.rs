@@ -17,6 +17,10 @@ pub struct Model {
     pub pushes: i32,
     pub ignored_final: i32,
     pub unmatched: i32,
+    /// Rows of known ad groups whose money or purchase metrics were missing or not numeric.
+    pub incomplete: i32,
+    /// Decreases held for the merchant.
+    pub held: i32,
     pub status: crate::states::RunStatus,
     #[sea_orm(column_type = "Text", nullable)]
     pub error: Option<String>,

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_create_foundation;
 mod m20261124_000002_create_amazon;
 mod m20261124_000003_create_sync;
+mod m20261130_000004_money_safety;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_create_foundation::Migration),
             Box::new(m20261124_000002_create_amazon::Migration),
             Box::new(m20261124_000003_create_sync::Migration),
+            Box::new(m20261130_000004_money_safety::Migration),
         ]
     }
 }

@@ -5,3 +5,4 @@ pub mod amazon;
 pub mod http;
 pub mod lenient;
 pub mod program;
+pub mod resolve;

@@ -6,7 +6,10 @@ use std::{fmt, str::FromStr};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use crate::domain::money::{MoneyError, round, scale};
+use crate::domain::{
+    currency::Currency,
+    money::{Money, MoneyError, round, scale},
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommissionKind {
@@ -67,7 +70,54 @@ impl DefaultCommission {
     }
 }
 
+/// Why no commission can be computed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommissionError {
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+    /// A flat amount is in the program's currency; the sales are in the marketplace's. They do
+    /// not mix (DESIGN §5).
+    #[error(
+        "the default commission is a flat {program} amount per purchase, but this Amazon \
+         marketplace sells in {marketplace}: currencies never mix, so nothing is pushed. Switch the \
+         program's default commission to a percentage, or connect a marketplace that sells in {program}"
+    )]
+    CurrencyMismatch {
+        program: Currency,
+        marketplace: Currency,
+    },
+}
+
 impl DefaultCommission {
+    /// Whether this commission can apply to sales in `marketplace` for a program in `program`:
+    /// a percentage works in any currency; a flat amount only in its own (DESIGN §5).
+    pub fn check_currencies(
+        &self,
+        program: Currency,
+        marketplace: Currency,
+    ) -> Result<(), CommissionError> {
+        if self.kind == CommissionKind::Flat && program != marketplace {
+            return Err(CommissionError::CurrencyMismatch {
+                program,
+                marketplace,
+            });
+        }
+        Ok(())
+    }
+
+    /// The commission on a day's `sales` and `purchases`, in the sales' currency, rounded once
+    /// half away from zero. `program` is the currency of a flat amount.
+    pub fn commission(
+        &self,
+        sales: Money,
+        purchases: i64,
+        program: Currency,
+    ) -> Result<Money, CommissionError> {
+        self.check_currencies(program, sales.currency())?;
+        let minor = self.commission_minor(sales.minor(), purchases, sales.currency().exponent())?;
+        Ok(Money::new(minor, sales.currency()))
+    }
+
     /// The commission in minor units for a day's sales (minor units) and purchases.
     /// `percentage`: sales × value / 100. `flat`: value × purchases. Rounded once.
     pub fn commission_minor(
@@ -124,6 +174,50 @@ impl<'de> Deserialize<'de> for DefaultCommission {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cur(code: &str) -> Currency {
+        Currency::parse(code).unwrap()
+    }
+
+    #[test]
+    fn a_percentage_pays_in_the_marketplaces_currency_with_its_exponent() {
+        let ten = DefaultCommission::from_columns("percentage", "10").unwrap();
+        // USD program, Japanese marketplace: sales "1234.5" JPY → 1235 JPY, commission 124 JPY.
+        let sales = Money::parse("1234.5", cur("JPY")).unwrap();
+        let c = ten.commission(sales, 1, cur("USD")).unwrap();
+        assert_eq!((c.minor(), c.currency()), (124, cur("JPY")));
+        // KWD has three decimals: 12.3456 → 12.346 → 1.2346 → 1.235.
+        let sales = Money::parse("12.3456", cur("KWD")).unwrap();
+        assert_eq!(
+            ten.commission(sales, 1, cur("USD")).unwrap().to_string(),
+            "1.235 KWD"
+        );
+        let eur = Money::parse("19.99", cur("EUR")).unwrap();
+        assert_eq!(
+            ten.commission(eur, 1, cur("USD")).unwrap().to_string(),
+            "2.00 EUR"
+        );
+    }
+
+    #[test]
+    fn a_flat_amount_never_crosses_currencies() {
+        let flat = DefaultCommission::from_columns("flat", "2.50").unwrap();
+        let usd = Money::parse("100", cur("USD")).unwrap();
+        assert_eq!(
+            flat.commission(usd, 3, cur("USD")).unwrap().to_string(),
+            "7.50 USD"
+        );
+        for marketplace in ["EUR", "JPY", "KWD"] {
+            let sales = Money::parse("100", cur(marketplace)).unwrap();
+            assert_eq!(
+                flat.commission(sales, 3, cur("USD")),
+                Err(CommissionError::CurrencyMismatch {
+                    program: cur("USD"),
+                    marketplace: cur(marketplace)
+                })
+            );
+        }
+    }
 
     fn parse(json: &str) -> Result<DefaultCommission, serde_json::Error> {
         serde_json::from_str(json)

@@ -1,8 +1,49 @@
 //! Money as integer minor units. Amazon's decimal text is converted once, rounding half away from
 //! zero; amounts leave the app as exact decimal text made from the integers.
-use std::str::FromStr;
+use std::{fmt, str::FromStr};
 
 use rust_decimal::{Decimal, RoundingStrategy};
+
+use super::currency::Currency;
+
+/// An amount: integer minor units of one currency (DESIGN §5). Amounts of different currencies
+/// never add up: arithmetic is only defined within one currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Money {
+    minor: i64,
+    currency: Currency,
+}
+
+impl Money {
+    pub fn new(minor: i64, currency: Currency) -> Self {
+        Self { minor, currency }
+    }
+
+    /// Amazon's decimal text in `currency`: `"1234.5"` JPY → 1235 JPY (DESIGN §5).
+    pub fn parse(text: &str, currency: Currency) -> Result<Self, MoneyError> {
+        Ok(Self::new(to_minor(text, currency.exponent())?, currency))
+    }
+
+    pub fn minor(self) -> i64 {
+        self.minor
+    }
+
+    pub fn currency(self) -> Currency {
+        self.currency
+    }
+
+    /// Exact major-unit text with the currency's decimals, without the code: `"191.96"`.
+    pub fn major(self) -> String {
+        format_minor(self.minor, self.currency.exponent())
+    }
+}
+
+/// `"191.96 USD"`, `"1235 JPY"`.
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.major(), self.currency)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
@@ -92,6 +133,18 @@ mod tests {
         }
         assert!(to_minor("abc", 2).is_err());
         assert!(to_minor("1e40", 2).is_err());
+    }
+
+    #[test]
+    fn money_carries_its_currency_and_its_exponent() {
+        let jpy = Currency::parse("JPY").unwrap();
+        let kwd = Currency::parse("KWD").unwrap();
+        assert_eq!(Money::parse("1234.5", jpy).unwrap().to_string(), "1235 JPY");
+        assert_eq!(Money::parse("1.0005", kwd).unwrap().minor(), 1001);
+        assert_eq!(
+            Money::parse("1.0005", kwd).unwrap().to_string(),
+            "1.001 KWD"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use sea_orm::{DatabaseTransaction, DbErr};
 use crate::{
     domain::ids::StoreId,
     flows::{
-        Deps, push, sync,
+        Deps, push, scheduler, sync,
         tasks::{PUSH_ORDER, SYNC_STORE, Task},
     },
     jobs::{Finish, Handler, Job, JobError, Lease, Registry},
@@ -37,6 +37,14 @@ impl Handler for SyncHandler {
             "{} rows, {} changes, {} pushes",
             o.rows, o.changes, o.pushes_enqueued
         ))
+    }
+
+    /// A manual sync's key is free again once it ended, however: the next "Sync now" queues
+    /// one. The daily key stays taken for good (one daily sync per store and day).
+    fn frees_key(&self, job: &Job, _how: &Finish) -> bool {
+        job.dedupe_key
+            .as_deref()
+            .is_some_and(scheduler::is_manual_key)
     }
 }
 
@@ -79,7 +87,7 @@ impl Handler for PushHandler {
             return Ok(());
         };
         match how {
-            Finish::Dead { error } => ledger::mark_dead(txn, &store, key, error, now).await,
+            Finish::Dead { error, .. } => ledger::mark_dead(txn, &store, key, error, now).await,
             Finish::Done { .. } => push::requeue_if_stale(txn, &store, key, now)
                 .await
                 .map(|_| ()),
@@ -87,8 +95,9 @@ impl Handler for PushHandler {
         }
     }
 
-    /// A done push frees its key for the order's next version.
-    fn frees_key(&self) -> bool {
-        true
+    /// A done (or cancelled) push frees its key for the order's next version; a dead one keeps
+    /// it, so that its retry and a new push of the order never run side by side.
+    fn frees_key(&self, _job: &Job, how: &Finish) -> bool {
+        !matches!(how, Finish::Dead { .. })
     }
 }

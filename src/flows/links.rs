@@ -1,6 +1,6 @@
 //! A store's links: one per (affiliate, landing page), minted from the connection's template tag,
 //! updated as affiliates and landing pages come and go, retired (never deleted) when they leave.
-use std::collections::HashSet;
+use std::{borrow::Cow, collections::HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
@@ -137,15 +137,13 @@ pub async fn remove_landing_page(
     Ok(())
 }
 
-/// CSV with a header row; fields quoted where needed.
+/// CSV (RFC 4180) with a header row, each cell made safe where it is opened (DESIGN §7): a cell a
+/// spreadsheet would read as a formula gets a `'` in front ([`defuse`]), then control characters
+/// from outside (names, ref codes) become visible escapes (`\n`, `\u{1b}`), so one link is one
+/// line and no terminal escape runs; cells with `,` or `"` are quoted.
 pub fn to_csv(rows: &[CurrentLink]) -> String {
     fn field(s: &str) -> String {
-        // A leading = + - @ would be a formula in a spreadsheet.
-        let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-            format!("'{s}")
-        } else {
-            s.to_owned()
-        };
+        let s = crate::domain::text::escape(&defuse(s)).into_owned();
         if s.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", s.replace('"', "\"\""))
         } else {
@@ -166,6 +164,24 @@ pub fn to_csv(rows: &[CurrentLink]) -> String {
     out
 }
 
+/// `cell` with a `'` in front when a spreadsheet would run it as a formula (OWASP "CSV
+/// injection"): its first character, after any leading blanks, is `=`, `+`, `-`, `@`, a tab or a
+/// CR, or their fullwidth forms `＝ ＋ － ＠` that some spreadsheets fold to ASCII.
+pub fn defuse(cell: &str) -> Cow<'_, str> {
+    const TRIGGERS: [char; 10] = [
+        '=', '+', '-', '@', '\t', '\r', '\u{ff1d}', '\u{ff0b}', '\u{ff0d}', '\u{ff20}',
+    ];
+    let first = cell
+        .chars()
+        // The first character that is not a blank (a tab or CR counts: they are triggers).
+        .find(|c| !c.is_whitespace() || matches!(c, '\t' | '\r'));
+    if first.is_some_and(|c| TRIGGERS.contains(&c)) {
+        Cow::Owned(format!("'{cell}"))
+    } else {
+        Cow::Borrowed(cell)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +199,55 @@ mod tests {
             to_csv(&rows),
             "affiliate_id,affiliate_name,ref_code,landing_page,link\n7,\"'=HYPERLINK(\"\"x\"\")\",\"a,b\",home,https://www.amazon.com/?maas=m&aa_adgroupid=a7\n"
         );
+    }
+
+    #[test]
+    fn every_formula_form_a_spreadsheet_reads_is_defused() {
+        for cell in [
+            "=1+1",
+            "+1",
+            "-1",
+            "@SUM(A1)",
+            "\t=1",
+            "\r=1",
+            "＝1+1",
+            "＋1",
+            "－1",
+            "＠SUM(A1)",
+            "  =1",
+            "\u{a0}\u{3000}+1",
+            "\n-1",
+        ] {
+            assert_eq!(defuse(cell), format!("'{cell}"), "{cell:?}");
+        }
+        for cell in [
+            "Alice",
+            "a=1",
+            "1-2",
+            "https://www.amazon.com/?a=-1",
+            "",
+            " ",
+        ] {
+            assert_eq!(defuse(cell), cell, "{cell:?}");
+        }
+    }
+
+    #[test]
+    fn csv_cells_carry_no_control_characters_and_no_formula() {
+        let rows = [CurrentLink {
+            affiliate_id: 8,
+            affiliate_name: "Eve\n2026-11-30T00:00:00Z  INFO forged\u{1b}[31m".into(),
+            ref_code: "\t＝cmd|' /C calc'!A0".into(),
+            landing_page_id: "home".into(),
+            url: "https://www.amazon.com/?aa_adgroupid=a8".into(),
+        }];
+        let csv = to_csv(&rows);
+        assert_eq!(
+            csv,
+            "affiliate_id,affiliate_name,ref_code,landing_page,link\n\
+             8,Eve\\n2026-11-30T00:00:00Z  INFO forged\\u{1b}[31m,'\\t＝cmd|' /C calc'!A0,home,\
+             https://www.amazon.com/?aa_adgroupid=a8\n"
+        );
+        assert_eq!(csv.lines().count(), 2, "one line per link");
     }
 }

@@ -48,14 +48,42 @@ pub async fn enqueue_due(deps: &Deps, now: DateTime<Utc>) -> Result<usize, DbErr
     Ok(enqueued)
 }
 
-/// A sync the merchant or the operator asked for, of `range` or the daily 60 days. Not
-/// deduplicated: asking twice syncs twice.
+/// The key of a sync someone asked for: one per store for the trailing 60 days ("Sync now"),
+/// one per store and range for a range. Unlike the daily key, it is free again once its job
+/// ended, so that the next request queues a sync again.
+pub fn manual_key(store: &StoreId, range: Option<(NaiveDate, NaiveDate)>) -> String {
+    match range {
+        None => format!("{MANUAL}{store}"),
+        Some((from, to)) => format!("{MANUAL}{store}:{from}:{to}"),
+    }
+}
+
+const MANUAL: &str = "sync:";
+
+/// Whether `key` is the key of a sync someone asked for (see [`manual_key`]).
+pub fn is_manual_key(key: &str) -> bool {
+    key.starts_with(MANUAL)
+}
+
+/// What asking for a sync did.
+#[derive(Debug, Clone)]
+pub struct Asked {
+    /// A new sync was queued; false: a sync of these days was already waiting or running.
+    pub queued: bool,
+    /// The job that does the sync (the new one or the one already there); `None` only when it
+    /// ended in the meantime.
+    pub job: Option<jobs::Job>,
+}
+
+/// A sync the merchant or the operator asked for, of `range` or the daily 60 days. Asking again
+/// while a sync of the same days (a manual or the daily one) is waiting or running queues
+/// nothing: a burst of clicks is one sync.
 pub async fn enqueue_now(
     deps: &Deps,
     store: &StoreId,
     range: Option<(NaiveDate, NaiveDate)>,
     trigger: &str,
-) -> Result<bool, DbErr> {
+) -> Result<Asked, DbErr> {
     let now = deps.clock.now();
     let (from, to) = match range {
         Some(r) => r,
@@ -66,12 +94,41 @@ pub async fn enqueue_now(
             daily_range(today(now, zone(tz.as_deref())))
         }
     };
+    if let Some(job) = waiting_sync(deps, store, (from, to)).await? {
+        return Ok(Asked {
+            queued: false,
+            job: Some(job),
+        });
+    }
     let task = Task::SyncStore {
         from,
         to,
         trigger: trigger.into(),
     };
-    Ok(jobs::enqueue(&deps.db, &[task.job(store, None, now)], now).await? == 1)
+    let key = manual_key(store, range);
+    let queued =
+        jobs::enqueue(&deps.db, &[task.job(store, Some(key.clone()), now)], now).await? == 1;
+    Ok(Asked {
+        queued,
+        job: jobs::holding_key(&deps.db, &key).await?,
+    })
+}
+
+/// A sync of the store that is waiting or running and reads at least the days `from..=to`.
+async fn waiting_sync(
+    deps: &Deps,
+    store: &StoreId,
+    (from, to): (NaiveDate, NaiveDate),
+) -> Result<Option<jobs::Job>, DbErr> {
+    Ok(jobs::waiting(&deps.db, store)
+        .await?
+        .into_iter()
+        .find(|job| {
+            matches!(
+                Task::of(job),
+                Ok((_, Task::SyncStore { from: f, to: t, .. })) if f <= from && t >= to
+            )
+        }))
 }
 
 /// Runs [`enqueue_due`] once a minute until `stop`: days change by the minute at most.

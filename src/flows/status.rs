@@ -5,10 +5,15 @@ use sea_orm::{ConnectionTrait, DbErr};
 use serde::Serialize;
 
 use crate::{
-    domain::{currency::Currency, ids::StoreId, money::format_minor},
+    domain::{
+        currency::Currency,
+        ids::StoreId,
+        money::{Money, format_minor},
+    },
+    flows::sync::orders::Proposal,
     store::{
-        ConnectionStatus, OrderStatus, PushState, RunStatus, SalesBasis, affiliates, connections,
-        jobs, ledger, links, runs, stores,
+        ConnectionStatus, JobStatus, OrderStatus, PushState, RunStatus, SalesBasis, affiliates,
+        connections, jobs, ledger, links, runs, stores,
     },
 };
 
@@ -25,6 +30,10 @@ pub struct LastSync {
     pub pushes: i32,
     pub ignored_final: i32,
     pub unmatched: i32,
+    /// Rows whose money or purchase metrics Amazon left out: their days kept their figures.
+    pub incomplete: i32,
+    /// Decreases this sync held for the merchant.
+    pub held: i32,
     pub error: Option<String>,
 }
 
@@ -59,6 +68,8 @@ pub async fn store_status(
             pushes: r.pushes,
             ignored_final: r.ignored_final,
             unmatched: r.unmatched,
+            incomplete: r.incomplete,
+            held: r.held,
             error: r.error,
         }),
         jobs_waiting: waiting.len() as u64,
@@ -170,6 +181,54 @@ pub struct StorePage {
     pub recent: Vec<LedgerEntry>,
     pub unmatched: u64,
     pub sales_basis: SalesBasis,
+    /// Decreases waiting for the merchant's Apply or Discard.
+    pub held: Vec<HeldChange>,
+}
+
+/// A decrease held for the merchant: the order as it is, and what Amazon's reading would make it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldChange {
+    pub number: String,
+    pub affiliate_id: i64,
+    pub day: NaiveDate,
+    /// `"50.00 USD"`, with the currency.
+    pub total: String,
+    pub commission: String,
+    pub proposed_total: String,
+    pub proposed_commission: String,
+    pub held_at: Option<DateTime<Utc>>,
+}
+
+/// The store's held decreases.
+pub async fn held_changes(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+) -> Result<Vec<HeldChange>, DbErr> {
+    let mut out = Vec::new();
+    for o in ledger::held_of(conn, store).await? {
+        let Ok(currency) = Currency::parse(&o.currency) else {
+            continue;
+        };
+        let Some(p) = o
+            .held
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<Proposal>(j).ok())
+        else {
+            continue;
+        };
+        let money = |minor| Money::new(minor, currency).to_string();
+        out.push(HeldChange {
+            total: money(o.sales_minor),
+            commission: money(o.commission_minor),
+            proposed_total: money(p.sales_minor),
+            proposed_commission: money(p.commission_minor),
+            number: o.number,
+            affiliate_id: o.affiliate_id,
+            day: o.day,
+            held_at: o.held_at,
+        });
+    }
+    Ok(out)
 }
 
 /// The setup page's data of an installed store; `None` when it is not installed.
@@ -206,5 +265,91 @@ pub async fn store_page(
         recent: entries,
         unmatched: ledger::count_unmatched(conn, store).await?,
         sales_basis,
+        held: held_changes(conn, store).await?,
     }))
+}
+
+/// A job of the store that has not ended yet.
+#[derive(Debug, Clone, Serialize)]
+pub struct WaitingJob {
+    pub job_id: i64,
+    /// What it does, in words ("push of affiliate 1's order of 2026-11-01").
+    pub what: String,
+    /// Running under a worker's lease (true) or pending (false).
+    pub running: bool,
+    /// When it can run next: its next try, or when the running worker's lease runs out (a live
+    /// worker renews it; a dead one's job is taken up then).
+    pub until: DateTime<Utc>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+/// A job of the store that failed for good (a dead letter).
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedJob {
+    pub job_id: i64,
+    pub what: String,
+    pub attempts: i32,
+    pub error: Option<String>,
+}
+
+/// The store's work that is not done: what still waits, and what failed for good.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WorkLeft {
+    /// Soonest first.
+    pub waiting: Vec<WaitingJob>,
+    pub failed: Vec<FailedJob>,
+}
+
+impl WorkLeft {
+    /// When the first waiting job can run.
+    pub fn next_at(&self) -> Option<DateTime<Utc>> {
+        self.waiting.iter().map(|w| w.until).min()
+    }
+}
+
+/// What a job does, in words.
+pub fn describe(job: &jobs::Job) -> String {
+    use crate::flows::tasks::Task;
+    match Task::of(job) {
+        Ok((_, Task::SyncStore { from, to, .. })) => format!("sync of {from} to {to}"),
+        Ok((_, Task::PushOrder { affiliate_id, day })) => {
+            format!("push of affiliate {affiliate_id}'s order of {day}")
+        }
+        Err(_) => format!("{} job", job.kind),
+    }
+}
+
+/// The store's jobs that are waiting or running, and its dead letters.
+pub async fn work_left(conn: &impl ConnectionTrait, store: &StoreId) -> Result<WorkLeft, DbErr> {
+    let mut waiting: Vec<WaitingJob> = jobs::waiting(conn, store)
+        .await?
+        .into_iter()
+        .map(|job| {
+            let running = job.status == JobStatus::Running;
+            WaitingJob {
+                job_id: job.id,
+                what: describe(&job),
+                running,
+                until: match job.lease_until {
+                    Some(lease) if running => lease,
+                    _ => job.run_at,
+                },
+                attempts: job.attempts,
+                last_error: job.last_error,
+            }
+        })
+        .collect();
+    waiting.sort_by_key(|w| (w.until, w.job_id));
+    let failed = jobs::dead_letters(conn, Some(store))
+        .await?
+        .into_iter()
+        .map(|job| FailedJob {
+            job_id: job.id,
+            what: describe(&job),
+            attempts: job.attempts,
+            error: job.last_error,
+        })
+        .collect();
+    Ok(WorkLeft { waiting, failed })
 }

@@ -74,7 +74,8 @@ impl From<DbErr> for JobError {
     }
 }
 
-/// The claim a running job holds: renewed by long jobs, lost when another worker took over.
+/// The claim a running job holds: renewed by the worker's heartbeat (and by a long sync between
+/// report pages), lost when another worker took over.
 #[derive(Debug, Clone, Copy)]
 pub struct Lease {
     pub job_id: i64,
@@ -104,9 +105,10 @@ pub trait Handler: Send + Sync {
         Ok(())
     }
 
-    /// Whether a job that is done (or cancelled) frees its dedupe key for a new job of the same
-    /// key; a daily key stays taken for good.
-    fn frees_key(&self) -> bool {
+    /// Whether this job, once it ended (done, cancelled or dead), frees its dedupe key for a new
+    /// job of the same key: a push's key frees for the order's next version when done, a manual
+    /// sync's as soon as it ended at all, while a daily key stays taken for good.
+    fn frees_key(&self, _job: &Job, _how: &Finish) -> bool {
         false
     }
 }

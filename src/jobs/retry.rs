@@ -1,7 +1,8 @@
 //! When a failed job runs again (svix's schedule, DESIGN §4.4): the configured schedule with ±20 %
-//! jitter; throttling and timeouts wait at least the floor; `Retry-After` is honoured (never
-//! sooner than scheduled, never longer than the schedule's longest wait); permanent failures and
-//! an exhausted schedule go to the dead letters.
+//! jitter; throttling without a `Retry-After`, and timeouts, wait at least the floor; a
+//! `Retry-After` is the upstream's word and is honoured as said (RFC 9110), never sooner than
+//! scheduled and never longer than the schedule's longest wait; permanent failures and an
+//! exhausted schedule go to the dead letters.
 
 use std::time::Duration;
 
@@ -35,17 +36,16 @@ impl Schedule {
         let base = *self
             .delays
             .get(usize::try_from(attempt).ok()?.checked_sub(1)?)?;
-        let mut wait = match retry_after {
+        Some(match retry_after {
             // Honoured: never sooner than asked, nor than scheduled; capped at the schedule's
             // longest wait so a hostile header cannot park a job for days.
             Some(after) => after.clamp(base, self.longest().max(base)),
-
+            // No word from the upstream: the schedule, and room for an overloaded one.
+            None if overloaded => base
+                .mul_f64(rng.random_range(0.8..=1.2))
+                .max(self.overload_floor),
             None => base.mul_f64(rng.random_range(0.8..=1.2)),
-        };
-        if overloaded {
-            wait = wait.max(self.overload_floor);
-        }
-        Some(wait)
+        })
     }
 }
 
@@ -93,7 +93,7 @@ mod tests {
     }
 
     #[test]
-    fn throttling_waits_at_least_the_floor_and_retry_after_is_clamped() {
+    fn throttling_without_a_retry_after_waits_the_floor_and_retry_after_is_clamped() {
         let mut rng = StdRng::seed_from_u64(1);
         let s = schedule();
         assert_eq!(
@@ -117,9 +117,23 @@ mod tests {
             s.next_delay(2, &transient(false, Some(1)), &mut rng),
             Some(Duration::from_secs(300))
         );
+        // The longest `Retry-After` a header can say (a delta beyond u64, a date in year 9999).
+        let endless = JobError::Throttled {
+            retry_after: Some(Duration::MAX),
+            detail: String::new(),
+        };
+        assert_eq!(
+            s.next_delay(1, &endless, &mut rng),
+            Some(Duration::from_secs(1800))
+        );
+        // Said, and sooner than the floor: honoured, but never sooner than scheduled (5 s).
         assert_eq!(
             s.next_delay(1, &transient(true, Some(2)), &mut rng),
-            Some(Duration::from_secs(60))
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            s.next_delay(1, &transient(true, Some(7)), &mut rng),
+            Some(Duration::from_secs(7))
         );
     }
 

@@ -1,12 +1,14 @@
-//! Runs jobs one at a time: claim, hand to the kind's handler, record the attempt and its end in
-//! one transaction. `run_next` is the step tests drive; `run` loops it in the background.
+//! Runs jobs one at a time: claim, hand to the kind's handler while a heartbeat renews the claim,
+//! record the attempt and its end in one transaction. `run_next` is the step tests drive; `run`
+//! loops it in the background.
 use std::{sync::Arc, time::Instant};
 
 use chrono::Duration;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{Finish, JobError, Lease, Registry, retry::Schedule};
+use super::{Finish, Job, JobError, Lease, Registry, retry::Schedule};
 use crate::{
     domain::clock::SharedClock,
     metrics::Metrics,
@@ -21,14 +23,73 @@ pub enum Outcome {
     Empty,
 }
 
-/// How the worker runs: retry schedule, lease and idle poll.
+/// How the worker runs: retry schedule, lease, heartbeat and idle poll.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub schedule: Schedule,
     /// How long a claim lasts unless renewed.
     pub lease: std::time::Duration,
+    /// How often a running job's claim is renewed (a fraction of `lease`).
+    pub heartbeat: std::time::Duration,
     /// How long an idle loop sleeps before it looks again.
     pub poll_interval: std::time::Duration,
+}
+
+/// What makes a running job's worker renew its claim: a timer, or (tests) beats sent by hand.
+pub struct Heartbeat(Beats);
+
+enum Beats {
+    Every(tokio::time::Interval),
+    /// Each message renews once and is answered with whether the claim is still ours.
+    Manual(mpsc::UnboundedReceiver<oneshot::Sender<bool>>),
+}
+
+impl Heartbeat {
+    /// A renewal every `period`, the first one `period` after the claim.
+    pub fn every(period: std::time::Duration) -> Self {
+        let period = period.max(std::time::Duration::from_millis(1));
+        let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self(Beats::Every(timer))
+    }
+
+    /// A heartbeat that beats when the returned handle says so: deterministic tests.
+    pub fn manual() -> (Self, HeartbeatHandle) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Self(Beats::Manual(rx)), HeartbeatHandle(tx))
+    }
+
+    /// Waits for the next beat; `Some(answer)` when someone waits to hear how it went.
+    async fn next(&mut self) -> Option<oneshot::Sender<bool>> {
+        match &mut self.0 {
+            Beats::Every(timer) => {
+                timer.tick().await;
+                None
+            }
+            Beats::Manual(beats) => match beats.recv().await {
+                Some(answer) => Some(answer),
+                // The handle is gone: no beat ever comes again.
+                None => std::future::pending().await,
+            },
+        }
+    }
+}
+
+/// Makes a manual [`Heartbeat`] beat.
+#[derive(Clone)]
+pub struct HeartbeatHandle(mpsc::UnboundedSender<oneshot::Sender<bool>>);
+
+impl HeartbeatHandle {
+    /// One beat: once the worker has claimed a job, its claim is renewed for a full lease from
+    /// the clock's now. Returns whether the claim was still the worker's (false: it was lost, or
+    /// the worker is not running a job any more).
+    pub async fn beat(&self) -> bool {
+        let (answer, heard) = oneshot::channel();
+        if self.0.send(answer).is_err() {
+            return false;
+        }
+        heard.await.unwrap_or(false)
+    }
 }
 
 /// The job runner: the queue's database, the handlers and the clock.
@@ -42,41 +103,93 @@ pub struct Worker {
 }
 
 impl Worker {
+    fn lease(&self) -> Duration {
+        Duration::from_std(self.config.lease).unwrap_or(Duration::seconds(30))
+    }
+
     /// Claims one due job and runs it to an end: done, retry later, dead letter or cancelled.
+    /// While it runs, its claim is renewed every `heartbeat`.
     pub async fn run_next(&self) -> Result<Outcome, DbErr> {
+        self.run_next_with(Heartbeat::every(self.config.heartbeat))
+            .await
+    }
+
+    /// Extends a running claim by a full lease from now. False when another worker has the job.
+    pub async fn renew(&self, lease: Lease) -> Result<bool, DbErr> {
+        let until = self.clock.now() + self.lease();
+        queue::renew(&self.db, lease.job_id, lease.attempts, until).await
+    }
+
+    /// Runs the handler while `heartbeat` renews the claim. `None` when the claim was lost: the
+    /// handler is stopped there, since the worker that took the job over runs it now.
+    async fn run_beating(
+        &self,
+        job: &Job,
+        lease: Lease,
+        handler: &dyn super::Handler,
+        mut heartbeat: Heartbeat,
+    ) -> Option<Result<String, JobError>> {
+        let beating = async {
+            loop {
+                let answer = heartbeat.next().await;
+                let held = match self.renew(lease).await {
+                    Ok(held) => held,
+                    Err(e) => {
+                        // The database blinked: the lease still runs; the next beat tries again.
+                        tracing::warn!(job_id = job.id, error = %e, "could not renew a job's lease");
+                        true
+                    }
+                };
+                if let Some(answer) = answer {
+                    let _ = answer.send(held);
+                }
+                if !held {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            result = handler.run(job, lease) => Some(result),
+            () = beating => None,
+        }
+    }
+
+    /// As [`run_next`](Self::run_next), with the heartbeat given (tests beat by hand).
+    pub async fn run_next_with(&self, heartbeat: Heartbeat) -> Result<Outcome, DbErr> {
         let now = self.clock.now();
-        let lease = Duration::from_std(self.config.lease).unwrap_or(Duration::minutes(5));
-        let Some(job) = queue::claim(&self.db, now, now + lease).await? else {
+        let Some(job) = queue::claim(&self.db, now, now + self.lease()).await? else {
             return Ok(Outcome::Empty);
         };
         let started = Instant::now();
         let handler = self.registry.get(&job.kind).cloned();
+        let lease = Lease {
+            job_id: job.id,
+            attempts: job.attempts,
+        };
         let result = match &handler {
-            Some(h) => {
-                let lease = Lease {
-                    job_id: job.id,
-                    attempts: job.attempts,
-                };
-                h.run(&job, lease).await
-            }
+            Some(h) => match self.run_beating(&job, lease, h.as_ref(), heartbeat).await {
+                Some(result) => result,
+                None => {
+                    tracing::warn!(
+                        job_id = job.id,
+                        kind = job.kind,
+                        "lost the job's lease to another worker; stopped it"
+                    );
+                    return Ok(Outcome::Completed);
+                }
+            },
             None => Err(JobError::Bug(format!(
                 "no handler for jobs of kind {:?}",
                 job.kind
             ))),
         };
         let now = self.clock.now();
-        let frees_key = handler.as_ref().is_some_and(|h| h.frees_key());
-        let (how, outcome) = match &result {
-            Ok(_) => (
-                Finish::Done {
-                    free_key: frees_key,
-                },
-                "ok",
-            ),
+        let (mut how, outcome) = match &result {
+            Ok(_) => (Finish::Done { free_key: false }, "ok"),
             Err(JobError::Cancelled(reason)) => (
                 Finish::Cancelled {
                     reason: reason.clone(),
-                    free_key: frees_key,
+                    free_key: false,
                 },
                 "cancelled",
             ),
@@ -97,12 +210,15 @@ impl Worker {
                     None => (
                         Finish::Dead {
                             error: error.to_string(),
+                            free_key: false,
                         },
                         "dead",
                     ),
                 }
             }
         };
+        let frees_key = handler.as_ref().is_some_and(|h| h.frees_key(&job, &how));
+        how.set_free_key(frees_key);
         let elapsed_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let txn = self.db.begin().await?;
         if let Some(h) = &handler {
@@ -145,7 +261,7 @@ impl Worker {
                 error,
                 "job failed on a bug; it went to the dead letters"
             ),
-            (Finish::Dead { error }, _) => tracing::error!(
+            (Finish::Dead { error, .. }, _) => tracing::error!(
                 job_id = job.id,
                 kind = job.kind,
                 store_id = job.store_id,

@@ -1,12 +1,14 @@
 //! The control room, and the sandbox playing the platform: demo stores installed through signed
 //! Standard Webhooks (DESIGN §4.1) and opened through signed load links (§4.2).
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::{Duration, SecondsFormat};
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use url::Url;
 
+use super::csrf::Checked;
 use super::world::{self, DemoStore};
 use super::{CLIENT_ID, Sandbox, error_page, random_token, render, see_other};
 
@@ -122,7 +124,7 @@ impl Sandbox {
     }
 }
 
-async fn install(sb: web::Data<Sandbox>) -> HttpResponse {
+async fn install(_: Checked<IgnoredAny>, sb: web::Data<Sandbox>) -> HttpResponse {
     let seed = sb.seed();
     let store = sb.update(|s| {
         let n = s.stores.iter().map(|st| st.number).max().unwrap_or(0) + 1;
@@ -151,7 +153,11 @@ fn no_store() -> HttpResponse {
     )
 }
 
-async fn open(id: web::Path<String>, sb: web::Data<Sandbox>) -> HttpResponse {
+async fn open(
+    _: Checked<IgnoredAny>,
+    id: web::Path<String>,
+    sb: web::Data<Sandbox>,
+) -> HttpResponse {
     match sb.store(&id) {
         Some(st) if st.installed => see_other(sb.load_link(&st.id).as_str()),
         Some(_) => error_page(
@@ -164,7 +170,11 @@ async fn open(id: web::Path<String>, sb: web::Data<Sandbox>) -> HttpResponse {
 }
 
 /// A reinstall brings the store back with a new program token (the old one was revoked).
-async fn reinstall(id: web::Path<String>, sb: web::Data<Sandbox>) -> HttpResponse {
+async fn reinstall(
+    _: Checked<IgnoredAny>,
+    id: web::Path<String>,
+    sb: web::Data<Sandbox>,
+) -> HttpResponse {
     let store = sb.update(|s| {
         let st = s.stores.iter_mut().find(|st| st.id == *id)?;
         if st.access_token.is_none() {
@@ -178,7 +188,11 @@ async fn reinstall(id: web::Path<String>, sb: web::Data<Sandbox>) -> HttpRespons
     }
 }
 
-async fn uninstall(id: web::Path<String>, sb: web::Data<Sandbox>) -> HttpResponse {
+async fn uninstall(
+    _: Checked<IgnoredAny>,
+    id: web::Path<String>,
+    sb: web::Data<Sandbox>,
+) -> HttpResponse {
     // The platform revokes the program token whether or not the app hears about it.
     let found = sb.update(|s| {
         let st = s.stores.iter_mut().find(|st| st.id == *id)?;
@@ -205,7 +219,11 @@ async fn uninstall(id: web::Path<String>, sb: web::Data<Sandbox>) -> HttpRespons
 }
 
 /// A new affiliate joins the program: affiliate.created tells the app.
-async fn add_affiliate(id: web::Path<String>, sb: web::Data<Sandbox>) -> HttpResponse {
+async fn add_affiliate(
+    _: Checked<IgnoredAny>,
+    id: web::Path<String>,
+    sb: web::Data<Sandbox>,
+) -> HttpResponse {
     let seed = sb.seed();
     let added = sb.update(|s| {
         let st = s
@@ -246,6 +264,8 @@ struct ClickRow {
 #[derive(Template)]
 #[template(path = "sandbox/control.html")]
 struct ControlRoom {
+    /// The token every form of the page carries (`csrf`).
+    csrf: String,
     stores: Vec<DemoStore>,
     client_id: &'static str,
     authorize_url: String,
@@ -261,9 +281,11 @@ struct ControlRoom {
     yesterday: String,
 }
 
-async fn control_room(sb: web::Data<Sandbox>) -> HttpResponse {
+async fn control_room(req: HttpRequest, sb: web::Data<Sandbox>) -> HttpResponse {
     let ids = sb.ids().clone();
+    let token = sb.form_token(&req);
     let page = sb.read(|s| ControlRoom {
+        csrf: token.token.clone(),
         stores: s.stores.clone(),
         client_id: CLIENT_ID,
         authorize_url: sb.authorize_url().into(),
@@ -302,5 +324,5 @@ async fn control_room(sb: web::Data<Sandbox>) -> HttpResponse {
             .collect(),
         yesterday: (sb.today() - Duration::days(1)).to_string(),
     });
-    render(StatusCode::OK, &page)
+    token.bind(render(StatusCode::OK, &page))
 }

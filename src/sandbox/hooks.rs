@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ads::{header_value, publisher_name};
+use super::csrf::{self, Checked};
 use super::world::{Click, Direction, Fault, Restatement};
 use super::{Sandbox, error_page, render, see_other};
 
@@ -103,7 +104,7 @@ struct Landing {
 }
 
 async fn click(req: HttpRequest, sb: web::Data<Sandbox>) -> HttpResponse {
-    let params: BTreeMap<String, String> = super::lwa::first_params(req.query_string().as_bytes())
+    let params: BTreeMap<String, String> = super::form::first_params(req.query_string().as_bytes())
         .into_iter()
         .collect();
     match register(&sb, &params) {
@@ -135,13 +136,23 @@ struct Links {
 
 /// Many clicks at once: JSON `{"links":[…]}`, or the control room's form (one link per line).
 async fn clicks(req: HttpRequest, body: web::Bytes, sb: web::Data<Sandbox>) -> HttpResponse {
-    let form = !header_value(&req, header::CONTENT_TYPE.as_str())
+    // JSON only by its media type: another site can send `text/plain; json` without a CORS
+    // preflight, but not `application/json`, which this server never grants.
+    let media = header_value(&req, header::CONTENT_TYPE.as_str())
         .unwrap_or("")
-        .contains("json");
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let form = !(media == "application/json" || media.ends_with("+json"));
     let links = if form {
-        let text = super::lwa::first_params(&body)
-            .remove("links")
-            .unwrap_or_default();
+        // The control room's form, or anything a page of another site could send: CSRF-checked.
+        let mut fields = super::form::first_params(&body);
+        if !sb.csrf_ok(&req, fields.get(csrf::FIELD).map(String::as_str)) {
+            return csrf::refused();
+        }
+        let text = fields.remove("links").unwrap_or_default();
         text.lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
@@ -188,7 +199,7 @@ struct RestateForm {
     direction: Direction,
 }
 
-async fn restate(form: web::Form<RestateForm>, sb: web::Data<Sandbox>) -> HttpResponse {
+async fn restate(Checked(form): Checked<RestateForm>, sb: web::Data<Sandbox>) -> HttpResponse {
     let Ok(date) = chrono::NaiveDate::parse_from_str(form.date.trim(), "%Y-%m-%d") else {
         return error_page(
             StatusCode::BAD_REQUEST,

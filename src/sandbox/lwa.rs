@@ -15,6 +15,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use super::csrf::Checked;
+use super::form::first_params;
 use super::world::{AccessGrant, AuthCode, RefreshGrant};
 use super::{CLIENT_ID, CLIENT_SECRET, Sandbox, error_page, random_token, render, see_other};
 
@@ -33,15 +35,6 @@ const SCOPES: [&str; 2] = [
 const CODE_TTL_SECS: i64 = 300;
 const ACCESS_TTL_SECS: i64 = 3600;
 
-/// First value of each query or form parameter, as a lenient server reads them.
-pub(super) fn first_params(raw: &[u8]) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    for (k, v) in url::form_urlencoded::parse(raw) {
-        out.entry(k.into_owned()).or_insert_with(|| v.into_owned());
-    }
-    out
-}
-
 impl Sandbox {
     /// The "Allowed Return URL" of the sandbox client: the app's callback (DESIGN §4.3).
     fn allowed_redirect(&self, uri: &str) -> bool {
@@ -52,6 +45,8 @@ impl Sandbox {
 #[derive(Template)]
 #[template(path = "sandbox/consent.html")]
 struct Consent<'a> {
+    /// The token the decision form carries (`csrf`).
+    csrf: &'a str,
     client_id: &'a str,
     redirect_uri: &'a str,
     redirect_host: String,
@@ -100,9 +95,11 @@ async fn consent(req: HttpRequest, sb: web::Data<Sandbox>) -> HttpResponse {
         let reason = "Unsupported code_challenge_method";
         return found(error_redirect(redirect, "invalid_request", reason, state));
     }
-    render(
+    let token = sb.form_token(&req);
+    let page = render(
         StatusCode::OK,
         &Consent {
+            csrf: &token.token,
             client_id: CLIENT_ID,
             redirect_uri: get("redirect_uri"),
             redirect_host: redirect.host_str().unwrap_or_default().to_owned(),
@@ -111,7 +108,8 @@ async fn consent(req: HttpRequest, sb: web::Data<Sandbox>) -> HttpResponse {
             code_challenge: get("code_challenge"),
             code_challenge_method: method,
         },
-    )
+    );
+    token.bind(page)
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,8 +126,7 @@ struct Decision {
     code_challenge_method: String,
 }
 
-async fn decision(form: web::Form<Decision>, sb: web::Data<Sandbox>) -> HttpResponse {
-    let d = form.into_inner();
+async fn decision(Checked(d): Checked<Decision>, sb: web::Data<Sandbox>) -> HttpResponse {
     // The hidden fields came back from the browser: check them again.
     if d.client_id != CLIENT_ID || !sb.allowed_redirect(&d.redirect_uri) {
         let msg = "The consent form was altered: unknown client or return URL.";
@@ -350,7 +347,7 @@ fn token_response(access: &str, refresh: &str) -> HttpResponse {
 }
 
 /// As if the merchant removed the app from "Login with Amazon" in their Amazon account.
-async fn revoke(sb: web::Data<Sandbox>) -> HttpResponse {
+async fn revoke(_: Checked<serde::de::IgnoredAny>, sb: web::Data<Sandbox>) -> HttpResponse {
     sb.update(|s| {
         s.refresh_tokens.clear();
         s.access_tokens.clear();

@@ -6,7 +6,9 @@
 //! anything of the app but the clock.
 mod ads;
 mod control;
+mod csrf;
 mod figures;
+mod form;
 mod hooks;
 mod lwa;
 mod orders_page;
@@ -32,6 +34,7 @@ use sha2::Sha256;
 use url::Url;
 
 use crate::domain::clock::SharedClock;
+pub use csrf::FormToken;
 use world::{Ids, State};
 
 pub const CLIENT_ID: &str = "amzn1.application-oa2-client.sandbox";

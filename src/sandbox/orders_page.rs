@@ -33,7 +33,7 @@ struct OrdersPage {
 }
 
 pub async fn orders_page(req: HttpRequest, sb: web::Data<Sandbox>) -> HttpResponse {
-    let filter = super::lwa::first_params(req.query_string().as_bytes())
+    let filter = super::form::first_params(req.query_string().as_bytes())
         .remove("store")
         .unwrap_or_default();
     let stores = sb.read(|s| {

@@ -54,7 +54,7 @@ fn select(full: Value, fields: &[String]) -> Value {
 
 /// `limit` (default 25, at most 250) and `offset` (default 0).
 fn paging(query: &str) -> Result<(usize, usize), JsonError> {
-    let p = super::lwa::first_params(query.as_bytes());
+    let p = super::form::first_params(query.as_bytes());
     let num = |name: &str, default: usize| match p.get(name) {
         None => Ok(default),
         Some(v) => v
@@ -137,7 +137,7 @@ fn order_json(o: &Order) -> Value {
 async fn find_orders(req: HttpRequest, sb: web::Data<Sandbox>) -> Result<HttpResponse, JsonError> {
     let store = store_of(&req, &sb)?;
     let (limit, offset) = paging(req.query_string())?;
-    let p = super::lwa::first_params(req.query_string().as_bytes());
+    let p = super::form::first_params(req.query_string().as_bytes());
     let fields = list_param(req.query_string(), "fields");
     let list: Vec<Value> = sb.read(|s| {
         s.orders

@@ -106,10 +106,10 @@ pub async fn claim(
     jobs::Entity::find().from_raw_sql(stmt).one(conn).await
 }
 
-/// How a job ended this time.
+/// How a job ended this time. `free_key` lets the same key be queued again (a push's next
+/// version, the next manual sync).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finish {
-    /// Done; `free_key` lets the same key be queued again (a push's next version).
     Done {
         free_key: bool,
     },
@@ -117,15 +117,30 @@ pub enum Finish {
         at: DateTime<Utc>,
         error: String,
     },
-    /// A dead letter. It keeps its key, so that a retried dead letter and a new job of the same
-    /// key never run side by side.
+    /// A dead letter. A push's keeps its key, so that a retried dead letter and a new job of the
+    /// same key never run side by side.
     Dead {
         error: String,
+        free_key: bool,
     },
     Cancelled {
         reason: String,
         free_key: bool,
     },
+}
+
+impl Finish {
+    /// Sets whether the end frees the job's key (a retry never does: the job is still waiting).
+    pub fn set_free_key(&mut self, free: bool) {
+        match self {
+            Self::Done { free_key }
+            | Self::Dead { free_key, .. }
+            | Self::Cancelled { free_key, .. } => {
+                *free_key = free;
+            }
+            Self::Retry { .. } => {}
+        }
+    }
 }
 
 /// Records the end of an attempt. Only the claim that ran is touched: the row must still be
@@ -140,7 +155,9 @@ pub async fn finish(
     let (status, run_at, error, free_key) = match how {
         Finish::Done { free_key } => (JobStatus::Done, job.run_at, None, *free_key),
         Finish::Retry { at, error } => (JobStatus::Pending, *at, Some(error.clone()), false),
-        Finish::Dead { error } => (JobStatus::Dead, job.run_at, Some(error.clone()), false),
+        Finish::Dead { error, free_key } => {
+            (JobStatus::Dead, job.run_at, Some(error.clone()), *free_key)
+        }
         Finish::Cancelled { reason, free_key } => (
             JobStatus::Cancelled,
             job.run_at,
@@ -267,6 +284,26 @@ pub async fn retry_dead(
         .exec(conn)
         .await?
         .rows_affected)
+}
+
+/// The job holding `key`, if any (a job that freed its key holds none).
+pub async fn holding_key(conn: &impl ConnectionTrait, key: &str) -> Result<Option<Job>, DbErr> {
+    jobs::Entity::find()
+        .filter(jobs::Column::DedupeKey.eq(key))
+        .one(conn)
+        .await
+}
+
+/// One job of the store, by id.
+pub async fn find(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    id: i64,
+) -> Result<Option<Job>, DbErr> {
+    jobs::Entity::of_store(store)
+        .filter(jobs::Column::Id.eq(id))
+        .one(conn)
+        .await
 }
 
 /// The store's jobs that are pending or running, soonest first.

@@ -9,7 +9,7 @@ use sea_orm::{
     IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Select, sea_query::Expr,
 };
 
-use super::{PushState, StoreScoped, insert_all};
+use super::{HoldState, PushState, StoreScoped, insert_all};
 use crate::domain::{figures::Figures, ids::StoreId};
 
 /// A day's stored figures of one affiliate.
@@ -78,7 +78,7 @@ pub async fn figures_in(
     keyed(conn, q, |m| (m.affiliate_id, m.day)).await
 }
 
-/// Replaces a stored day's figures.
+/// Replaces a stored day's figures; the day is present again.
 pub async fn update_figures(
     conn: &impl ConnectionTrait,
     row: DailyFigures,
@@ -87,7 +87,20 @@ pub async fn update_figures(
 ) -> Result<(), DbErr> {
     let mut row: daily_figures::ActiveModel = row.into();
     set_figures(&mut row, f);
+    row.absent_since = Set(None);
     row.updated_at = Set(now);
+    row.update(conn).await?;
+    Ok(())
+}
+
+/// Marks when a reading first had no row for a stored day (`Some`), or that it has one again.
+pub async fn set_absent_since(
+    conn: &impl ConnectionTrait,
+    row: DailyFigures,
+    since: Option<DateTime<Utc>>,
+) -> Result<(), DbErr> {
+    let mut row: daily_figures::ActiveModel = row.into();
+    row.absent_since = Set(since);
     row.update(conn).await?;
     Ok(())
 }
@@ -276,6 +289,55 @@ fn version_row(o: &Order) -> order_versions::ActiveModel {
         created_at: Set(o.computed_at),
         ..Default::default()
     }
+}
+
+/// Holds a decrease for the merchant: `proposal` is the JSON of what it would set.
+pub async fn hold(
+    conn: &impl ConnectionTrait,
+    order: Order,
+    proposal: String,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let mut row: orders::ActiveModel = order.into();
+    row.held = Set(Some(proposal));
+    row.hold_state = Set(Some(HoldState::Held));
+    row.held_at = Set(Some(now));
+    row.updated_at = Set(now);
+    row.update(conn).await?;
+    Ok(())
+}
+
+/// The store's orders with a decrease waiting for the merchant, oldest day first.
+pub async fn held_of(conn: &impl ConnectionTrait, store: &StoreId) -> Result<Vec<Order>, DbErr> {
+    orders::Entity::of_store(store)
+        .filter(orders::Column::HoldState.eq(HoldState::Held))
+        .order_by_asc(orders::Column::Day)
+        .order_by_asc(orders::Column::AffiliateId)
+        .all(conn)
+        .await
+}
+
+/// The merchant keeps the store's held orders as they are.
+pub async fn discard_holds(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    Ok(orders::Entity::update_of_store(store)
+        .col_expr(orders::Column::HoldState, Expr::value(HoldState::Discarded))
+        .col_expr(orders::Column::UpdatedAt, Expr::value(now))
+        .filter(orders::Column::HoldState.eq(HoldState::Held))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}
+
+/// Held decreases of every store (the operator's gauge).
+pub async fn count_held(conn: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    orders::Entity::find()
+        .filter(orders::Column::HoldState.eq(HoldState::Held))
+        .count(conn)
+        .await
 }
 
 /// Written before a create is sent: after a crash or a timeout, the next try looks first.

@@ -14,7 +14,8 @@ pub mod sessions;
 pub mod stores;
 
 pub use entity::states::{
-    ConnectionStatus, JobStatus, OrderStatus, PushState, RunStatus, SalesBasis, StoreStatus,
+    ConnectionStatus, HoldState, JobStatus, OrderStatus, PushState, RunStatus, SalesBasis,
+    StoreStatus,
 };
 pub use sea_orm::{DatabaseConnection, DbErr};
 

@@ -17,6 +17,11 @@ pub struct Counts {
     pub pushes: usize,
     pub ignored_final: usize,
     pub unmatched: usize,
+    /// Rows of known ad groups whose money or purchase metrics were missing: their days kept
+    /// their last complete figures.
+    pub incomplete: usize,
+    /// Decreases held for the merchant.
+    pub held: usize,
 }
 
 pub async fn start(
@@ -38,6 +43,8 @@ pub async fn start(
         pushes: Set(0),
         ignored_final: Set(0),
         unmatched: Set(0),
+        incomplete: Set(0),
+        held: Set(0),
         status: Set(RunStatus::Running),
         error: Set(None),
         ..Default::default()
@@ -63,6 +70,8 @@ pub async fn finish(
             row.pushes = Set(count(c.pushes));
             row.ignored_final = Set(count(c.ignored_final));
             row.unmatched = Set(count(c.unmatched));
+            row.incomplete = Set(count(c.incomplete));
+            row.held = Set(count(c.held));
             row.status = Set(RunStatus::Ok);
         }
         Err(why) => {

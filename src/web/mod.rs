@@ -9,13 +9,16 @@ pub mod pages;
 pub mod session;
 pub mod sync;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, http::header, middleware::DefaultHeaders, web};
 use askama::Template;
 
 use crate::webhooks;
 pub use error::PageError;
 
-pub fn routes(cfg: &mut web::ServiceConfig, webhook_body_limit: usize) {
+/// Every route of the app. Merchant pages and actions (`/app/...`, DESIGN §4.2) and the OAuth
+/// callback answer with [`merchant_headers`]; `frame_ancestors` is who may frame them
+/// ([`crate::config::PlatformSettings::frame_ancestors`]).
+pub fn routes(cfg: &mut web::ServiceConfig, webhook_body_limit: usize, frame_ancestors: &str) {
     cfg.route("/", web::get().to(pages::home))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
@@ -25,46 +28,78 @@ pub fn routes(cfg: &mut web::ServiceConfig, webhook_body_limit: usize) {
                 .app_data(web::PayloadConfig::new(webhook_body_limit))
                 .route(web::post().to(webhooks::receive)),
         )
-        .route("/app/load", web::get().to(load::load))
-        .route("/app/amazon/connect", web::get().to(amazon::connect))
-        .route("/oauth/amazon/callback", web::get().to(amazon::callback))
-        .route("/app/stores/{store_id}", web::get().to(pages::setup))
-        .route(
-            "/app/stores/{store_id}/amazon/account",
-            web::post().to(amazon::choose),
+        .service(
+            web::resource("/oauth/amazon/callback")
+                .wrap(merchant_headers(frame_ancestors))
+                .route(web::get().to(amazon::callback)),
         )
-        .route(
-            "/app/stores/{store_id}/amazon/disconnect",
-            web::post().to(amazon::disconnect),
-        )
-        .route(
-            "/app/stores/{store_id}/landing-pages",
-            web::post().to(amazon::landing_page),
-        )
-        .route(
-            "/app/stores/{store_id}/landing-pages/{page}/delete",
-            web::post().to(amazon::remove_landing_page),
-        )
-        .route(
-            "/app/stores/{store_id}/links.csv",
-            web::get().to(amazon::links_csv),
-        )
-        .route(
-            "/app/stores/{store_id}/sync",
-            web::post().to(sync::sync_now),
-        )
-        .route(
-            "/app/stores/{store_id}/sales-basis",
-            web::post().to(sync::sales_basis),
-        )
-        .route(
-            "/app/stores/{store_id}/dead-letters/retry",
-            web::post().to(sync::retry_dead_letters),
-        )
-        .route(
-            "/app/stores/{store_id}/sandbox/shoppers",
-            web::post().to(sync::sandbox_shoppers),
+        .service(
+            web::scope("/app")
+                .wrap(merchant_headers(frame_ancestors))
+                .route("/load", web::get().to(load::load))
+                .route("/amazon/connect", web::get().to(amazon::connect))
+                .route("/stores/{store_id}", web::get().to(pages::setup))
+                .route(
+                    "/stores/{store_id}/amazon/account",
+                    web::post().to(amazon::choose),
+                )
+                .route(
+                    "/stores/{store_id}/amazon/disconnect",
+                    web::post().to(amazon::disconnect),
+                )
+                .route(
+                    "/stores/{store_id}/landing-pages",
+                    web::post().to(amazon::landing_page),
+                )
+                .route(
+                    "/stores/{store_id}/landing-pages/{page}/delete",
+                    web::post().to(amazon::remove_landing_page),
+                )
+                .route(
+                    "/stores/{store_id}/links.csv",
+                    web::get().to(amazon::links_csv),
+                )
+                .route("/stores/{store_id}/sync", web::post().to(sync::sync_now))
+                .route(
+                    "/stores/{store_id}/sales-basis",
+                    web::post().to(sync::sales_basis),
+                )
+                .route(
+                    "/stores/{store_id}/dead-letters/retry",
+                    web::post().to(sync::retry_dead_letters),
+                )
+                .route(
+                    "/stores/{store_id}/held/apply",
+                    web::post().to(sync::apply_held),
+                )
+                .route(
+                    "/stores/{store_id}/held/discard",
+                    web::post().to(sync::discard_held),
+                )
+                .route(
+                    "/stores/{store_id}/sandbox/shoppers",
+                    web::post().to(sync::sandbox_shoppers),
+                ),
         );
+}
+
+/// The headers of every merchant page, redirect and download (DESIGN §7): never cached, never
+/// sniffed, no referrer beyond this site (load links and OAuth codes travel in query strings), no
+/// script at all, and framed only by `frame_ancestors` (the platform's admin origin, or `'none'`).
+/// A handler's own header of the same name wins.
+pub fn merchant_headers(frame_ancestors: &str) -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::CACHE_CONTROL, "no-store"))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::REFERRER_POLICY, "same-origin"))
+        .add((
+            header::CONTENT_SECURITY_POLICY,
+            format!(
+                "default-src 'self'; script-src 'none'; style-src 'self' 'unsafe-inline'; \
+                 img-src 'self' data:; object-src 'none'; base-uri 'none'; \
+                 frame-ancestors {frame_ancestors}"
+            ),
+        ))
 }
 
 /// Renders a template as an HTML response.

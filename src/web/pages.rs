@@ -1,5 +1,5 @@
 //! Merchant pages. Every `/app/stores/{id}` page answers only to the session of that store.
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use crate::{
@@ -7,7 +7,7 @@ use crate::{
     flows::{
         connect::Choice,
         links::CurrentLink,
-        status::{self, LedgerEntry, SyncStatus},
+        status::{self, HeldChange, LedgerEntry, SyncStatus},
     },
     state::AppState,
     store::stores::StoreSummary,
@@ -18,11 +18,19 @@ use crate::{
 #[template(path = "home.html")]
 struct Home {
     sandbox: bool,
+    /// The sandbox's own CSRF token for its "Install a demo store" form.
+    sandbox_csrf: String,
 }
 
-pub async fn home(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
-    html(&Home {
-        sandbox: state.deps.settings.sandbox.enabled,
+pub async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    let token = state.sandbox.as_ref().map(|sb| sb.form_token(&req));
+    let page = html(&Home {
+        sandbox: token.is_some(),
+        sandbox_csrf: token.as_ref().map(|t| t.token.clone()).unwrap_or_default(),
+    })?;
+    Ok(match token {
+        Some(token) => token.bind(page),
+        None => page,
     })
 }
 
@@ -70,6 +78,7 @@ struct Setup {
     sales_basis: String,
     recent: Vec<LedgerEntry>,
     unmatched: u64,
+    held: Vec<HeldChange>,
 }
 
 pub async fn setup(
@@ -112,6 +121,7 @@ pub async fn setup(
         sales_basis: page.sales_basis.to_string(),
         recent: page.recent,
         unmatched: page.unmatched,
+        held: page.held,
         sandbox: state.deps.settings.sandbox.enabled,
         csrf: session::csrf_token(&session),
         flash: session::take_flash(&session).unwrap_or_default(),

@@ -4,9 +4,9 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use crate::{
-    flows::{push, scheduler},
+    flows::{push, scheduler, sync::orders},
     state::AppState,
-    store::{SalesBasis, links, stores},
+    store::{JobStatus, SalesBasis, links, stores},
     web::{
         PageError,
         guard::{CsrfForm, StoreForm, WithCsrf},
@@ -20,10 +20,28 @@ pub async fn sync_now(
     StoreForm { store, session, .. }: StoreForm<CsrfForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    scheduler::enqueue_now(&state.deps, &store, None, "manual").await?;
+    let asked = scheduler::enqueue_now(&state.deps, &store, None, "manual").await?;
+    if asked.queued {
+        flash(
+            &session,
+            "Sync queued: Amazon's figures of the last 60 days are being read and the orders updated. Reload in a moment.",
+        );
+        return Ok(to_setup(&store));
+    }
+    // A click while a sync waits or runs adds nothing: that sync reads the same days.
+    let now = state.deps.clock.now();
+    let when = match &asked.job {
+        Some(job) if job.status == JobStatus::Pending && job.run_at > now => format!(
+            " Its next try is at {} UTC.",
+            job.run_at.format("%Y-%m-%d %H:%M")
+        ),
+        _ => String::new(),
+    };
     flash(
         &session,
-        "Sync queued: Amazon's figures of the last 60 days are being read and the orders updated. Reload in a moment.",
+        format!(
+            "Nothing new queued: a sync is already queued or running.{when} Reload in a moment."
+        ),
     );
     Ok(to_setup(&store))
 }
@@ -102,5 +120,32 @@ pub async fn retry_dead_letters(
 ) -> Result<HttpResponse, PageError> {
     let n = push::retry_dead_letters(&state.deps.db, Some(&store), state.deps.clock.now()).await?;
     flash(&session, format!("{n} refused push(es) queued again."));
+    Ok(to_setup(&store))
+}
+
+/// `POST /app/stores/{id}/held/apply`: the merchant accepts Amazon's reading for every held
+/// decrease; each becomes a new version of its order and is pushed.
+pub async fn apply_held(
+    StoreForm { store, session, .. }: StoreForm<CsrfForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let n = orders::apply_held(&state.deps.db, &store, state.deps.clock.now()).await?;
+    flash(
+        &session,
+        format!("{n} held decrease(s) applied; the orders are being updated in your program."),
+    );
+    Ok(to_setup(&store))
+}
+
+/// `POST /app/stores/{id}/held/discard`: the merchant keeps the orders as they are.
+pub async fn discard_held(
+    StoreForm { store, session, .. }: StoreForm<CsrfForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let n = orders::discard_held(&state.deps.db, &store, state.deps.clock.now()).await?;
+    flash(
+        &session,
+        format!("{n} held decrease(s) discarded; the orders stay as they are."),
+    );
     Ok(to_setup(&store))
 }

@@ -7,6 +7,7 @@ pub use crate::domain::affiliate::Affiliate;
 use crate::domain::{
     commission::DefaultCommission,
     currency::Currency,
+    hosts::HostPolicy,
     ids::{AffiliateId, StoreId},
 };
 
@@ -135,8 +136,9 @@ struct CommissionData {
     default_commission: DefaultCommission,
 }
 
-/// The event's type as sent, and the event.
-pub fn parse(body: &[u8]) -> Result<(String, Event), MalformedPayload> {
+/// The event's type as sent, and the event. An install's `program.api_url` must pass `hosts`
+/// (DESIGN §7): what can be decided without DNS is decided here, before anything is stored.
+pub fn parse(body: &[u8], hosts: &HostPolicy) -> Result<(String, Event), MalformedPayload> {
     let envelope: Envelope = serde_json::from_slice(body)
         .map_err(|e| MalformedPayload(format!("body is not a webhook event: {e}")))?;
     let data = envelope.data;
@@ -146,7 +148,8 @@ pub fn parse(body: &[u8]) -> Result<(String, Event), MalformedPayload> {
         "app.installed" => {
             let d: InstalledData = serde_json::from_value(data).map_err(bad)?;
             Event::Installed(
-                installed(d).map_err(|m| MalformedPayload(format!("{event_type} payload: {m}")))?,
+                installed(d, hosts)
+                    .map_err(|m| MalformedPayload(format!("{event_type} payload: {m}")))?,
             )
         }
         "app.uninstalled" => {
@@ -189,7 +192,7 @@ pub fn parse(body: &[u8]) -> Result<(String, Event), MalformedPayload> {
     Ok((event_type, event))
 }
 
-fn installed(d: InstalledData) -> Result<Installed, String> {
+fn installed(d: InstalledData, hosts: &HostPolicy) -> Result<Installed, String> {
     use secrecy::ExposeSecret;
     let currency = Currency::parse(&d.store.currency).map_err(|e| e.to_string())?;
     if d.store.name.trim().is_empty() {
@@ -202,12 +205,11 @@ fn installed(d: InstalledData) -> Result<Installed, String> {
         None | Some("") => None,
         Some(raw) => {
             let url = Url::parse(raw).map_err(|e| format!("program.api_url: {e}"))?;
-            // The program's token travels to this URL: TLS, except to this very machine
-            // (the sandbox, local doubles).
-            let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-            if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
-                return Err("program.api_url must be an https URL".into());
-            }
+            // The program's token travels to this URL: https to a public host, unless the
+            // operator allowed the host (the sandbox, local doubles, an internal program).
+            hosts
+                .check_url(&url)
+                .map_err(|e| format!("program.api_url: {e}"))?;
             Some(url)
         }
     };
@@ -233,6 +235,11 @@ fn installed(d: InstalledData) -> Result<Installed, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Events as the app reads them with no host allowed at private addresses.
+    fn parse(body: &[u8]) -> Result<(String, Event), MalformedPayload> {
+        super::parse(body, &HostPolicy::default())
+    }
 
     #[test]
     fn parses_every_known_event() {
@@ -260,18 +267,26 @@ mod tests {
 
     #[test]
     fn urls_that_would_leak_the_token_or_run_script_are_refused() {
-        let install = |store_url: &str, api_url: &str| {
+        let local = HostPolicy::allowing(["127.0.0.1"]);
+        let install_with = |hosts: &HostPolicy, store_url: &str, api_url: &str| {
             let body = format!(
                 r#"{{"type":"app.installed","data":{{"store":{{"id":"st_1","name":"A","url":"{store_url}","currency":"USD"}},
                 "program":{{"access_token":"t","api_url":"{api_url}","default_commission":{{"type":"flat","value":"1"}}}}}}}}"#
             );
-            parse(body.as_bytes()).map(|_| ())
+            super::parse(body.as_bytes(), hosts).map(|_| ())
+        };
+        let install = |store_url: &str, api_url: &str| {
+            install_with(&HostPolicy::default(), store_url, api_url)
         };
         assert!(install("https://a.example", "https://api.goaffpro.com/v1").is_ok());
         assert!(
-            install("https://a.example", "http://127.0.0.1:9000/v1").is_ok(),
-            "local doubles and the sandbox"
+            install_with(&local, "https://a.example", "http://127.0.0.1:9000/v1").is_ok(),
+            "local doubles and the sandbox, once allowed"
         );
+        let refused = install("https://a.example", "http://127.0.0.1:9000/v1").unwrap_err();
+        assert!(refused.to_string().contains("program.api_url"), "{refused}");
+        assert!(install("https://a.example", "https://[fd00::1]/").is_err());
+        assert!(install("https://a.example", "https://user:pw@api.example/").is_err());
         assert!(
             install("https://a.example", "http://api.goaffpro.com/v1").is_err(),
             "the token over plain http"

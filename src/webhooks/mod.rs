@@ -103,7 +103,7 @@ pub async fn process(
     state
         .verifier
         .verify_webhook(headers, body, now.timestamp())?;
-    let (event_type, event) = events::parse(body)?;
+    let (event_type, event) = events::parse(body, state.deps.program.hosts())?;
     let webhook_id = headers.id.expect("verified deliveries carry an id");
 
     let txn = state.deps.db.begin().await?;

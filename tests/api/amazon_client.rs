@@ -91,7 +91,8 @@ async fn throttling_with_or_without_retry_after_is_retried() {
             ResponseTemplate::new(429),
             ok_profiles(),
         ],
-        &[],
+        // A cap above the 1 s asked: the retry waits it out (beyond the cap it would give up).
+        &[("APP__AMAZON__RETRY_CAP_MS", "2000")],
     )
     .await;
     assert_eq!(

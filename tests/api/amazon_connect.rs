@@ -514,3 +514,65 @@ async fn an_uninstall_while_amazon_answers_the_callback_keeps_no_token() {
         "the session is not revived"
     );
 }
+
+#[tokio::test]
+async fn the_sweep_drops_abandoned_sign_in_attempts_and_keeps_live_ones() {
+    let w = world(1).await;
+    // st_1's merchant clicks "Connect Amazon" and walks away.
+    let abandoned = w.start_connect().await;
+    // Nine minutes later, st_2's merchant starts signing in.
+    w.app.clock.advance(Duration::minutes(9));
+    w.app
+        .send(&install_event_at("st_2", "gpat_prog", &w.program.api_url()))
+        .await;
+    let other = browser_client();
+    let res = other
+        .get(w.app.load_link("st_2", w.app.now()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let page = other
+        .get(w.app.url("/app/stores/st_2"))
+        .send()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page.text().await.unwrap()).unwrap();
+    let res = other
+        .get(
+            w.app
+                .url(&format!("/app/amazon/connect?region=NA&csrf={csrf}")),
+        )
+        .send()
+        .await
+        .unwrap();
+    let live = consent_query(&res);
+    w.app.assert_rows("oauth_states", 2).await;
+
+    // The background sweep, eleven minutes after the first attempt.
+    w.app.clock.advance(Duration::minutes(2));
+    let db = &w.app.state.deps.db;
+    attribution_bridge::store::stores::purge_expired(db, w.app.clock_now(), 30)
+        .await
+        .unwrap();
+    w.app
+        .assert_rows("oauth_states WHERE store_id = 'st_1'", 0)
+        .await;
+    w.app
+        .assert_rows("oauth_states WHERE store_id = 'st_2'", 1)
+        .await;
+    // The kept attempt still signs its merchant in; the swept one is explained, nothing stored.
+    let code = w.amazon.allow(&live["code_challenge"]);
+    let flash = w
+        .callback_in(&other, &[("code", &code), ("state", &live["state"])])
+        .await;
+    assert!(flash.contains("connected"), "{flash}");
+    let code = w.amazon.allow(&abandoned["code_challenge"]);
+    let flash = w
+        .callback(&[("code", &code), ("state", &abandoned["state"])])
+        .await;
+    assert!(flash.contains("Connect Amazon"), "{flash}");
+    w.app
+        .assert_rows("amazon_connections WHERE store_id = 'st_1'", 0)
+        .await;
+}

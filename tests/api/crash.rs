@@ -182,6 +182,7 @@ async fn a_worker_whose_lease_expired_cannot_finish_the_job_it_lost() {
         &first,
         &jobs::Finish::Dead {
             error: "late".into(),
+            free_key: false,
         },
         w.app.clock_now(),
     )

@@ -519,7 +519,8 @@ impl Respond for Orders {
         if let Some((answer, false)) = &fault {
             return answer.clone();
         }
-        // Amounts must be JSON numbers with at most two decimals (USD); kept as the exact text sent.
+        // Amounts must be JSON numbers with at most the currency's decimals (ISO 4217: JPY 0,
+        // KWD 3, most 2); kept as the exact text sent.
         let text = String::from_utf8_lossy(&req.body).to_string();
         let mut body: Value = match serde_json::from_str(&text) {
             Ok(b) => b,
@@ -527,10 +528,23 @@ impl Respond for Orders {
                 return ResponseTemplate::new(400).set_body_json(json!({"error": "bad json"}));
             }
         };
+        let currency = body["currency"].as_str().map(str::to_owned).or_else(|| {
+            let url = req.url.path().rsplit('/').next().unwrap_or("").to_owned();
+            orders
+                .iter()
+                .find(|o| o.id.to_string() == url)
+                .and_then(|o| o.body["currency"].as_str().map(str::to_owned))
+        });
+        let decimals = match currency.as_deref() {
+            Some("JPY") => 0,
+            Some("KWD") => 3,
+            _ => 2,
+        };
         for k in ["total", "subtotal", "commission"] {
             if body.get(k).is_some() {
                 let raw = raw_number(&text, k).unwrap_or_default();
-                let ok = body[k].is_number() && raw.split('.').nth(1).is_none_or(|d| d.len() <= 2);
+                let ok = body[k].is_number()
+                    && raw.split('.').nth(1).is_none_or(|d| d.len() <= decimals);
                 if !ok {
                     return ResponseTemplate::new(400)
                         .set_body_json(json!({"error": format!("bad {k}")}));

@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use attribution_bridge::{
     Application,
+    clients::resolve::StaticLookup,
     config::Settings,
     domain::{clock::ManualClock, ids::StoreId},
     jobs::worker,
@@ -119,6 +120,11 @@ pub fn test_env(db: &TestDb, secret: &str, key: &str) -> Vec<(String, String)> {
         ("APP__PLATFORM__WEBHOOK_SECRETS".into(), secret.into()),
         ("APP__WORKERS__ENABLED".into(), "false".into()),
         ("APP__SANDBOX__ENABLED".into(), "false".into()),
+        // The doubles listen on loopback, which program calls may reach only when allowed.
+        (
+            "APP__PROGRAM__ALLOWED_PRIVATE_HOSTS".into(),
+            "127.0.0.1".into(),
+        ),
     ]
 }
 
@@ -127,6 +133,15 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Vec<(String, String)>)) -> TestApp {
+    spawn_app_resolving(tweak, StaticLookup::default()).await
+}
+
+/// As `spawn_app_with`, with the program's host names resolved by `lookup` alone: no test asks
+/// a real resolver (a name `lookup` does not know does not resolve).
+pub async fn spawn_app_resolving(
+    tweak: impl FnOnce(&mut Vec<(String, String)>),
+    lookup: StaticLookup,
+) -> TestApp {
     let db = TestDb::new().await;
     let secret = random_secret();
     let mut key = [0u8; 32];
@@ -140,7 +155,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Vec<(String, String)>)) -> T
         attribution_bridge::telemetry::init(&settings.log);
     }
     let clock = Arc::new(ManualClock::new(start_time()));
-    let app = Application::build_with_clock(settings, clock.clone())
+    let app = Application::build_with(settings, clock.clone(), Arc::new(lookup))
         .await
         .expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());

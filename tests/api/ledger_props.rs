@@ -1,8 +1,9 @@
 //! Property: applying the same report twice changes nothing the second time, whatever it holds.
 use attribution_bridge::{
-    clients::amazon::report::Figures, clients::amazon::report::Rows, db,
-    domain::commission::DefaultCommission, domain::figures::Basis, domain::ids::StoreId,
-    flows::sync::ledger, flows::sync::ledger::Context,
+    clients::amazon::report::Figures, clients::amazon::report::Reading,
+    clients::amazon::report::Rows, db, domain::commission::DefaultCommission,
+    domain::currency::Currency, domain::figures::Basis, domain::ids::StoreId, flows::sync::ledger,
+    flows::sync::ledger::Context,
 };
 use chrono::{NaiveDate, TimeZone, Utc};
 use proptest::prelude::*;
@@ -63,14 +64,16 @@ proptest! {
                 let day = today - chrono::Duration::days(i64::from(*age));
                 let f = Figures { clicks: *clicks, purchases: *purchases, units: *purchases, sales_minor: *cents,
                     total_purchases: *purchases, total_units: *purchases, total_sales_minor: *cents + 100, ..Default::default() };
-                rows.insert(("ab_st_p".to_owned(), format!("a{aff}"), day), f);
+                rows.insert(("ab_st_p".to_owned(), format!("a{aff}"), day), Reading::Complete(f));
             }
             let store = StoreId::parse("st_p").unwrap();
             let ctx = Context {
                 store: &store,
                 campaign_id: "ab_st_p",
-                currency: "USD",
-                exponent: 2,
+                currency: Currency::parse("USD").unwrap(),
+                program_currency: Currency::parse("USD").unwrap(),
+                confirm_absence: chrono::Duration::hours(12),
+                hold_share: rust_decimal::Decimal::ONE,
                 commission: DefaultCommission::from_columns("percentage", &pct.to_string()).unwrap(),
                 basis: if total { Basis::Total } else { Basis::Promoted },
                 today,

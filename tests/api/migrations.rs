@@ -35,7 +35,18 @@ async fn migrations_round_trip_up_down_up() {
     }
     assert!(manager.has_column("stores", "campaign_id").await.unwrap());
     assert!(manager.has_column("stores", "sales_basis").await.unwrap());
+    assert!(manager.has_column("orders", "hold_state").await.unwrap());
+    assert!(
+        manager
+            .has_column("daily_figures", "absent_since")
+            .await
+            .unwrap()
+    );
     // One step down removes the last migration only.
+    Migrator::down(&db, Some(1)).await.unwrap();
+    assert!(manager.has_table("orders").await.unwrap());
+    assert!(!manager.has_column("orders", "hold_state").await.unwrap());
+    assert!(!manager.has_column("sync_runs", "incomplete").await.unwrap());
     Migrator::down(&db, Some(1)).await.unwrap();
     assert!(manager.has_table("links").await.unwrap());
     assert!(!manager.has_table("orders").await.unwrap());

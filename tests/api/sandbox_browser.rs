@@ -139,10 +139,17 @@ async fn a_newcomer_installs_a_demo_store_connects_amazon_and_sees_the_links() {
 
     // The sandbox restates a day (returns); the next sync updates that day's orders, once.
     let day = *days.iter().rev().nth(5).unwrap();
+    // The control room's form, with the token its page carries (bound to this client's cookie).
+    let csrf =
+        csrf_of(&app.page("/sandbox").await).expect("the control room's forms carry a token");
     let res = app
         .client
         .post(app.url("/sandbox/amazon/restate"))
-        .form(&[("date", day.to_string()), ("direction", "down".into())])
+        .form(&[
+            ("date", day.to_string()),
+            ("direction", "down".into()),
+            ("csrf", csrf),
+        ])
         .send()
         .await
         .unwrap();

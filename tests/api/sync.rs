@@ -240,8 +240,8 @@ async fn program_throttling_and_failures_are_retried_on_schedule() {
     ]);
     w.sync_now().await;
     assert_eq!(w.orders.count(), 0);
-    // 429: at least the 60 s floor, whatever Retry-After said.
-    w.app.clock.advance(Duration::seconds(59));
+    // 429 with `Retry-After: 7`: the program's word, not the 60 s floor.
+    w.app.clock.advance(Duration::seconds(6));
     assert_eq!(w.app.run_due_jobs().await, 0);
     w.app.clock.advance(Duration::seconds(2));
     assert_eq!(w.app.run_due_jobs().await, 1);

@@ -1,8 +1,9 @@
 //! One world for the flows that need Amazon and the program: store st_1 installed against doubles
 //! of both, opened by its merchant and, when asked, connected to Amazon with a report to read.
-use std::collections::HashMap;
+use std::{collections::HashMap, net::IpAddr};
 
 use attribution_bridge::{
+    clients::resolve::StaticLookup,
     flows::{
         scheduler,
         sync::{self, SyncOutcome},
@@ -29,15 +30,19 @@ pub struct WorldBuilder {
     page_size: usize,
     rows: Vec<Value>,
     settings: Vec<(String, String)>,
+    /// The program's API named by scheme and host name, and the address the app resolves it to.
+    program_at: Option<(String, String, IpAddr)>,
 }
 
-/// A world whose program has `affiliates` affiliates and whose Amazon report is empty.
+/// A world whose program has `affiliates` affiliates and whose Amazon report is empty. Decreases
+/// are never held here (`sync.hold_decrease_share` = 1) unless a test sets the share itself.
 pub fn store_with(affiliates: usize) -> WorldBuilder {
     WorldBuilder {
         affiliates,
         page_size: 0,
         rows: vec![],
-        settings: vec![],
+        settings: vec![("APP__SYNC__HOLD_DECREASE_SHARE".into(), "1".into())],
+        program_at: None,
     }
 }
 
@@ -60,6 +65,13 @@ impl WorldBuilder {
         self
     }
 
+    /// The install names the program `{scheme}://{host}:{port}/v1` (the double's port), and the
+    /// app's name lookup answers `ip` for `host`. The double itself listens on 127.0.0.1.
+    pub fn program_at(mut self, scheme: &str, host: &str, ip: IpAddr) -> Self {
+        self.program_at = Some((scheme.to_owned(), host.to_owned(), ip));
+        self
+    }
+
     /// The store installed and opened from its load link; Amazon not connected.
     pub async fn opened(self) -> World {
         let (amazon, report) = AmazonDouble::with_report(self.page_size).await;
@@ -67,8 +79,15 @@ impl WorldBuilder {
         *report.rows.lock().unwrap() = self.rows;
         let mut env = amazon.env();
         env.extend(self.settings);
-        let app = spawn_app_with(move |e| e.extend(env)).await;
-        app.send(&install_event_at("st_1", "gpat_prog", &program.api_url()))
+        let (lookup, api_url) = match &self.program_at {
+            Some((scheme, host, ip)) => (
+                StaticLookup::default().with(host, *ip),
+                format!("{scheme}://{host}:{}/v1", program.server.address().port()),
+            ),
+            None => (StaticLookup::default(), program.api_url()),
+        };
+        let app = spawn_app_resolving(move |e| e.extend(env), lookup).await;
+        app.send(&install_event_at("st_1", "gpat_prog", &api_url))
             .await;
         assert_eq!(app.open_store("st_1").await.status(), 303);
         World {

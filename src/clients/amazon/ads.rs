@@ -1,6 +1,8 @@
 //! The Amazon Ads API calls the app makes. 429 and 5xx are retried with backoff within the
-//! policy's bound; every other answer becomes a typed error. Tokens never reach a log line.
-use std::time::Duration;
+//! policy's bound; a 429 pauses every call of the same profile (or, unscoped, the same token) to
+//! the host for its `Retry-After`; every other answer becomes a typed error. Tokens never reach a
+//! log line.
+use std::time::{Duration, SystemTime};
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -9,7 +11,7 @@ use url::Url;
 
 use crate::clients::{
     amazon::{AmazonApp, wire},
-    http::{Retry, retry_after},
+    http::{self, Caller, Retry, retry_after},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -73,29 +75,36 @@ impl<'a> AdsClient<'a> {
         url
     }
 
-    /// Sends with retries; returns the body of a 2xx answer.
-    async fn send(&self, build: impl Fn() -> RequestBuilder) -> Result<Value, AmazonError> {
-        let policy = self.app.retry;
-        let mut attempt = 1;
-        loop {
-            let outcome = match build().send().await {
-                Err(e) => Err(AmazonError::Transport(e)),
-                Ok(res) => classify(res).await,
-            };
-            match outcome {
-                Err(e) if e.is_transient() && attempt < policy.attempts => {
-                    let hint = match &e {
-                        AmazonError::Throttled { retry_after } => *retry_after,
-                        _ => None,
-                    };
-                    let wait = policy.delay(attempt, hint, &mut rand::rng());
-                    tracing::warn!(error = %e, attempt, wait_ms = wait.as_millis() as u64, "Amazon call failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
+    /// Whose calls a 429 pauses: the profile's, or the token's when the call names no profile.
+    fn caller(&self, token: &SecretString, scope: Option<&str>) -> Caller {
+        match scope {
+            Some(profile) => Caller::new(&self.base, &format!("amazon-profile:{profile}")),
+            None => Caller::new(&self.base, &format!("token:{}", token.expose_secret())),
         }
+    }
+
+    /// Sends with retries (after the caller's pause); returns the body of a 2xx answer.
+    async fn send(
+        &self,
+        caller: Caller,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Value, AmazonError> {
+        http::call(
+            self.app.retry,
+            &self.app.pauses,
+            &caller,
+            AmazonError::retry,
+            || {
+                let request = build();
+                async move {
+                    match request.send().await {
+                        Err(e) => Err(AmazonError::Transport(e)),
+                        Ok(res) => classify(res).await,
+                    }
+                }
+            },
+        )
+        .await
     }
 
     fn request(
@@ -120,7 +129,9 @@ impl<'a> AdsClient<'a> {
 
     pub async fn profiles(&self, token: &SecretString) -> Result<Vec<wire::Profile>, AmazonError> {
         let body = self
-            .send(|| self.request(Method::GET, "/v2/profiles", token, None))
+            .send(self.caller(token, None), || {
+                self.request(Method::GET, "/v2/profiles", token, None)
+            })
             .await?;
         serde_json::from_value(body).map_err(|e| AmazonError::Decode(format!("profiles: {e}")))
     }
@@ -131,7 +142,7 @@ impl<'a> AdsClient<'a> {
         profile_id: &str,
     ) -> Result<Vec<wire::Advertiser>, AmazonError> {
         let body = self
-            .send(|| {
+            .send(self.caller(token, Some(profile_id)), || {
                 self.request(
                     Method::GET,
                     "/attribution/advertisers",
@@ -149,7 +160,7 @@ impl<'a> AdsClient<'a> {
         profile_id: &str,
     ) -> Result<Vec<wire::Publisher>, AmazonError> {
         let body = self
-            .send(|| {
+            .send(self.caller(token, Some(profile_id)), || {
                 self.request(
                     Method::GET,
                     "/attribution/publishers",
@@ -171,7 +182,7 @@ impl<'a> AdsClient<'a> {
         publisher_id: &str,
     ) -> Result<String, AmazonError> {
         let body = self
-            .send(|| {
+            .send(self.caller(token, Some(profile_id)), || {
                 self.request(
                     Method::GET,
                     "/attribution/tags/nonMacroTemplateTag",
@@ -198,7 +209,7 @@ impl<'a> AdsClient<'a> {
         profile_id: &str,
         body: &Value,
     ) -> Result<Value, AmazonError> {
-        self.send(|| {
+        self.send(self.caller(token, Some(profile_id)), || {
             self.request(Method::POST, "/attribution/report", token, Some(profile_id))
                 .json(body)
         })
@@ -208,7 +219,7 @@ impl<'a> AdsClient<'a> {
 
 async fn classify(res: reqwest::Response) -> Result<Value, AmazonError> {
     let status = res.status();
-    let after = retry_after(res.headers());
+    let after = retry_after(res.headers(), SystemTime::now());
     let text = res.text().await.map_err(AmazonError::Transport)?;
     if status.is_success() {
         return serde_json::from_str(&text).map_err(|e| AmazonError::Decode(e.to_string()));

@@ -1,12 +1,21 @@
 //! Login with Amazon: the consent URL (with `state` and PKCE S256) and the token endpoint, both
-//! grants, with every documented error as its own variant.
+//! grants, with every documented error as its own variant. A 429 pauses this app's calls to the
+//! token host for its `Retry-After`, as the Ads API's do.
+use std::{
+    fmt,
+    time::{Duration, SystemTime},
+};
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::clients::amazon::AmazonApp;
+use crate::clients::{
+    amazon::AmazonApp,
+    http::{self, Caller, Retry, retry_after},
+};
 
 pub const SCOPE: &str = "advertising::campaign_management";
 
@@ -109,37 +118,74 @@ pub async fn refresh(
     post(app, token_url, &form).await
 }
 
-async fn post(app: &AmazonApp, token_url: &Url, form: &[(&str, &str)]) -> Result<Grant, LwaError> {
-    let mut attempt = 1;
-    loop {
-        match post_once(app, token_url, form).await {
-            Err(e) if e.is_transient() && attempt < app.retry.attempts => {
-                let wait = app.retry.delay(attempt, None, &mut rand::rng());
-                tracing::warn!(error = %e, attempt, "token endpoint failed; retrying");
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-            }
-            other => return other,
+/// A failed token call, and the `Retry-After` of its answer.
+struct Failed {
+    error: LwaError,
+    retry_after: Option<Duration>,
+}
+
+impl Failed {
+    fn retry(&self) -> Retry {
+        match &self.error {
+            LwaError::Other { status: 429, .. } => Retry::Throttled(self.retry_after),
+            LwaError::Other { status, .. } if *status >= 500 => Retry::Later {
+                status: Some(*status),
+                overloaded: false,
+            },
+            LwaError::Transport(e) => Retry::transport(e),
+            _ => Retry::Never { status: None },
         }
     }
+}
+
+impl fmt::Display for Failed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+async fn post(app: &AmazonApp, token_url: &Url, form: &[(&str, &str)]) -> Result<Grant, LwaError> {
+    // Throttling at Login with Amazon is the app's: its client id is the credential.
+    let caller = Caller::new(token_url, &format!("lwa-client:{}", app.client_id));
+    http::call(app.retry, &app.pauses, &caller, Failed::retry, || {
+        post_once(app, token_url, form)
+    })
+    .await
+    .map_err(|failed| failed.error)
 }
 
 async fn post_once(
     app: &AmazonApp,
     token_url: &Url,
     form: &[(&str, &str)],
-) -> Result<Grant, LwaError> {
+) -> Result<Grant, Failed> {
+    let failed = |error| Failed {
+        error,
+        retry_after: None,
+    };
     let res = app
         .http
         .post(token_url.clone())
         .form(form)
         .send()
         .await
-        .map_err(LwaError::Transport)?;
+        .map_err(|e| failed(LwaError::Transport(e)))?;
     let status = res.status();
-    let text = res.text().await.map_err(LwaError::Transport)?;
+    let after = retry_after(res.headers(), SystemTime::now());
+    let text = res
+        .text()
+        .await
+        .map_err(|e| failed(LwaError::Transport(e)))?;
+    read(status, &text).map_err(|error| Failed {
+        error,
+        retry_after: after,
+    })
+}
+
+/// The token endpoint's answer: a grant, or its documented error.
+fn read(status: reqwest::StatusCode, text: &str) -> Result<Grant, LwaError> {
     if status.is_success() {
-        let raw: RawGrant = serde_json::from_str(&text).map_err(|e| LwaError::Other {
+        let raw: RawGrant = serde_json::from_str(text).map_err(|e| LwaError::Other {
             status: status.as_u16(),
             detail: format!("unreadable token answer: {e}"),
         })?;
@@ -154,7 +200,7 @@ async fn post_once(
             expires_in,
         });
     }
-    let err: RawError = serde_json::from_str(&text).unwrap_or(RawError {
+    let err: RawError = serde_json::from_str(text).unwrap_or(RawError {
         error: String::new(),
         error_description: text.chars().take(300).collect(),
     });

@@ -12,7 +12,7 @@ use url::Url;
 
 pub use crate::domain::region::Region;
 use crate::{
-    clients::http::{self, RetryPolicy},
+    clients::http::{self, Pauses, RetryPolicy},
     config::AmazonSettings,
 };
 
@@ -65,6 +65,8 @@ pub struct AmazonApp {
     pub redirect_uri: Url,
     pub http: reqwest::Client,
     pub retry: RetryPolicy,
+    /// The pauses 429s put on this instance's calls to Amazon (per host and profile or token).
+    pub pauses: Pauses,
     authorize: Option<Url>,
     token: Option<Url>,
     api: Option<Url>,
@@ -112,6 +114,7 @@ impl AmazonApp {
             redirect_uri,
             http,
             retry,
+            pauses: Pauses::default(),
             authorize: pick(&a.authorize_url, fallback.as_ref().map(|f| &f.authorize)),
             token: pick(&a.token_url, fallback.as_ref().map(|f| &f.token)),
             api: pick(&a.api_url, fallback.as_ref().map(|f| &f.api)),

@@ -6,15 +6,35 @@ use chrono::NaiveDate;
 use serde_json::{Value, json};
 
 pub use crate::domain::figures::Figures;
-use crate::domain::money::{MoneyError, to_count, to_minor};
+use crate::domain::money::{to_count, to_minor};
 
 pub const METRICS: &str = "Click-throughs,attributedDetailPageViewsClicks14d,attributedAddToCartClicks14d,attributedPurchases14d,unitsSold14d,attributedSales14d,attributedTotalPurchases14d,totalUnitsSold14d,totalAttributedSales14d,brb_bonus_amount";
 pub const PAGE_SIZE: u32 = 5000;
 /// A stop for a cursor that never ends (5,000 × 1,000 rows is far beyond 60 days of any store).
 pub const MAX_PAGES: usize = 1000;
 
-/// Rows keyed by (campaign id, ad group id or "" for null, day).
-pub type Rows = BTreeMap<(String, String, NaiveDate), Figures>;
+/// What one row of the report says: its figures, or that they are incomplete (a money or
+/// purchase metric absent, null, `""` or not a number). Incomplete is never read as zero
+/// (DESIGN §4.3, §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reading {
+    Complete(Figures),
+    Incomplete,
+}
+
+impl Reading {
+    /// Two rows of one key (Amazon may split one): their sum, incomplete if either is.
+    fn add(&mut self, other: Reading) {
+        match (&mut *self, other) {
+            (Reading::Complete(a), Reading::Complete(b)) => a.add(&b),
+            _ => *self = Reading::Incomplete,
+        }
+    }
+}
+
+/// Rows keyed by (campaign id, ad group id or "" for null, day). Money is in minor units of the
+/// profile's currency, the currency every amount of a report is in.
+pub type Rows = BTreeMap<(String, String, NaiveDate), Reading>;
 
 pub fn request_body(
     advertiser_id: &str,
@@ -60,7 +80,65 @@ fn text(v: Option<&Value>) -> Option<String> {
     }
 }
 
-/// Adds a page's rows to `rows` (the same key twice is summed).
+/// A metric's text: `None` when absent, null or `""`; `Err` when it is there but no number.
+fn metric(row: &Value, key: &str) -> Result<Option<String>, ()> {
+    match row.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(()),
+    }
+}
+
+/// The metrics a commission is computed from: each must be there and numeric.
+const REQUIRED: [&str; 4] = [
+    "attributedSales14d",
+    "totalAttributedSales14d",
+    "attributedPurchases14d",
+    "attributedTotalPurchases14d",
+];
+
+/// A row's figures, or `None` when it is incomplete. Traffic metrics and the Brand Referral
+/// Bonus may be missing (Amazon omits `brb_bonus_amount` for non-BRB advertisers): they count
+/// as zero; but none may be there and not a number.
+fn figures(row: &Value, exponent: u32) -> Option<Figures> {
+    let mut values = std::collections::HashMap::new();
+    for key in [
+        "Click-throughs",
+        "attributedDetailPageViewsClicks14d",
+        "attributedAddToCartClicks14d",
+        "unitsSold14d",
+        "totalUnitsSold14d",
+        "brb_bonus_amount",
+    ]
+    .into_iter()
+    .chain(REQUIRED)
+    {
+        let text = metric(row, key).ok()?;
+        if text.is_none() && REQUIRED.contains(&key) {
+            return None;
+        }
+        values.insert(key, text.unwrap_or_default());
+    }
+    let count = |k: &str| to_count(&values[k]).ok();
+    let money = |k: &str| to_minor(&values[k], exponent).ok();
+    Some(Figures {
+        clicks: count("Click-throughs")?,
+        detail_page_views: count("attributedDetailPageViewsClicks14d")?,
+        add_to_carts: count("attributedAddToCartClicks14d")?,
+        purchases: count("attributedPurchases14d")?,
+        units: count("unitsSold14d")?,
+        sales_minor: money("attributedSales14d")?,
+        total_purchases: count("attributedTotalPurchases14d")?,
+        total_units: count("totalUnitsSold14d")?,
+        total_sales_minor: money("totalAttributedSales14d")?,
+        brb_minor: money("brb_bonus_amount")?,
+    })
+}
+
+/// Adds a page's rows to `rows` (the same key twice is summed). A page that is not a report, or
+/// a row without a readable date, is an error: it must not read as "no sales".
 pub fn read_page(page: &Value, exponent: u32, rows: &mut Rows) -> Result<usize, BadRow> {
     let list = page
         .get("reports")
@@ -89,31 +167,13 @@ pub fn read_page(page: &Value, exponent: u32, rows: &mut Rows) -> Result<usize, 
             .map_err(|_| bad(format!("date {date:?}")))?;
         let campaign = text(row.get("campaignId")).unwrap_or_default();
         let ad_group = text(row.get("adGroupId")).unwrap_or_default();
-        let count = |k: &str| -> Result<i64, BadRow> {
-            text(row.get(k))
-                .map_or(Ok(0), |t| to_count(&t))
-                .map_err(|e: MoneyError| bad(format!("{k}: {e}")))
-        };
-        let money = |k: &str| -> Result<i64, BadRow> {
-            text(row.get(k))
-                .map_or(Ok(0), |t| to_minor(&t, exponent))
-                .map_err(|e| bad(format!("{k}: {e}")))
-        };
-        let figures = Figures {
-            clicks: count("Click-throughs")?,
-            detail_page_views: count("attributedDetailPageViewsClicks14d")?,
-            add_to_carts: count("attributedAddToCartClicks14d")?,
-            purchases: count("attributedPurchases14d")?,
-            units: count("unitsSold14d")?,
-            sales_minor: money("attributedSales14d")?,
-            total_purchases: count("attributedTotalPurchases14d")?,
-            total_units: count("totalUnitsSold14d")?,
-            total_sales_minor: money("totalAttributedSales14d")?,
-            brb_minor: money("brb_bonus_amount")?,
-        };
-        rows.entry((campaign, ad_group, day))
-            .or_default()
-            .add(&figures);
+        let reading = figures(row, exponent).map_or(Reading::Incomplete, Reading::Complete);
+        match rows.entry((campaign, ad_group, day)) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(reading);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().add(reading),
+        }
     }
     Ok(list.len())
 }
@@ -132,21 +192,28 @@ mod tests {
              "totalUnitsSold14d": "4", "unitsSold14d": "4", "Click-throughs": "30", "publisher": "Google Ads",
              "attributedSales14d": "191.95999999999998", "totalAttributedSales14d": "191.95999999999998"},
             {"date": "20220830", "campaignId": 16719043411i64, "adGroupId": null, "Click-throughs": 12,
-             "attributedSales14d": 20.5, "attributedPurchases14d": 1}
+             "attributedSales14d": 20.5, "attributedPurchases14d": 1, "totalAttributedSales14d": 20.5,
+             "attributedTotalPurchases14d": 1}
         ], "cursorId": null, "size": 2});
         let mut rows = Rows::new();
         assert_eq!(read_page(&page, 2, &mut rows).unwrap(), 2);
         let day = NaiveDate::from_ymd_opt(2022, 8, 29).unwrap();
-        let f = &rows[&("16719043411".to_owned(), "135021988277".to_owned(), day)];
+        let Reading::Complete(f) =
+            &rows[&("16719043411".to_owned(), "135021988277".to_owned(), day)]
+        else {
+            panic!("complete")
+        };
         assert_eq!(
             (f.clicks, f.purchases, f.units, f.sales_minor, f.brb_minor),
             (30, 3, 4, 19196, 1428)
         );
-        let null_group = &rows[&(
+        let Reading::Complete(null_group) = &rows[&(
             "16719043411".to_owned(),
             String::new(),
             day.succ_opt().unwrap(),
-        )];
+        )] else {
+            panic!("complete")
+        };
         assert_eq!((null_group.clicks, null_group.sales_minor), (12, 2050));
         assert_eq!(next_cursor(&page), None);
     }
@@ -182,10 +249,78 @@ mod tests {
     }
 
     #[test]
-    fn a_malformed_row_is_an_error_not_a_zero() {
-        let page = json!({"reports": [{"date": "20220829", "attributedSales14d": "lots"}]});
-        assert!(read_page(&page, 2, &mut Rows::new()).is_err());
+    fn a_row_without_a_readable_date_is_an_error() {
         let page = json!({"reports": [{"date": "yesterday"}]});
         assert!(read_page(&page, 2, &mut Rows::new()).is_err());
+    }
+
+    fn complete_row() -> Value {
+        json!({"date": "20261101", "campaignId": "ab_st_1", "adGroupId": "a1", "Click-throughs": "30",
+               "attributedPurchases14d": "2", "attributedSales14d": "50.00",
+               "attributedTotalPurchases14d": "2", "totalAttributedSales14d": "50.00",
+               "unitsSold14d": "2", "totalUnitsSold14d": "2"})
+    }
+
+    fn read_one(row: Value) -> Reading {
+        let mut rows = Rows::new();
+        read_page(&json!({"reports": [row]}), 2, &mut rows).unwrap();
+        rows.into_values().next().unwrap()
+    }
+
+    #[test]
+    fn a_money_or_purchase_metric_that_is_not_there_makes_the_row_incomplete_never_zero() {
+        assert!(matches!(read_one(complete_row()), Reading::Complete(_)));
+        for key in REQUIRED {
+            for missing in [
+                json!(null),
+                json!(""),
+                json!("  "),
+                json!("lots"),
+                json!(true),
+                json!({}),
+            ] {
+                let mut row = complete_row();
+                row[key] = missing.clone();
+                assert_eq!(read_one(row), Reading::Incomplete, "{key} = {missing}");
+            }
+            let mut row = complete_row();
+            row.as_object_mut().unwrap().remove(key);
+            assert_eq!(read_one(row), Reading::Incomplete, "{key} absent");
+        }
+    }
+
+    #[test]
+    fn traffic_and_the_bonus_may_be_missing_but_not_garbage() {
+        let mut row = complete_row();
+        for key in ["Click-throughs", "unitsSold14d", "brb_bonus_amount"] {
+            row[key] = json!(null);
+        }
+        let Reading::Complete(f) = read_one(row) else {
+            panic!("complete")
+        };
+        assert_eq!((f.clicks, f.sales_minor, f.brb_minor), (0, 5000, 0));
+        let mut row = complete_row();
+        row["brb_bonus_amount"] = json!("n/a");
+        assert_eq!(read_one(row), Reading::Incomplete);
+    }
+
+    #[test]
+    fn numbers_and_numeric_strings_read_alike() {
+        let mut row = complete_row();
+        row["attributedSales14d"] = json!(50);
+        row["attributedPurchases14d"] = json!(2.0);
+        assert_eq!(read_one(row), read_one(complete_row()));
+    }
+
+    #[test]
+    fn an_incomplete_half_makes_a_split_row_incomplete() {
+        let mut rows = Rows::new();
+        let mut half = complete_row();
+        half["attributedSales14d"] = json!(null);
+        read_page(&json!({"reports": [complete_row(), half]}), 2, &mut rows).unwrap();
+        assert_eq!(
+            rows.into_values().collect::<Vec<_>>(),
+            vec![Reading::Incomplete]
+        );
     }
 }

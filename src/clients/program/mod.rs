@@ -1,6 +1,10 @@
 //! The affiliate program's admin API (GoAffPro-compatible, DESIGN §4.4): what the app reads and
-//! writes there. Every call carries the store's access token; none of it is logged.
-use std::time::Duration;
+//! writes there. Every call carries the store's access token; none of it is logged. A 429 pauses
+//! every call made with the same token to the same host for its `Retry-After`.
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
@@ -9,8 +13,12 @@ use serde_json::Value;
 use url::Url;
 
 use crate::{
-    clients::http::{self, Retry, RetryPolicy, retry_after},
+    clients::{
+        http::{self, Caller, Pauses, Retry, RetryPolicy, retry_after},
+        resolve::{self, GuardedResolver, SharedLookup, SystemLookup},
+    },
     config::ProgramSettings,
+    domain::hosts::{HostPolicy, HostRefused},
 };
 
 pub mod orders;
@@ -33,6 +41,11 @@ pub enum ProgramError {
     Transport(#[source] reqwest::Error),
     #[error("the program's answer was not understood: {0}")]
     Decode(String),
+    #[error("the program's API URL is not a URL: {0}")]
+    InvalidUrl(#[from] url::ParseError),
+    /// Refused before connecting (DESIGN §7): the same URL or name is refused the same way.
+    #[error("the program's API address is refused: {0}")]
+    Refused(#[from] HostRefused),
 }
 
 impl ProgramError {
@@ -53,7 +66,17 @@ impl ProgramError {
             Self::Rejected { status, .. } | Self::Unauthorized(status) => Retry::Never {
                 status: Some(*status),
             },
-            Self::Decode(_) => Retry::Never { status: None },
+            Self::Decode(_) | Self::InvalidUrl(_) | Self::Refused(_) => {
+                Retry::Never { status: None }
+            }
+        }
+    }
+
+    /// A failed send: the guard's refusal when that is what stopped it, else the network.
+    pub fn transport(e: reqwest::Error) -> Self {
+        match resolve::refusal(&e) {
+            Some(refused) => Self::Refused(refused),
+            None => Self::Transport(e),
         }
     }
 
@@ -63,43 +86,78 @@ impl ProgramError {
 }
 
 /// The program's admin API for every store: one HTTP client (`[program]` timeouts), the default
-/// base URL and the retry policy.
+/// base URL, the retry policy and the pauses 429s put on this instance's calls (per host and
+/// token). Its calls reach private addresses only at the hosts its policy allows (DESIGN §7).
 #[derive(Debug)]
 pub struct ProgramApp {
     http: reqwest::Client,
     default_api: Url,
     retry: RetryPolicy,
+    pauses: Pauses,
+    hosts: Arc<HostPolicy>,
 }
 
 impl ProgramApp {
+    /// With `program.allowed_private_hosts` and the system's resolver.
     pub fn from_settings(p: &ProgramSettings) -> anyhow::Result<Self> {
-        let (http, retry) = http::policy(p.http())?;
+        let hosts = HostPolicy::allowing(&p.allowed_private_hosts);
+        Self::guarded(p, hosts, Arc::new(SystemLookup))
+    }
+
+    /// With the hosts allowed at private addresses (`Settings::program_hosts`) and the lookup
+    /// names are resolved with (the system's; a fixed map in tests), through the guard.
+    pub fn guarded(
+        p: &ProgramSettings,
+        hosts: HostPolicy,
+        lookup: SharedLookup,
+    ) -> anyhow::Result<Self> {
+        let hosts = Arc::new(hosts);
+        let resolver = GuardedResolver::new(lookup, hosts.clone());
+        let http = http::builder(Duration::from_secs(p.request_timeout_secs))
+            .dns_resolver(Arc::new(resolver))
+            .build()?;
         Ok(Self {
             http,
             default_api: p.api_url.clone(),
-            retry,
+            retry: http::retry_policy(p.http()),
+            pauses: Pauses::default(),
+            hosts,
         })
     }
 
-    /// A client for one store's program: its own API URL (`None`: the default) and token.
+    /// The hosts allowed at private addresses, as installs are checked against them.
+    pub fn hosts(&self) -> &HostPolicy {
+        &self.hosts
+    }
+
+    /// A client for one store's program: its own API URL (`None`: the default) and token. A URL
+    /// the host policy refuses gets no client: IP literals never reach the guarded resolver.
     pub fn client(
         &self,
         api_url: Option<&str>,
         token: SecretString,
-    ) -> Result<ProgramClient<'_>, url::ParseError> {
+    ) -> Result<ProgramClient<'_>, ProgramError> {
         let base = match api_url {
             Some(url) => Url::parse(url)?,
             None => self.default_api.clone(),
         };
-        Ok(ProgramClient::new(&self.http, base, token, self.retry))
+        self.hosts.check_url(&base)?;
+        Ok(ProgramClient::new(
+            &self.http,
+            &self.pauses,
+            base,
+            token,
+            self.retry,
+        ))
     }
 
-    /// As [`ProgramApp::client`], trying each call once: a job's schedule does the retrying.
+    /// As [`ProgramApp::client`], trying each call once (after the caller's pause): a job's
+    /// schedule does the retrying.
     pub fn client_once(
         &self,
         api_url: Option<&str>,
         token: SecretString,
-    ) -> Result<ProgramClient<'_>, url::ParseError> {
+    ) -> Result<ProgramClient<'_>, ProgramError> {
         let mut client = self.client(api_url, token)?;
         client.retry.attempts = 1;
         Ok(client)
@@ -108,6 +166,9 @@ impl ProgramApp {
 
 pub struct ProgramClient<'a> {
     http: &'a reqwest::Client,
+    pauses: &'a Pauses,
+    /// This store's token at this host: whose calls a 429 pauses.
+    caller: Caller,
     base: Url,
     token: SecretString,
     retry: RetryPolicy,
@@ -128,12 +189,16 @@ pub struct RosterEntry {
 impl<'a> ProgramClient<'a> {
     pub fn new(
         http: &'a reqwest::Client,
+        pauses: &'a Pauses,
         base: Url,
         token: SecretString,
         retry: RetryPolicy,
     ) -> Self {
+        let caller = Caller::new(&base, &format!("token:{}", token.expose_secret()));
         Self {
             http,
+            pauses,
+            caller,
             base,
             token,
             retry,
@@ -147,34 +212,42 @@ impl<'a> ProgramClient<'a> {
         url
     }
 
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ProgramError> {
-        let mut attempt = 1;
-        loop {
-            let sent = self
-                .http
-                .get(self.url(path))
-                .header("x-goaffpro-access-token", self.token.expose_secret())
-                .header("accept", "application/json")
-                .query(query)
-                .send()
-                .await;
-            let outcome = match sent {
-                Err(e) => Err(ProgramError::Transport(e)),
-                Ok(res) => classify(res).await,
-            };
-            match outcome {
-                Err(e) if e.is_transient() && attempt < self.retry.attempts => {
-                    let hint = match &e {
-                        ProgramError::Throttled { retry_after } => *retry_after,
-                        _ => None,
-                    };
-                    let wait = self.retry.delay(attempt, hint, &mut rand::rng());
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
+    /// Sends after the caller's pause, tried up to `attempts` times in all; returns the body of a
+    /// 2xx answer.
+    pub(crate) async fn send(
+        &self,
+        attempts: u32,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Value, ProgramError> {
+        let policy = RetryPolicy {
+            attempts: attempts.min(self.retry.attempts),
+            ..self.retry
+        };
+        http::call(
+            policy,
+            self.pauses,
+            &self.caller,
+            ProgramError::retry,
+            || {
+                let request = build()
+                    .header("x-goaffpro-access-token", self.token.expose_secret())
+                    .header("accept", "application/json");
+                async move {
+                    match request.send().await {
+                        Err(e) => Err(ProgramError::transport(e)),
+                        Ok(res) => classify(res).await,
+                    }
                 }
-                other => return other,
-            }
-        }
+            },
+        )
+        .await
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ProgramError> {
+        self.send(self.retry.attempts, || {
+            self.http.get(self.url(path)).query(query)
+        })
+        .await
     }
 
     /// Every affiliate, page by page. Stops at a short page, and also when a full page brings no
@@ -221,7 +294,7 @@ impl<'a> ProgramClient<'a> {
 
 pub(crate) async fn classify(res: reqwest::Response) -> Result<Value, ProgramError> {
     let status = res.status();
-    let after = retry_after(res.headers());
+    let after = retry_after(res.headers(), SystemTime::now());
     let text = res.text().await.map_err(ProgramError::Transport)?;
     if status.is_success() {
         return serde_json::from_str(&text).map_err(|e| ProgramError::Decode(e.to_string()));

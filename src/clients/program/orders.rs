@@ -1,11 +1,10 @@
 //! Orders in the program: find by number, create, update (DESIGN §4.4). Amounts are sent as exact
 //! decimal text made from minor units, never through floating point.
-use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::{Value, value::RawValue};
 
 use crate::{
-    clients::program::{ProgramClient, ProgramError, classify},
+    clients::program::{ProgramClient, ProgramError},
     domain::money::{format_minor, to_minor},
 };
 
@@ -97,17 +96,9 @@ fn unwrap_order(body: Value) -> Value {
     }
 }
 
+/// Order calls are tried once, whatever the client's policy: a create whose outcome is unknown
+/// must be looked up before it is sent again (DESIGN §4.4), and the job's schedule retries.
 impl ProgramClient<'_> {
-    async fn send_once(&self, req: reqwest::RequestBuilder) -> Result<Value, ProgramError> {
-        let res = req
-            .header("x-goaffpro-access-token", self.token.expose_secret())
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(ProgramError::Transport)?;
-        classify(res).await
-    }
-
     /// The order with exactly this number, if the program has one.
     pub async fn find_order(
         &self,
@@ -115,10 +106,12 @@ impl ProgramClient<'_> {
         exponent: u32,
     ) -> Result<Option<RemoteOrder>, ProgramError> {
         let body = self
-            .send_once(self.http.get(self.url("/admin/orders")).query(&[
-                ("number", number),
-                ("fields", "id,number,total,commission,status"),
-            ]))
+            .send(1, || {
+                self.http.get(self.url("/admin/orders")).query(&[
+                    ("number", number),
+                    ("fields", "id,number,total,commission,status"),
+                ])
+            })
             .await?;
         let list = match body {
             Value::Object(mut map) => map.remove("orders").unwrap_or(Value::Array(vec![])),
@@ -138,18 +131,18 @@ impl ProgramClient<'_> {
         exponent: u32,
     ) -> Result<RemoteOrder, ProgramError> {
         let body = self
-            .send_once(self.http.post(self.url("/admin/orders")).json(order))
+            .send(1, || self.http.post(self.url("/admin/orders")).json(order))
             .await?;
         remote(&unwrap_order(body), exponent)
             .ok_or_else(|| ProgramError::Decode("the created order has no id".into()))
     }
 
     pub async fn update_order(&self, id: &str, changes: &OrderChanges) -> Result<(), ProgramError> {
-        self.send_once(
+        self.send(1, || {
             self.http
                 .patch(self.url(&format!("/admin/orders/{id}")))
-                .json(changes),
-        )
+                .json(changes)
+        })
         .await
         .map(|_| ())
     }

@@ -1,52 +1,23 @@
 //! From a report to the ledger, in one transaction: figures per (affiliate, day) with their
-//! history, unmatched rows, and orders whose amounts changed, with their pushes enqueued.
-//! Re-reading unchanged figures writes nothing.
+//! history, unmatched rows, then the orders (`orders`). Re-reading unchanged figures writes
+//! nothing. Amazon's word is taken only when it is complete (DESIGN §5): an incomplete row keeps
+//! its day's last complete figures, and a day that vanishes is zeroed only when it is still
+//! absent `confirm_absence` later.
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use sea_orm::ConnectionTrait;
 use serde_json::{Map, Value, json};
 
 use crate::{
-    clients::amazon::report::Rows,
-    domain::{
-        commission::DefaultCommission,
-        figures::{Basis, Figures},
-        ids::StoreId,
-    },
-    flows::tasks,
+    clients::amazon::report::{Reading, Rows},
+    domain::figures::Figures,
+    flows::sync::orders,
     jobs::JobError,
-    store::{
-        OrderStatus, PushState, jobs,
-        ledger::{self as rows, Change, Key, Order},
-        runs,
-    },
+    store::ledger::{self as rows, Change, Key},
 };
 
-/// The last day whose figures may still change an order: age 60. From age 61 a day is final.
-pub const FINAL_AFTER_DAYS: i64 = 60;
-
-pub struct Context<'a> {
-    pub store: &'a StoreId,
-    pub campaign_id: &'a str,
-    pub currency: &'a str,
-    pub exponent: u32,
-    pub commission: DefaultCommission,
-    pub basis: Basis,
-    /// Today in the profile's time zone: yesterday has age 1.
-    pub today: NaiveDate,
-    pub push_after_days: u32,
-    pub from: NaiveDate,
-    pub to: NaiveDate,
-    pub now: DateTime<Utc>,
-}
-
-/// What one ingest counted.
-pub type Summary = runs::Counts;
-
-pub fn order_number(campaign: &str, affiliate_id: i64, day: NaiveDate) -> String {
-    format!("AMZ-{campaign}-a{affiliate_id}-{}", day.format("%Y%m%d"))
-}
+pub use super::context::{Context, FINAL_AFTER_DAYS, Summary, order_number};
 
 fn diff(old: &Figures, new: &Figures) -> Map<String, Value> {
     let mut out = Map::new();
@@ -104,39 +75,70 @@ pub async fn ingest(
     };
     let known = crate::store::affiliates::known_ids(conn, store).await?;
 
-    let mut matched: BTreeMap<Key, Figures> = BTreeMap::new();
+    let mut matched: BTreeMap<Key, &Reading> = BTreeMap::new();
     let mut unmatched: BTreeMap<rows::UnmatchedKey, Figures> = BTreeMap::new();
-    for ((campaign, ad_group, day), f) in report {
+    for ((campaign, ad_group, day), reading) in report {
         if *day < ctx.from || *day > ctx.to {
             continue;
         }
-        match affiliate_of(ctx, &known, campaign, ad_group) {
-            Some(id) => {
-                matched.insert((id, *day), f.clone());
+        match (affiliate_of(ctx, &known, campaign, ad_group), reading) {
+            (Some(id), reading) => {
+                matched.insert((id, *day), reading);
             }
-            None => {
+            (None, Reading::Complete(f)) => {
                 unmatched.insert((campaign.clone(), ad_group.clone(), *day), f.clone());
             }
+            // Neither stored nor pushed: there is nothing of the store's to keep right.
+            (None, Reading::Incomplete) => {}
         }
     }
 
     let mut existing = rows::figures_in(conn, store, (ctx.from, ctx.to)).await?;
-
-    // Figures: a row Amazon no longer reports counts as zeros (restated to nothing).
     let keys: BTreeSet<Key> = matched.keys().chain(existing.keys()).copied().collect();
     let mut current: BTreeMap<Key, Figures> = BTreeMap::new();
     let mut fresh = Vec::new();
     for key in keys {
         let (affiliate_id, day) = key;
         let age = (ctx.today - day).num_days();
-        let new = matched.get(&key).cloned().unwrap_or_default();
         let stored = existing.remove(&key);
         let old = stored.as_ref().map(Figures::from);
         if age < 1 {
             continue;
         }
+        let (new, stored) = match matched.get(&key) {
+            Some(Reading::Complete(f)) => (f.clone(), stored),
+            Some(Reading::Incomplete) => {
+                // Never read as zero: the day keeps its last complete figures.
+                summary.incomplete += 1;
+                if let Some(old) = old {
+                    current.insert(key, old);
+                }
+                continue;
+            }
+            None => {
+                // Present before, absent now (an incident, a lost ad group id): zeroed only
+                // when a reading at least `confirm_absence` later still has no row.
+                let Some(row) = stored else {
+                    continue;
+                };
+                let since = row.absent_since;
+                let confirmed = since.is_some_and(|t| ctx.now - t >= ctx.confirm_absence);
+                let old = Figures::from(&row);
+                if !confirmed {
+                    if since.is_none() && old != Figures::default() {
+                        rows::set_absent_since(conn, row, Some(ctx.now)).await?;
+                    }
+                    current.insert(key, old);
+                    continue;
+                }
+                (Figures::default(), Some(row))
+            }
+        };
         let unchanged = old.as_ref() == Some(&new) || (old.is_none() && new == Figures::default());
         if unchanged {
+            if let Some(row) = stored.filter(|r| r.absent_since.is_some()) {
+                rows::set_absent_since(conn, row, None).await?;
+            }
             if let Some(old) = old {
                 current.insert(key, old);
             }
@@ -168,7 +170,9 @@ pub async fn ingest(
 
     summary.unmatched = unmatched.len();
     store_unmatched(conn, ctx, unmatched).await?;
-    summary.pushes = orders_for(conn, ctx, &current).await?;
+    let orders = orders::bring_in_line(conn, ctx, &current).await?;
+    summary.pushes = orders.pushes;
+    summary.held = orders.held;
     Ok(summary)
 }
 
@@ -231,125 +235,4 @@ async fn store_unmatched(
         }
     }
     Ok(())
-}
-
-/// Brings every order of the range in line with the figures and the current default commission;
-/// enqueues the pushes due. Returns how many pushes were enqueued.
-async fn orders_for(
-    conn: &impl ConnectionTrait,
-    ctx: &Context<'_>,
-    figures: &BTreeMap<Key, Figures>,
-) -> Result<usize, JobError> {
-    let existing = rows::orders_in(conn, ctx.store, (ctx.from, ctx.to)).await?;
-    let keys: BTreeSet<Key> = figures.keys().chain(existing.keys()).copied().collect();
-    let basis_text = format!("{} of {}", ctx.commission, ctx.basis.label());
-    let (mut new_orders, mut new_jobs) = (Vec::new(), Vec::new());
-    for key in keys {
-        let (affiliate_id, day) = key;
-        let age = (ctx.today - day).num_days();
-        if !(1..=FINAL_AFTER_DAYS).contains(&age) {
-            continue;
-        }
-        let f = figures.get(&key).cloned().unwrap_or_default();
-        let (sales, purchases, units) = ctx.basis.pick(&f);
-        let commission = ctx
-            .commission
-            .commission_minor(sales, purchases, ctx.exponent)
-            .map_err(|e| {
-                JobError::permanent(format!("commission of {affiliate_id} on {day}: {e}"))
-            })?;
-        let status = if commission > 0 {
-            OrderStatus::Approved
-        } else {
-            OrderStatus::Rejected
-        };
-        let due = age >= i64::from(ctx.push_after_days);
-        match existing.get(&key) {
-            None if commission == 0 => {}
-            None => {
-                new_orders.push(Order {
-                    store_id: ctx.store.as_str().to_owned(),
-                    affiliate_id,
-                    day,
-                    number: order_number(ctx.campaign_id, affiliate_id, day),
-                    currency: ctx.currency.to_owned(),
-                    clicks: f.clicks,
-                    purchases,
-                    units,
-                    sales_minor: sales,
-                    commission_minor: commission,
-                    status,
-                    version: 1,
-                    basis: basis_text.clone(),
-                    computed_at: ctx.now,
-                    push_state: if due {
-                        PushState::Pending
-                    } else {
-                        PushState::Waiting
-                    },
-                    pushed_version: 0,
-                    pushed_sales_minor: None,
-                    pushed_commission_minor: None,
-                    pushed_status: None,
-                    remote_id: None,
-                    create_attempted: false,
-                    last_push_error: None,
-                    pushed_at: None,
-                    created_at: ctx.now,
-                    updated_at: ctx.now,
-                });
-                if due {
-                    new_jobs.push(tasks::push_job(ctx.store, affiliate_id, day, ctx.now));
-                }
-            }
-            Some(o) => {
-                let changed = (
-                    o.sales_minor,
-                    o.purchases,
-                    o.commission_minor,
-                    o.status,
-                    o.clicks,
-                    o.units,
-                ) != (sales, purchases, commission, status, f.clicks, units);
-                // Clicks and units alone are no reason to e-mail an affiliate: no new version.
-                let amounts_changed =
-                    (o.sales_minor, o.commission_minor, o.status) != (sales, commission, status);
-                let version = if amounts_changed {
-                    o.version + 1
-                } else {
-                    o.version
-                };
-                // Pending means a push job is queued or running already.
-                let enqueue = due
-                    && o.pushed_version < version
-                    && o.push_state != PushState::Dead
-                    && o.push_state != PushState::Pending;
-                if changed || enqueue {
-                    let mut order = o.clone();
-                    if changed {
-                        order.clicks = f.clicks;
-                        order.purchases = purchases;
-                        order.units = units;
-                        order.sales_minor = sales;
-                        order.commission_minor = commission;
-                        order.status = status;
-                        order.basis = basis_text.clone();
-                        order.computed_at = ctx.now;
-                        order.version = version;
-                    }
-                    if enqueue {
-                        order.push_state = PushState::Pending;
-                    }
-                    order.updated_at = ctx.now;
-                    rows::update_order(conn, order, amounts_changed).await?;
-                }
-                if enqueue {
-                    new_jobs.push(tasks::push_job(ctx.store, affiliate_id, day, ctx.now));
-                }
-            }
-        }
-    }
-    rows::insert_orders(conn, new_orders).await?;
-    let pushes = jobs::enqueue(conn, &new_jobs, ctx.now).await?;
-    Ok(usize::try_from(pushes).unwrap_or(usize::MAX))
 }

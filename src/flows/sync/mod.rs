@@ -1,6 +1,8 @@
 //! The daily sync of a store: Amazon's report for a range of days, turned into figures, ledger
 //! entries and pushes (DESIGN §2 steps 5–7, §5).
+pub mod context;
 pub mod ledger;
+pub mod orders;
 
 use std::collections::HashSet;
 
@@ -18,7 +20,7 @@ use crate::{
     jobs::{JobError, Lease},
     store::{connections, jobs, runs, stores},
 };
-use ledger::{Context, FINAL_AFTER_DAYS};
+use context::{Context, FINAL_AFTER_DAYS};
 
 /// The profile's time zone (IANA name), UTC when Amazon gave none we know.
 pub fn zone(name: Option<&str>) -> Tz {
@@ -48,6 +50,8 @@ pub struct SyncOutcome {
     pub pushes_enqueued: usize,
     pub ignored_final: usize,
     pub unmatched: usize,
+    pub incomplete: usize,
+    pub held: usize,
 }
 
 /// Pulls every page (no transaction held), then applies the report in one transaction. `lease`
@@ -65,13 +69,29 @@ pub async fn run(
     let Some(conn) = connections::find_connected(&deps.db, store).await? else {
         return Err(JobError::Cancelled("Amazon is not connected".into()));
     };
-    let currency =
+    // The program's currency (a flat commission's) and the marketplace's (every amount Amazon
+    // reports, and so every order): they never mix (DESIGN §5).
+    let program_currency =
         Currency::parse(&row.currency).map_err(|e| JobError::permanent(e.to_string()))?;
+    let currency = conn
+        .currency_code
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| {
+            JobError::permanent("the Amazon profile has no currency; connect Amazon again")
+        })
+        .and_then(|c| Currency::parse(c).map_err(|e| JobError::permanent(e.to_string())))?;
     let commission = DefaultCommission::from_columns(&row.commission_type, &row.commission_value)?;
     let (Some(profile), Some(advertiser)) = (conn.profile_id, conn.advertiser_id.clone()) else {
         return Err(JobError::Cancelled("no Amazon account chosen".into()));
     };
     let run = runs::start(&deps.db, store, trigger, (from, to), deps.clock.now()).await?;
+    if let Err(e) = commission.check_currencies(program_currency, currency) {
+        let why = e.to_string();
+        runs::finish(&deps.db, run, Err(&why), deps.clock.now()).await?;
+        tracing::warn!(store_id = %store, error = %why, "sync refused: currencies would mix");
+        return Err(JobError::permanent(why));
+    }
     let pulled = pull(
         deps,
         store,
@@ -93,15 +113,18 @@ pub async fn run(
         .campaign_id
         .clone()
         .unwrap_or_else(|| campaign_id_for(store.as_str()));
+    let sync = &deps.settings.sync;
     let ctx = Context {
         store,
         campaign_id: &campaign,
-        currency: currency.code(),
-        exponent: currency.exponent(),
+        currency,
+        program_currency,
         commission,
+        confirm_absence: Duration::hours(i64::from(sync.confirm_absence_hours)),
+        hold_share: sync.hold_decrease_share,
         basis: row.sales_basis.into(),
         today: today(now, zone(conn.timezone.as_deref())),
-        push_after_days: deps.settings.sync.push_after_days,
+        push_after_days: sync.push_after_days,
         from,
         to,
         now,
@@ -129,6 +152,8 @@ pub async fn run(
         pushes_enqueued: summary.pushes,
         ignored_final: summary.ignored_final,
         unmatched: summary.unmatched,
+        incomplete: summary.incomplete,
+        held: summary.held,
     })
 }
 

@@ -182,3 +182,114 @@ async fn state_survives_a_restart_from_the_state_file() {
         "the store, its token and its orders survived"
     );
 }
+
+/// What a forged form could change: deliveries to the app, stores and their rosters, grants,
+/// codes, clicks and restatements.
+fn footprint(h: &Harness) -> String {
+    let deliveries = h.rx.deliveries.lock().unwrap().len();
+    h.sandbox.read(|s| {
+        let stores: Vec<_> = s
+            .stores
+            .iter()
+            .map(|st| (st.installed, st.affiliates.len(), st.access_token.clone()))
+            .collect();
+        format!(
+            "{deliveries} {stores:?} {} {} {} {} {}",
+            s.refresh_tokens.len(),
+            s.access_tokens.len(),
+            s.codes.len(),
+            s.clicks.len(),
+            s.restatements.len()
+        )
+    })
+}
+
+#[actix_web::test]
+async fn sandbox_forms_without_their_csrf_token_are_refused_and_change_nothing() {
+    let h = Harness::start().await;
+    let (store, _, _) = install(&h).await;
+    let (access, _) = h.tokens().await;
+    // A tagged link, valid for the click form (the tag call switches measurement on).
+    let path = format!(
+        "/attribution/tags/nonMacroTemplateTag?publisherIds=12&advertiserIds={}",
+        h.advertiser()
+    );
+    let tags: Value = h.api_json(&path, &access, Some(&h.profile())).await;
+    let tag = tags[h.advertiser()]["12"].as_str().unwrap();
+    let link = format!(
+        "https://www.amazon.com/{}",
+        tag.replace("{insertCampaign}", "c1")
+            .replace("{insertAdGroupId}", "a1")
+            .replace("{insertCreativeId}", "home")
+    );
+    let before = footprint(&h);
+
+    // Another browser's token (bound to its own cookie), and a browser with no cookie at all.
+    let other = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = other.get(h.url("/sandbox")).send().await.unwrap();
+    let foreign = super::csrf_of(&page.text().await.unwrap()).unwrap();
+    let own = h.csrf().await;
+    let cookieless = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let callback = h.callback();
+    let fields = [
+        ("date", "2026-11-10"),
+        ("direction", "down"),
+        ("links", link.as_str()),
+        ("decision", "allow"),
+        ("client_id", super::super::CLIENT_ID),
+        ("redirect_uri", callback.as_str()),
+        ("scope", "advertising::campaign_management"),
+        ("state", "st"),
+    ];
+    let forms = [
+        "/sandbox/demo-stores".to_owned(),
+        format!("/sandbox/demo-stores/{store}/open"),
+        format!("/sandbox/demo-stores/{store}/affiliates"),
+        format!("/sandbox/demo-stores/{store}/uninstall"),
+        format!("/sandbox/demo-stores/{store}/reinstall"),
+        "/sandbox/amazon/revoke".to_owned(),
+        "/sandbox/amazon/restate".to_owned(),
+        "/sandbox/amazon/clicks".to_owned(),
+        "/sandbox/amazon/ap/oa/decision".to_owned(),
+    ];
+    for form in &forms {
+        for (client, csrf) in [
+            (&h.http, None),
+            (&h.http, Some("d3Jvbmc")),
+            (&h.http, Some(foreign.as_str())),
+            (&cookieless, Some(own.as_str())),
+        ] {
+            let mut body = fields.to_vec();
+            body.extend(csrf.map(|c| ("csrf", c)));
+            let resp = client.post(h.url(form)).form(&body).send().await.unwrap();
+            assert_eq!(resp.status(), 403, "{form} with {csrf:?}");
+            assert!(resp.text().await.unwrap().contains("sandbox-banner"));
+        }
+    }
+    // A cross-site "simple" request that mentions JSON in its media type is a form all the same.
+    let resp = h
+        .http
+        .post(h.url("/sandbox/amazon/clicks"))
+        .header("content-type", "text/plain; json")
+        .body(serde_json::to_string(&serde_json::json!({ "links": [link] })).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(footprint(&h), before, "a refused form changed nothing");
+
+    // The page's own token is accepted (the click form, which also takes JSON without one).
+    let resp = h
+        .submit("/sandbox/amazon/clicks", &[("links", link.as_str())])
+        .await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(h.sandbox.read(|s| s.clicks.len()), 1);
+}

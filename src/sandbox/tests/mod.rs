@@ -104,8 +104,10 @@ impl Harness {
         .unwrap()
         .run();
         actix_web::rt::spawn(server);
+        // A browser: it keeps the sandbox's CSRF cookie.
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
             .build()
             .unwrap();
         Self {
@@ -130,12 +132,34 @@ impl Harness {
         send(self.http.get(self.url(path))).await
     }
 
-    /// A bare POST to a path on this server, as a control-room button sends it.
-    pub async fn post(&self, path: &str) -> reqwest::Response {
-        send(self.http.post(self.url(path))).await
+    /// The CSRF token of the control room's forms (its cookie is kept by this browser).
+    pub async fn csrf(&self) -> String {
+        let page = self.get("/sandbox").await.text().await.unwrap();
+        csrf_of(&page).expect("the control room's forms carry a token")
     }
 
-    /// A POST of an HTML form to a path on this server.
+    /// A POST of a control-room button to a path on this server, with the page's CSRF token.
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        self.submit::<&str, &str>(path, &[]).await
+    }
+
+    /// A POST of a sandbox form (control room, consent page) with `fields` and the CSRF token
+    /// its page carries, as the browser sends it.
+    pub async fn submit<K: Serialize, V: Serialize>(
+        &self,
+        path: &str,
+        fields: &[(K, V)],
+    ) -> reqwest::Response {
+        let csrf = self.csrf().await;
+        let mut form: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| (as_text(k), as_text(v)))
+            .collect();
+        form.push(("csrf".to_owned(), csrf));
+        self.post_form(path, &form).await
+    }
+
+    /// A POST of an HTML form to a path on this server, exactly as given (no CSRF token added).
     pub async fn post_form<F: Serialize + ?Sized>(
         &self,
         path: &str,
@@ -157,7 +181,7 @@ impl Harness {
     /// Submits the control room's restatement form for one day (YYYY-MM-DD) and direction.
     pub async fn restate(&self, date: &str, direction: &str) -> reqwest::Response {
         let form = [("date", date), ("direction", direction)];
-        self.post_form("/sandbox/amazon/restate", &form).await
+        self.submit("/sandbox/amazon/restate", &form).await
     }
 
     /// Submits the consent form as the browser does; returns where it redirects (our callback).
@@ -178,9 +202,7 @@ impl Harness {
             form.push(("code_challenge", c.to_owned()));
             form.push(("code_challenge_method", "S256".to_owned()));
         }
-        let resp = self
-            .post_form("/sandbox/amazon/ap/oa/decision", &form)
-            .await;
+        let resp = self.submit("/sandbox/amazon/ap/oa/decision", &form).await;
         assert_eq!(resp.status(), 302);
         let location = resp.headers()["location"].to_str().unwrap().to_owned();
         assert!(location.starts_with(&self.callback()), "{location}");
@@ -359,6 +381,22 @@ impl Harness {
 /// Sends a request to the test server, failing the test if it cannot be delivered.
 async fn send(req: reqwest::RequestBuilder) -> reqwest::Response {
     req.send().await.unwrap()
+}
+
+/// A form value as the text a browser sends.
+fn as_text(value: &impl Serialize) -> String {
+    match serde_json::to_value(value).unwrap() {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+/// The CSRF token a page's forms carry, if it has a form.
+pub fn csrf_of(html: &str) -> Option<String> {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(str::to_owned)
 }
 
 /// The keys of a JSON object, in the order the object holds them.

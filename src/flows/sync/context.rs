@@ -1,0 +1,40 @@
+//! What one ingest works with: the store, its campaign and currencies, the commission and the
+//! rules of the day (DESIGN §5).
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use rust_decimal::Decimal;
+
+use crate::{
+    domain::{commission::DefaultCommission, currency::Currency, figures::Basis, ids::StoreId},
+    store::runs,
+};
+
+/// The last day whose figures may still change an order: age 60. From age 61 a day is final.
+pub const FINAL_AFTER_DAYS: i64 = 60;
+
+pub struct Context<'a> {
+    pub store: &'a StoreId,
+    pub campaign_id: &'a str,
+    /// The Amazon profile's currency: every amount of the report, and of the orders.
+    pub currency: Currency,
+    /// The program's currency: a flat commission's.
+    pub program_currency: Currency,
+    pub commission: DefaultCommission,
+    pub basis: Basis,
+    /// How long a vanished day must stay absent before it is zeroed.
+    pub confirm_absence: Duration,
+    /// The share of the window's pushed commission above which one sync's decreases are held.
+    pub hold_share: Decimal,
+    /// Today in the profile's time zone: yesterday has age 1.
+    pub today: NaiveDate,
+    pub push_after_days: u32,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub now: DateTime<Utc>,
+}
+
+/// What one ingest counted.
+pub type Summary = runs::Counts;
+
+pub fn order_number(campaign: &str, affiliate_id: i64, day: NaiveDate) -> String {
+    format!("AMZ-{campaign}-a{affiliate_id}-{}", day.format("%Y%m%d"))
+}

@@ -1,0 +1,170 @@
+//! Short leases kept alive by a heartbeat: a dead worker's job is resumed within one lease (30 s
+//! by default), a live worker's job is never taken from it, and a worker that lost its lease
+//! stops. Workers are driven step by step; their heartbeat is beaten by hand and the clock is
+//! injected.
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use attribution_bridge::{
+    flows::{handlers, tasks::PUSH_ORDER},
+    jobs::{
+        Finish, Handler, Job, JobError, Lease,
+        worker::{Heartbeat, HeartbeatHandle, Outcome, Worker},
+    },
+};
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{DatabaseTransaction, DbErr};
+use tokio::sync::{Notify, oneshot};
+
+use crate::{doubles::*, sync::sync_world, world::World};
+
+/// The real push handler, held at its start until the test lets it go: a worker in the middle
+/// of a push, for as long as the test needs.
+struct Held {
+    push: Arc<dyn Handler>,
+    started: Mutex<Option<oneshot::Sender<()>>>,
+    go: Notify,
+}
+
+#[async_trait]
+impl Handler for Held {
+    async fn run(&self, job: &Job, lease: Lease) -> Result<String, JobError> {
+        if let Some(started) = self.started.lock().unwrap().take() {
+            let _ = started.send(());
+        }
+        self.go.notified().await;
+        self.push.run(job, lease).await
+    }
+
+    async fn before_finish(&self, txn: &DatabaseTransaction, job: &Job) -> Result<(), DbErr> {
+        self.push.before_finish(txn, job).await
+    }
+
+    async fn after_finish(
+        &self,
+        txn: &DatabaseTransaction,
+        job: &Job,
+        how: &Finish,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        self.push.after_finish(txn, job, how, now).await
+    }
+
+    fn frees_key(&self, job: &Job, how: &Finish) -> bool {
+        self.push.frees_key(job, how)
+    }
+}
+
+/// A second worker of the same application, busy with a push: it has claimed the next push and
+/// holds it, its heartbeat beaten by hand, until `go` is notified.
+struct Busy {
+    run: tokio::task::JoinHandle<Outcome>,
+    heartbeat: HeartbeatHandle,
+    held: Arc<Held>,
+}
+
+/// Starts a second worker on the next due push and returns once it holds the push.
+async fn busy_worker(w: &World) -> Busy {
+    let deps = &w.app.state.deps;
+    let mut registry = handlers::registry(deps);
+    let (started, has_started) = oneshot::channel();
+    let held = Arc::new(Held {
+        push: registry.get(PUSH_ORDER).unwrap().clone(),
+        started: Mutex::new(Some(started)),
+        go: Notify::new(),
+    });
+    registry.register(PUSH_ORDER, held.clone());
+    let worker = Worker {
+        registry: Arc::new(registry),
+        ..w.app.state.worker.clone()
+    };
+    let (heartbeat, handle) = Heartbeat::manual();
+    let run = tokio::spawn(async move { worker.run_next_with(heartbeat).await.unwrap() });
+    has_started.await.expect("the worker took the push");
+    Busy {
+        run,
+        heartbeat: handle,
+        held,
+    }
+}
+
+/// A store with one order to push: its sync ran, its push is due.
+async fn one_push_due() -> World {
+    sync_world(1)
+        .report(vec![report_row("20261101", 1, 10, 1, "10.00")])
+        .synced()
+        .await
+}
+
+/// The order went to the program exactly once, and nothing of the store is left to do.
+async fn assert_pushed_once(w: &World) {
+    assert_eq!(w.orders.count(), 1);
+    assert_eq!(*w.orders.writes.lock().unwrap(), 1, "sent exactly once");
+    assert_eq!(
+        w.orders.current("AMZ-ab_st_1-a1-20261101").unwrap()["commission"],
+        "1.00"
+    );
+    w.app
+        .assert_rows("orders WHERE push_state = 'pushed'", 1)
+        .await;
+    w.app
+        .assert_rows("jobs WHERE status IN ('pending', 'running', 'dead')", 0)
+        .await;
+}
+
+#[tokio::test]
+async fn a_dead_workers_push_is_taken_up_once_its_30_second_lease_has_passed_not_before() {
+    let w = one_push_due().await;
+    let busy = busy_worker(&w).await;
+    // The process dies in the middle of the push: no heartbeat, no outcome, ever.
+    busy.run.abort();
+    assert!(busy.run.await.unwrap_err().is_cancelled());
+
+    w.app.clock.advance(Duration::seconds(29));
+    assert_eq!(
+        w.app.run_due_jobs().await,
+        0,
+        "still leased to the dead worker"
+    );
+    assert_eq!(w.orders.count(), 0);
+    w.app.clock.advance(Duration::seconds(2));
+    assert_eq!(w.app.run_due_jobs().await, 1, "resumed within the lease");
+    assert_pushed_once(&w).await;
+}
+
+#[tokio::test]
+async fn a_running_job_whose_heartbeat_renews_its_lease_is_not_taken_by_a_second_worker() {
+    let w = one_push_due().await;
+    let busy = busy_worker(&w).await;
+    // Well past the first 30 s, the job is still the busy worker's: each beat renewed it.
+    for _ in 0..3 {
+        w.app.clock.advance(Duration::seconds(20));
+        assert!(busy.heartbeat.beat().await, "the claim is still ours");
+        w.app.clock.advance(Duration::seconds(20));
+        assert_eq!(
+            w.app.run_due_jobs().await,
+            0,
+            "not taken from a live worker"
+        );
+    }
+    busy.held.go.notify_one();
+    assert_eq!(busy.run.await.unwrap(), Outcome::Completed);
+    assert_pushed_once(&w).await;
+    let attempts = w.app.count("SELECT COUNT(*) FROM job_attempts").await;
+    assert_eq!(attempts, 2, "the sync's and the push's, each once");
+}
+
+#[tokio::test]
+async fn a_worker_that_lost_its_lease_stops_and_records_nothing() {
+    let w = one_push_due().await;
+    let busy = busy_worker(&w).await;
+    // Its heartbeat stalled (a frozen VM, a GC pause) past the lease: another worker takes over.
+    w.app.clock.advance(Duration::seconds(31));
+    assert_eq!(w.app.run_due_jobs().await, 1);
+    assert_eq!(w.orders.count(), 1);
+    // The next beat finds the claim gone: the stalled worker stops before sending anything.
+    assert!(!busy.heartbeat.beat().await, "the claim was lost");
+    assert_eq!(busy.run.await.unwrap(), Outcome::Completed);
+    busy.held.go.notify_one();
+    assert_pushed_once(&w).await;
+}
