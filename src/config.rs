@@ -1,6 +1,6 @@
 //! Typed configuration: the committed `app.toml` (compiled in as the defaults), an optional file given
 //! with `--config`, then `APP__SECTION__KEY` environment variables. Validated once, at start.
-use std::{path::PathBuf, time::Duration};
+use std::{fmt, ops::RangeInclusive, path::PathBuf, time::Duration};
 
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use chrono::NaiveTime;
@@ -117,15 +117,22 @@ pub struct AmazonSettings {
     pub retry_cap_ms: u64,
 }
 
+/// The [`HttpSettings`] of a section that carries its four keys (`[amazon]`, `[program]`).
+macro_rules! http_settings_of {
+    ($section:expr) => {
+        HttpSettings {
+            request_timeout_secs: $section.request_timeout_secs,
+            retry_attempts: $section.retry_attempts,
+            retry_base_ms: $section.retry_base_ms,
+            retry_cap_ms: $section.retry_cap_ms,
+        }
+    };
+}
+
 impl AmazonSettings {
     /// Timeout and retries of calls to Amazon.
     pub fn http(&self) -> HttpSettings {
-        HttpSettings {
-            request_timeout_secs: self.request_timeout_secs,
-            retry_attempts: self.retry_attempts,
-            retry_base_ms: self.retry_base_ms,
-            retry_cap_ms: self.retry_cap_ms,
-        }
+        http_settings_of!(self)
     }
 }
 
@@ -145,15 +152,12 @@ pub struct HttpSettings {
 impl HttpSettings {
     fn validate(&self, section: &str) -> Result<(), ConfigError> {
         let key = |k: &str| format!("{section}.{k}");
-        if !(1..=600).contains(&self.request_timeout_secs) {
-            return Err(invalid(
-                key("request_timeout_secs"),
-                "must be between 1 and 600",
-            ));
-        }
-        if !(1..=20).contains(&self.retry_attempts) {
-            return Err(invalid(key("retry_attempts"), "must be between 1 and 20"));
-        }
+        within(
+            &key("request_timeout_secs"),
+            self.request_timeout_secs,
+            1..=600,
+        )?;
+        within(&key("retry_attempts"), self.retry_attempts, 1..=20)?;
         if self.retry_base_ms > self.retry_cap_ms {
             return Err(invalid(
                 key("retry_base_ms"),
@@ -181,12 +185,7 @@ pub struct ProgramSettings {
 impl ProgramSettings {
     /// Timeout and retries of calls to the program's API.
     pub fn http(&self) -> HttpSettings {
-        HttpSettings {
-            request_timeout_secs: self.request_timeout_secs,
-            retry_attempts: self.retry_attempts,
-            retry_base_ms: self.retry_base_ms,
-            retry_cap_ms: self.retry_cap_ms,
-        }
+        http_settings_of!(self)
     }
 }
 
@@ -321,9 +320,11 @@ impl Settings {
         if !matches!(self.server.public_url.scheme(), "http" | "https") {
             return Err(invalid("server.public_url", "must be an http(s) URL"));
         }
-        if self.server.body_limit_bytes < 1024 {
-            return Err(invalid("server.body_limit_bytes", "must be at least 1024"));
-        }
+        at_least(
+            "server.body_limit_bytes",
+            self.server.body_limit_bytes,
+            1024,
+        )?;
         let db = self.database.url.expose_secret();
         if !(db.starts_with("sqlite:")
             || db.starts_with("postgres://")
@@ -334,9 +335,7 @@ impl Settings {
                 "must start with sqlite:, postgres:// or postgresql://",
             ));
         }
-        if self.database.max_connections == 0 {
-            return Err(invalid("database.max_connections", "must be at least 1"));
-        }
+        at_least("database.max_connections", self.database.max_connections, 1)?;
         if !self.security.encryption_key.expose_secret().is_empty() {
             decode_key(&self.security.encryption_key)?;
         } else if !self.database.is_sqlite() {
@@ -345,12 +344,11 @@ impl Settings {
                 "is required with PostgreSQL (base64 of 32 bytes; e.g. `openssl rand -base64 32`)",
             ));
         }
-        if self.security.session_ttl_minutes < 1 {
-            return Err(invalid(
-                "security.session_ttl_minutes",
-                "must be at least 1",
-            ));
-        }
+        at_least(
+            "security.session_ttl_minutes",
+            self.security.session_ttl_minutes,
+            1,
+        )?;
         for secret in &self.platform.webhook_secrets {
             decode_webhook_secret(secret)?;
         }
@@ -360,18 +358,16 @@ impl Settings {
                 "must list at least one whsec_ secret when the sandbox is off",
             ));
         }
-        if !(1..=86_400).contains(&self.platform.webhook_tolerance_secs) {
-            return Err(invalid(
-                "platform.webhook_tolerance_secs",
-                "must be between 1 and 86400",
-            ));
-        }
-        if self.platform.webhook_body_limit_bytes < 1024 {
-            return Err(invalid(
-                "platform.webhook_body_limit_bytes",
-                "must be at least 1024",
-            ));
-        }
+        within(
+            "platform.webhook_tolerance_secs",
+            self.platform.webhook_tolerance_secs,
+            1..=86_400,
+        )?;
+        at_least(
+            "platform.webhook_body_limit_bytes",
+            self.platform.webhook_body_limit_bytes,
+            1024,
+        )?;
         if let Some(origin) = &self.platform.admin_origin {
             let bare = origin.path() == "/"
                 && origin.query().is_none()
@@ -422,9 +418,7 @@ impl Settings {
             ));
         }
         self.sync.parse_daily_at()?;
-        if self.sync.push_after_days > 60 {
-            return Err(invalid("sync.push_after_days", "must be between 0 and 60"));
-        }
+        within("sync.push_after_days", self.sync.push_after_days, 0..=60)?;
         if self.sync.confirm_absence_hours > 24 * 60 {
             return Err(invalid(
                 "sync.confirm_absence_hours",
@@ -438,27 +432,23 @@ impl Settings {
                 "must be between 0 and 1",
             ));
         }
-        if self.workers.roster_interval_minutes == 0 {
-            return Err(invalid(
-                "workers.roster_interval_minutes",
-                "must be at least 1",
-            ));
-        }
-        if self.workers.sweep_interval_minutes == 0 {
-            return Err(invalid(
-                "workers.sweep_interval_minutes",
-                "must be at least 1",
-            ));
-        }
+        at_least(
+            "workers.roster_interval_minutes",
+            self.workers.roster_interval_minutes,
+            1,
+        )?;
+        at_least(
+            "workers.sweep_interval_minutes",
+            self.workers.sweep_interval_minutes,
+            1,
+        )?;
         if self.jobs.retry_schedule_secs.is_empty() {
             return Err(invalid(
                 "jobs.retry_schedule_secs",
                 "must list at least one wait",
             ));
         }
-        if self.jobs.heartbeat_secs == 0 {
-            return Err(invalid("jobs.heartbeat_secs", "must be at least 1"));
-        }
+        at_least("jobs.heartbeat_secs", self.jobs.heartbeat_secs, 1)?;
         // The heartbeat, not the lease, covers a slow call: a lease of three beats survives one
         // renewal that comes late (a busy database) without the job being taken twice.
         if self.jobs.lease_secs < self.jobs.heartbeat_secs.saturating_mul(3) {
@@ -468,12 +458,8 @@ impl Settings {
                  or a job whose renewal comes late is taken twice",
             ));
         }
-        if !(1..=64).contains(&self.jobs.concurrency) {
-            return Err(invalid("jobs.concurrency", "must be between 1 and 64"));
-        }
-        if self.jobs.poll_interval_ms == 0 {
-            return Err(invalid("jobs.poll_interval_ms", "must be at least 1"));
-        }
+        within("jobs.concurrency", self.jobs.concurrency, 1..=64)?;
+        at_least("jobs.poll_interval_ms", self.jobs.poll_interval_ms, 1)?;
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "must not be empty"));
         }
@@ -491,6 +477,27 @@ impl SyncSettings {
     pub fn daily_at_time(&self) -> NaiveTime {
         self.parse_daily_at().unwrap_or(NaiveTime::MIN)
     }
+}
+
+/// Refuses `key` with "must be at least {min}" when `value` is below `min`.
+fn at_least<T: PartialOrd + fmt::Display>(key: &str, value: T, min: T) -> Result<(), ConfigError> {
+    if value < min {
+        return Err(invalid(key, format!("must be at least {min}")));
+    }
+    Ok(())
+}
+
+/// Refuses `key` with "must be between {start} and {end}" when `value` is outside `range`.
+fn within<T: PartialOrd + fmt::Display>(
+    key: &str,
+    value: T,
+    range: RangeInclusive<T>,
+) -> Result<(), ConfigError> {
+    if !range.contains(&value) {
+        let (start, end) = range.into_inner();
+        return Err(invalid(key, format!("must be between {start} and {end}")));
+    }
+    Ok(())
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -557,22 +564,7 @@ pub fn redact_credentials(text: &str) -> String {
 
 /// A list from TOML, or one string from the environment with entries separated by commas or spaces.
 fn secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    let items = match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => s.split([',', ' ']).map(str::to_owned).collect::<Vec<_>>(),
-        OneOrMany::Many(v) => v,
-    };
-    Ok(items
-        .into_iter()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .map(SecretString::from)
-        .collect())
+    Ok(text_list(d)?.into_iter().map(SecretString::from).collect())
 }
 
 /// A list from TOML, or one string from the environment with entries separated by commas or spaces.
@@ -704,48 +696,21 @@ mod tests {
 
     #[test]
     fn bad_keys_and_values_name_themselves() {
-        assert!(
-            problem(Settings::from_sources(
-                None,
-                env(&[("APP__SERVER__PROT", "1")])
-            ))
-            .contains("prot")
-        );
-        assert!(
-            problem(Settings::from_sources(
-                None,
-                env(&[("APP__SERVER__PORT", "x")])
-            ))
-            .contains("server.port")
-        );
-        assert!(
-            problem(Settings::from_sources(
-                None,
-                env(&[("APP__SYNC__DAILY_AT", "6am")])
-            ))
-            .contains("sync.daily_at")
-        );
-        assert!(
-            problem(Settings::from_sources(
-                None,
-                env(&[("APP__PLATFORM__WEBHOOK_SECRETS", "whsec_???")])
-            ))
-            .contains("platform.webhook_secrets")
-        );
-        assert!(
-            problem(Settings::from_sources(
-                None,
-                env(&[("APP__SECURITY__ENCRYPTION_KEY", "c2hvcnQ=")])
-            ))
-            .contains("32 bytes")
-        );
-        assert!(
-            problem(Settings::from_sources(
-                None,
-                env(&[("APP__LOG__FORMAT", "xml")])
-            ))
-            .contains("format")
-        );
+        for (key, value, named) in [
+            ("APP__SERVER__PROT", "1", "prot"),
+            ("APP__SERVER__PORT", "x", "server.port"),
+            ("APP__SYNC__DAILY_AT", "6am", "sync.daily_at"),
+            (
+                "APP__PLATFORM__WEBHOOK_SECRETS",
+                "whsec_???",
+                "platform.webhook_secrets",
+            ),
+            ("APP__SECURITY__ENCRYPTION_KEY", "c2hvcnQ=", "32 bytes"),
+            ("APP__LOG__FORMAT", "xml", "format"),
+        ] {
+            let refused = problem(Settings::from_sources(None, env(&[(key, value)])));
+            assert!(refused.contains(named), "{key}={value}: {refused}");
+        }
     }
 
     #[test]

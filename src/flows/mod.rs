@@ -13,6 +13,7 @@ pub mod status;
 pub mod sync;
 pub mod tasks;
 pub mod tokens;
+pub mod views;
 
 use std::sync::Arc;
 

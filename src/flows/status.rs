@@ -209,11 +209,7 @@ pub async fn held_changes(
         let Ok(currency) = Currency::parse(&o.currency) else {
             continue;
         };
-        let Some(p) = o
-            .held
-            .as_deref()
-            .and_then(|j| serde_json::from_str::<Proposal>(j).ok())
-        else {
+        let Some(p) = Proposal::held_on(&o) else {
             continue;
         };
         let money = |minor| Money::new(minor, currency).to_string();

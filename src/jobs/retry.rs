@@ -96,45 +96,29 @@ mod tests {
     fn throttling_without_a_retry_after_waits_the_floor_and_retry_after_is_clamped() {
         let mut rng = StdRng::seed_from_u64(1);
         let s = schedule();
-        assert_eq!(
-            s.next_delay(1, &transient(true, None), &mut rng),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(
-            s.next_delay(2, &transient(false, Some(450)), &mut rng),
-            Some(Duration::from_secs(450))
-        );
-        assert_eq!(
-            s.next_delay(2, &transient(false, Some(900)), &mut rng),
-            Some(Duration::from_secs(900))
-        );
-        assert_eq!(
-            s.next_delay(2, &transient(false, Some(99_999)), &mut rng),
-            Some(Duration::from_secs(1800)),
-            "capped at the schedule's longest wait"
-        );
-        assert_eq!(
-            s.next_delay(2, &transient(false, Some(1)), &mut rng),
-            Some(Duration::from_secs(300))
-        );
         // The longest `Retry-After` a header can say (a delta beyond u64, a date in year 9999).
         let endless = JobError::Throttled {
             retry_after: Some(Duration::MAX),
             detail: String::new(),
         };
-        assert_eq!(
-            s.next_delay(1, &endless, &mut rng),
-            Some(Duration::from_secs(1800))
-        );
-        // Said, and sooner than the floor: honoured, but never sooner than scheduled (5 s).
-        assert_eq!(
-            s.next_delay(1, &transient(true, Some(2)), &mut rng),
-            Some(Duration::from_secs(5))
-        );
-        assert_eq!(
-            s.next_delay(1, &transient(true, Some(7)), &mut rng),
-            Some(Duration::from_secs(7))
-        );
+        for (attempt, error, waited) in [
+            (1, transient(true, None), 60),
+            (2, transient(false, Some(450)), 450),
+            (2, transient(false, Some(900)), 900),
+            // Capped at the schedule's longest wait.
+            (2, transient(false, Some(99_999)), 1800),
+            (2, transient(false, Some(1)), 300),
+            (1, endless, 1800),
+            // Said, and sooner than the floor: honoured, but never sooner than scheduled (5 s).
+            (1, transient(true, Some(2)), 5),
+            (1, transient(true, Some(7)), 7),
+        ] {
+            assert_eq!(
+                s.next_delay(attempt, &error, &mut rng),
+                Some(Duration::from_secs(waited)),
+                "attempt {attempt} after {error:?}"
+            );
+        }
     }
 
     #[test]

@@ -82,15 +82,36 @@ impl Sandbox {
         self.read(|s| s.stores.iter().find(|st| st.id == id).cloned())
     }
 
+    /// Changes the demo store `id` with `f`; `None` when there is no such store.
+    fn update_store<T>(&self, id: &str, f: impl FnOnce(&mut DemoStore) -> T) -> Option<T> {
+        self.update(|s| s.stores.iter_mut().find(|st| st.id == id).map(f))
+    }
+
     fn record_delivery(&self, id: &str, installed: Option<bool>, outcome: &str) {
-        self.update(|s| {
-            if let Some(st) = s.stores.iter_mut().find(|st| st.id == id) {
-                st.last_delivery = outcome.to_owned();
-                if let Some(installed) = installed {
-                    st.installed = installed;
-                }
+        self.update_store(id, |st| {
+            st.last_delivery = outcome.to_owned();
+            if let Some(installed) = installed {
+                st.installed = installed;
             }
         });
+    }
+
+    /// Delivers an event about the demo store `id`, records what the app said, and goes back to
+    /// the control room; when the app refused, shows its answer under `refused`.
+    async fn deliver_about(
+        &self,
+        id: &str,
+        kind: &str,
+        data: Value,
+        refused: &str,
+    ) -> HttpResponse {
+        let outcome = self.deliver(kind, data).await;
+        let (Ok(text) | Err(text)) = &outcome;
+        self.record_delivery(id, None, text);
+        match outcome {
+            Ok(_) => see_other(self.url("/sandbox").as_str()),
+            Err(text) => error_page(StatusCode::BAD_GATEWAY, refused, &text),
+        }
     }
 
     /// app.installed; on success the browser goes on to the app through a fresh load link.
@@ -175,17 +196,15 @@ async fn reinstall(
     id: web::Path<String>,
     sb: web::Data<Sandbox>,
 ) -> HttpResponse {
-    let store = sb.update(|s| {
-        let st = s.stores.iter_mut().find(|st| st.id == *id)?;
+    let Some(store) = sb.update_store(&id, |st| {
         if st.access_token.is_none() {
             st.access_token = Some(format!("gpat_{}", random_token(32)));
         }
-        Some(st.clone())
-    });
-    match store {
-        Some(store) => sb.send_install(&store).await,
-        None => no_store(),
-    }
+        st.clone()
+    }) else {
+        return no_store();
+    };
+    sb.send_install(&store).await
 }
 
 async fn uninstall(
@@ -194,28 +213,21 @@ async fn uninstall(
     sb: web::Data<Sandbox>,
 ) -> HttpResponse {
     // The platform revokes the program token whether or not the app hears about it.
-    let found = sb.update(|s| {
-        let st = s.stores.iter_mut().find(|st| st.id == *id)?;
+    let found = sb.update_store(&id, |st| {
         st.access_token = None;
         st.installed = false;
-        Some(())
     });
     if found.is_none() {
         return no_store();
     }
-    let outcome = sb
-        .deliver("app.uninstalled", json!({"store": {"id": *id}}))
-        .await;
-    let (Ok(text) | Err(text)) = &outcome;
-    sb.record_delivery(&id, None, text);
-    match outcome {
-        Ok(_) => see_other(sb.url("/sandbox").as_str()),
-        Err(text) => error_page(
-            StatusCode::BAD_GATEWAY,
-            "The app did not accept the uninstall",
-            &text,
-        ),
-    }
+    let data = json!({"store": {"id": *id}});
+    sb.deliver_about(
+        &id,
+        "app.uninstalled",
+        data,
+        "The app did not accept the uninstall",
+    )
+    .await
 }
 
 /// A new affiliate joins the program: affiliate.created tells the app.
@@ -225,30 +237,27 @@ async fn add_affiliate(
     sb: web::Data<Sandbox>,
 ) -> HttpResponse {
     let seed = sb.seed();
-    let added = sb.update(|s| {
-        let st = s
-            .stores
-            .iter_mut()
-            .find(|st| st.id == *id && st.installed)?;
+    let added = sb.update_store(&id, |st| {
+        if !st.installed {
+            return None;
+        }
         let a = world::affiliate(seed, st.number, st.affiliates.len() as u32);
         st.affiliates.push(a.clone());
         Some(a)
     });
-    let Some(a) = added else { return no_store() };
+    let Some(a) = added.flatten() else {
+        return no_store();
+    };
     let data = json!({"store_id": *id, "affiliate": {
         "id": a.id, "name": a.name, "ref_code": a.ref_code, "status": a.status,
     }});
-    let outcome = sb.deliver("affiliate.created", data).await;
-    let (Ok(text) | Err(text)) = &outcome;
-    sb.record_delivery(&id, None, text);
-    match outcome {
-        Ok(_) => see_other(sb.url("/sandbox").as_str()),
-        Err(text) => error_page(
-            StatusCode::BAD_GATEWAY,
-            "The app did not accept affiliate.created",
-            &text,
-        ),
-    }
+    sb.deliver_about(
+        &id,
+        "affiliate.created",
+        data,
+        "The app did not accept affiliate.created",
+    )
+    .await
 }
 
 struct ClickRow {

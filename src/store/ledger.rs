@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entity::{daily_figures, figure_changes, order_versions, orders, unmatched_figures};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Select, sea_query::Expr,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, sea_query::Expr,
 };
 
 use super::{HoldState, PushState, StoreScoped, insert_all};
@@ -505,4 +505,131 @@ pub async fn brb_of(
         .into_iter()
         .map(|f| ((f.affiliate_id, f.day), f.brb_minor))
         .collect())
+}
+
+/// Which of the store's orders the ledger page shows (every field optional).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    pub affiliate_id: Option<i64>,
+    /// First day shown, inclusive.
+    pub from: Option<NaiveDate>,
+    /// Last day shown, inclusive.
+    pub to: Option<NaiveDate>,
+    pub push_state: Option<PushState>,
+}
+
+/// The store's orders that `filter` lets through, in SQL.
+fn filtered(store: &StoreId, filter: &OrderFilter) -> Select<orders::Entity> {
+    let mut q = orders::Entity::of_store(store);
+    if let Some(affiliate) = filter.affiliate_id {
+        q = q.filter(orders::Column::AffiliateId.eq(affiliate));
+    }
+    if let Some(from) = filter.from {
+        q = q.filter(orders::Column::Day.gte(from));
+    }
+    if let Some(to) = filter.to {
+        q = q.filter(orders::Column::Day.lte(to));
+    }
+    if let Some(state) = filter.push_state {
+        q = q.filter(orders::Column::PushState.eq(state));
+    }
+    q
+}
+
+/// One page of the store's orders that `filter` lets through, newest day first: `per_page`
+/// orders after the first `offset`.
+pub async fn orders_page(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    filter: &OrderFilter,
+    offset: u64,
+    per_page: u64,
+) -> Result<Vec<Order>, DbErr> {
+    filtered(store, filter)
+        .order_by_desc(orders::Column::Day)
+        .order_by_asc(orders::Column::AffiliateId)
+        .offset(offset)
+        .limit(per_page)
+        .all(conn)
+        .await
+}
+
+/// How many of the store's orders `filter` lets through.
+pub async fn count_filtered(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    filter: &OrderFilter,
+) -> Result<u64, DbErr> {
+    filtered(store, filter).count(conn).await
+}
+
+/// The sales and commission of the orders `filter` lets through, per currency (never mixed),
+/// in minor units, by currency code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrencyTotal {
+    pub currency: String,
+    pub orders: i64,
+    pub sales_minor: i64,
+    pub commission_minor: i64,
+}
+
+pub async fn totals_filtered(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    filter: &OrderFilter,
+) -> Result<Vec<CurrencyTotal>, DbErr> {
+    let rows: Vec<(String, i64, i64, i64)> = filtered(store, filter)
+        .select_only()
+        .column(orders::Column::Currency)
+        .column_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "orders")
+        .column_as(
+            Expr::cust("CAST(COALESCE(SUM(sales_minor), 0) AS BIGINT)"),
+            "sales",
+        )
+        .column_as(
+            Expr::cust("CAST(COALESCE(SUM(commission_minor), 0) AS BIGINT)"),
+            "commission",
+        )
+        .group_by(orders::Column::Currency)
+        .order_by_asc(orders::Column::Currency)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(currency, orders, sales_minor, commission_minor)| CurrencyTotal {
+                currency,
+                orders,
+                sales_minor,
+                commission_minor,
+            },
+        )
+        .collect())
+}
+
+/// The store's order of that number; another store's is never found.
+pub async fn order_numbered(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    number: &str,
+) -> Result<Option<Order>, DbErr> {
+    orders::Entity::of_store(store)
+        .filter(orders::Column::Number.eq(number))
+        .one(conn)
+        .await
+}
+
+/// Every version of one of the store's orders, oldest first.
+pub async fn versions_of_order(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    (affiliate_id, day): Key,
+) -> Result<Vec<OrderVersion>, DbErr> {
+    order_versions::Entity::of_store(store)
+        .filter(order_versions::Column::AffiliateId.eq(affiliate_id))
+        .filter(order_versions::Column::Day.eq(day))
+        .order_by_asc(order_versions::Column::Version)
+        .all(conn)
+        .await
 }

@@ -95,6 +95,23 @@ where
     Ok(())
 }
 
+/// Deletes the rows whose `expires_at` column is before `now`; returns how many went.
+pub(crate) async fn delete_expired<C>(
+    conn: &impl sea_orm::ConnectionTrait,
+    expires_at: C,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, DbErr>
+where
+    C: ColumnTrait,
+    C::EntityName: EntityTrait,
+{
+    Ok(C::EntityName::delete_many()
+        .filter(expires_at.lt(now))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}
+
 /// Locks a row until the end of the transaction on PostgreSQL (SQLite has one writer).
 pub(crate) async fn lock_row(
     conn: &impl sea_orm::ConnectionTrait,

@@ -77,9 +77,5 @@ pub async fn delete_of_store(conn: &impl ConnectionTrait, store: &StoreId) -> Re
 
 /// Drops every expired attempt.
 pub async fn sweep_expired(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
-    Ok(oauth_states::Entity::delete_many()
-        .filter(oauth_states::Column::ExpiresAt.lt(now))
-        .exec(conn)
-        .await?
-        .rows_affected)
+    super::delete_expired(conn, oauth_states::Column::ExpiresAt, now).await
 }

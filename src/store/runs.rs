@@ -1,7 +1,9 @@
 //! Sync runs: when a store's report was read, why, and what came of it.
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::sync_runs;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbErr, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbErr, QueryOrder, QuerySelect,
+};
 
 use super::{RunStatus, StoreScoped};
 use crate::domain::ids::StoreId;
@@ -88,5 +90,18 @@ pub async fn last(conn: &impl ConnectionTrait, store: &StoreId) -> Result<Option
     sync_runs::Entity::of_store(store)
         .order_by_desc(sync_runs::Column::Id)
         .one(conn)
+        .await
+}
+
+/// The store's latest `limit` runs, newest first.
+pub async fn latest(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    limit: u64,
+) -> Result<Vec<Run>, DbErr> {
+    sync_runs::Entity::of_store(store)
+        .order_by_desc(sync_runs::Column::Id)
+        .limit(limit)
+        .all(conn)
         .await
 }

@@ -20,18 +20,22 @@ pub async fn load(
         .map(|r| r.state))
 }
 
-pub async fn insert(
-    conn: &impl ConnectionTrait,
-    id: &str,
-    store: Option<String>,
-    state: String,
-    expires_at: DateTime<Utc>,
-) -> Result<(), DbErr> {
+/// A session's row: the SHA-256 of its key, the store it was opened for, its JSON state, and
+/// when it expires.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: String,
+    pub store: Option<String>,
+    pub state: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub async fn insert(conn: &impl ConnectionTrait, row: SessionRow) -> Result<(), DbErr> {
     sessions::Entity::insert(sessions::ActiveModel {
-        id: Set(id.to_owned()),
-        store_id: Set(store),
-        state: Set(state),
-        expires_at: Set(expires_at),
+        id: Set(row.id),
+        store_id: Set(row.store),
+        state: Set(row.state),
+        expires_at: Set(row.expires_at),
     })
     .exec_without_returning(conn)
     .await?;
@@ -39,18 +43,12 @@ pub async fn insert(
 }
 
 /// Replaces the session's state; false when it no longer exists (expired or ended).
-pub async fn update(
-    conn: &impl ConnectionTrait,
-    id: &str,
-    store: Option<String>,
-    state: String,
-    expires_at: DateTime<Utc>,
-) -> Result<bool, DbErr> {
+pub async fn update(conn: &impl ConnectionTrait, row: SessionRow) -> Result<bool, DbErr> {
     let res = sessions::Entity::update_many()
-        .col_expr(sessions::Column::State, Expr::value(state))
-        .col_expr(sessions::Column::StoreId, Expr::value(store))
-        .col_expr(sessions::Column::ExpiresAt, Expr::value(expires_at))
-        .filter(sessions::Column::Id.eq(id))
+        .col_expr(sessions::Column::State, Expr::value(row.state))
+        .col_expr(sessions::Column::StoreId, Expr::value(row.store))
+        .col_expr(sessions::Column::ExpiresAt, Expr::value(row.expires_at))
+        .filter(sessions::Column::Id.eq(row.id))
         .exec(conn)
         .await?;
     Ok(res.rows_affected > 0)
@@ -78,9 +76,5 @@ pub async fn delete(conn: &impl ConnectionTrait, id: &str) -> Result<(), DbErr> 
 
 /// Drops every expired session.
 pub async fn sweep_expired(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
-    Ok(sessions::Entity::delete_many()
-        .filter(sessions::Column::ExpiresAt.lt(now))
-        .exec(conn)
-        .await?
-        .rows_affected)
+    super::delete_expired(conn, sessions::Column::ExpiresAt, now).await
 }

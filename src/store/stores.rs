@@ -196,14 +196,10 @@ pub async fn set_commission(
     commission: DefaultCommission,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let Some(store) = find_active(conn, id).await? else {
-        return Ok(false);
-    };
-    let mut store: stores::ActiveModel = store.into();
-    set_commission_fields(&mut store, commission, now);
-    store.updated_at = Set(now);
-    store.update(conn).await?;
-    Ok(true)
+    update_active(conn, id, now, |store| {
+        set_commission_fields(store, commission, now);
+    })
+    .await
 }
 
 /// The merchant's choice of sales figures. False when the store is not active.
@@ -213,11 +209,21 @@ pub async fn set_sales_basis(
     basis: SalesBasis,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
+    update_active(conn, id, now, |store| store.sales_basis = Set(basis)).await
+}
+
+/// Applies `set` to the store's row and stamps `updated_at`. False when the store is not active.
+async fn update_active(
+    conn: &impl ConnectionTrait,
+    id: &StoreId,
+    now: DateTime<Utc>,
+    set: impl FnOnce(&mut stores::ActiveModel),
+) -> Result<bool, DbErr> {
     let Some(store) = find_active(conn, id).await? else {
         return Ok(false);
     };
     let mut store: stores::ActiveModel = store.into();
-    store.sales_basis = Set(basis);
+    set(&mut store);
     store.updated_at = Set(now);
     store.update(conn).await?;
     Ok(true)

@@ -17,8 +17,7 @@ use crate::{
     web::{
         PageError,
         guard::{CsrfForm, StoreForm, StorePage, WithCsrf},
-        session::{self, check_csrf, flash},
-        to_setup,
+        session::{self, back_to_setup, check_csrf},
     },
 };
 
@@ -53,11 +52,11 @@ pub async fn connect(
         .parse()
         .map_err(PageError::BadRequest)?;
     if !state.deps.amazon.is_configured() {
-        flash(
+        return Ok(back_to_setup(
             &session,
+            &store,
             "Amazon sign-in is not configured on this server (amazon.client_id). Please contact the operator.",
-        );
-        return Ok(to_setup(&store));
+        ));
     }
     let consent = connect::start(&state.deps, &store, region)
         .await
@@ -91,8 +90,7 @@ pub async fn callback(
             e.message()
         }
     };
-    flash(&session, message);
-    Ok(to_setup(&store))
+    Ok(back_to_setup(&session, &store, message))
 }
 
 #[derive(Deserialize)]
@@ -120,14 +118,14 @@ pub async fn choose(
         .split_once(':')
         .and_then(|(p, a)| Some((p.parse::<i64>().ok()?, a)))
         .ok_or_else(|| PageError::BadRequest("choose one of the listed accounts".into()))?;
-    match connect::choose(&state.deps, &store, profile, advertiser).await {
-        Ok(()) => flash(&session, "Account chosen. Every affiliate now has a link."),
+    let message = match connect::choose(&state.deps, &store, profile, advertiser).await {
+        Ok(()) => "Account chosen. Every affiliate now has a link.".to_owned(),
         Err(e) => {
             tracing::warn!(store_id = %store, error = %e, "account choice failed");
-            flash(&session, e.message());
+            e.message()
         }
-    }
-    Ok(to_setup(&store))
+    };
+    Ok(back_to_setup(&session, &store, message))
 }
 
 pub async fn disconnect(
@@ -135,11 +133,11 @@ pub async fn disconnect(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     connect::disconnect(&state.deps, &store).await?;
-    flash(
+    Ok(back_to_setup(
         &session,
+        &store,
         "Amazon is disconnected and its tokens are deleted. Links stay as they are.",
-    );
-    Ok(to_setup(&store))
+    ))
 }
 
 #[derive(Deserialize)]
@@ -169,24 +167,18 @@ pub async fn landing_page(
         .and_then(|c| c.country_code)
         .unwrap_or_else(|| "US".into());
     let main = form.kind == "main";
-    match parse_landing_page(&form.url, &country) {
+    let message = match parse_landing_page(&form.url, &country) {
         Ok((id, url, asin)) if main || asin.is_some() => {
             let now = state.deps.clock.now();
             let txn = state.deps.db.begin().await?;
             links::set_landing_page(&txn, &store, (&id, &url, asin), main, now).await?;
             txn.commit().await?;
-            flash(
-                &session,
-                format!("Landing page {url} saved; links updated."),
-            );
+            format!("Landing page {url} saved; links updated.")
         }
-        Ok(_) => flash(
-            &session,
-            "Additional landing pages must be product pages (/dp/ASIN).",
-        ),
-        Err(e) => flash(&session, e.to_string()),
-    }
-    Ok(to_setup(&store))
+        Ok(_) => "Additional landing pages must be product pages (/dp/ASIN).".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    Ok(back_to_setup(&session, &store, message))
 }
 
 pub async fn remove_landing_page(
@@ -199,8 +191,11 @@ pub async fn remove_landing_page(
     let txn = state.deps.db.begin().await?;
     links::remove_landing_page(&txn, &store, &page, now).await?;
     txn.commit().await?;
-    flash(&session, "Landing page removed; its links are retired.");
-    Ok(to_setup(&store))
+    Ok(back_to_setup(
+        &session,
+        &store,
+        "Landing page removed; its links are retired.",
+    ))
 }
 
 /// `GET /app/stores/{id}/links.csv`

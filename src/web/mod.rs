@@ -1,10 +1,13 @@
 //! The HTTP surface: merchant pages, the load link, health probes. Handlers are thin; the work is
 //! in the domain modules.
+pub mod activity;
 pub mod amazon;
 pub mod error;
 pub mod guard;
 pub mod health;
+pub mod ledger;
 pub mod load;
+pub mod nav;
 pub mod pages;
 pub mod session;
 pub mod sync;
@@ -39,6 +42,15 @@ pub fn routes(cfg: &mut web::ServiceConfig, webhook_body_limit: usize, frame_anc
                 .route("/load", web::get().to(load::load))
                 .route("/amazon/connect", web::get().to(amazon::connect))
                 .route("/stores/{store_id}", web::get().to(pages::setup))
+                .route("/stores/{store_id}/ledger", web::get().to(ledger::ledger))
+                .route(
+                    "/stores/{store_id}/ledger/{number}",
+                    web::get().to(ledger::order),
+                )
+                .route(
+                    "/stores/{store_id}/activity",
+                    web::get().to(activity::activity),
+                )
                 .route(
                     "/stores/{store_id}/amazon/account",
                     web::post().to(amazon::choose),

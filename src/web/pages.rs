@@ -11,7 +11,7 @@ use crate::{
     },
     state::AppState,
     store::stores::StoreSummary,
-    web::{PageError, guard::StorePage, html, session},
+    web::{PageError, guard::StorePage, html, nav::StoreNav, session},
 };
 
 #[derive(Template)]
@@ -66,6 +66,7 @@ struct AmazonView {
 #[template(path = "setup.html")]
 struct Setup {
     sandbox: bool,
+    nav: StoreNav,
     csrf: String,
     flash: String,
     store: StoreSummary,
@@ -122,6 +123,7 @@ pub async fn setup(
         recent: page.recent,
         unmatched: page.unmatched,
         held: page.held,
+        nav: StoreNav::overview(store_id.as_str()),
         sandbox: state.deps.settings.sandbox.enabled,
         csrf: session::csrf_token(&session),
         flash: session::take_flash(&session).unwrap_or_default(),

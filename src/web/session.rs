@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     domain::{clock::SharedClock, ids::StoreId},
-    store::sessions,
+    store::sessions::{self, SessionRow},
 };
 
 pub const STORE_KEY: &str = "store_id";
@@ -34,6 +34,22 @@ impl DbSessionStore {
 
     fn expiry(&self, ttl: &CookieDuration) -> DateTime<Utc> {
         self.clock.now() + Duration::seconds(ttl.whole_seconds())
+    }
+
+    /// The row that keeps `state` under `key` for `ttl`; fails only when `state` cannot be
+    /// serialized.
+    fn row(
+        &self,
+        key: &SessionKey,
+        state: &HashMap<String, String>,
+        ttl: &CookieDuration,
+    ) -> serde_json::Result<SessionRow> {
+        Ok(SessionRow {
+            id: row_id(key),
+            store: store_of(state),
+            state: serde_json::to_string(state)?,
+            expires_at: self.expiry(ttl),
+        })
     }
 }
 
@@ -65,16 +81,12 @@ impl SessionStore for DbSessionStore {
         ttl: &CookieDuration,
     ) -> Result<SessionKey, SaveError> {
         let key = generate_session_key();
-        let body = serde_json::to_string(&state).map_err(|e| SaveError::Serialization(e.into()))?;
-        sessions::insert(
-            &self.db,
-            &row_id(&key),
-            store_of(&state),
-            body,
-            self.expiry(ttl),
-        )
-        .await
-        .map_err(|e| SaveError::Other(e.into()))?;
+        let row = self
+            .row(&key, &state, ttl)
+            .map_err(|e| SaveError::Serialization(e.into()))?;
+        sessions::insert(&self.db, row)
+            .await
+            .map_err(|e| SaveError::Other(e.into()))?;
         Ok(key)
     }
 
@@ -84,17 +96,12 @@ impl SessionStore for DbSessionStore {
         state: HashMap<String, String>,
         ttl: &CookieDuration,
     ) -> Result<SessionKey, UpdateError> {
-        let body =
-            serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
-        let updated = sessions::update(
-            &self.db,
-            &row_id(&key),
-            store_of(&state),
-            body,
-            self.expiry(ttl),
-        )
-        .await
-        .map_err(|e| UpdateError::Other(e.into()))?;
+        let row = self
+            .row(&key, &state, ttl)
+            .map_err(|e| UpdateError::Serialization(e.into()))?;
+        let updated = sessions::update(&self.db, row)
+            .await
+            .map_err(|e| UpdateError::Other(e.into()))?;
         if !updated {
             // Expired or ended meanwhile (an uninstall ends a store's sessions): never revive it
             // with its store; an empty session takes its place.
@@ -152,6 +159,16 @@ pub fn check_csrf(session: &Session, sent: &str) -> Result<(), super::PageError>
 /// A message for the next page the merchant sees.
 pub fn flash(session: &Session, message: impl Into<String>) {
     let _ = session.insert(FLASH_KEY, message.into());
+}
+
+/// Back to the store's setup page, with `message` for the merchant to read there.
+pub fn back_to_setup(
+    session: &Session,
+    store: &StoreId,
+    message: impl Into<String>,
+) -> actix_web::HttpResponse {
+    flash(session, message);
+    super::to_setup(store)
 }
 
 pub fn take_flash(session: &Session) -> Option<String> {

@@ -10,8 +10,7 @@ use crate::{
     web::{
         PageError,
         guard::{CsrfForm, StoreForm, WithCsrf},
-        session::flash,
-        to_setup,
+        session::back_to_setup,
     },
 };
 
@@ -22,11 +21,11 @@ pub async fn sync_now(
 ) -> Result<HttpResponse, PageError> {
     let asked = scheduler::enqueue_now(&state.deps, &store, None, "manual").await?;
     if asked.queued {
-        flash(
+        return Ok(back_to_setup(
             &session,
+            &store,
             "Sync queued: Amazon's figures of the last 60 days are being read and the orders updated. Reload in a moment.",
-        );
-        return Ok(to_setup(&store));
+        ));
     }
     // A click while a sync waits or runs adds nothing: that sync reads the same days.
     let now = state.deps.clock.now();
@@ -37,13 +36,13 @@ pub async fn sync_now(
         ),
         _ => String::new(),
     };
-    flash(
+    Ok(back_to_setup(
         &session,
+        &store,
         format!(
             "Nothing new queued: a sync is already queued or running.{when} Reload in a moment."
         ),
-    );
-    Ok(to_setup(&store))
+    ))
 }
 
 #[derive(Deserialize)]
@@ -76,11 +75,11 @@ pub async fn sales_basis(
     if !stores::set_sales_basis(&state.deps.db, &store, basis, now).await? {
         return Err(PageError::NotFound);
     }
-    flash(
+    Ok(back_to_setup(
         &session,
+        &store,
         "Saved. The next sync recomputes every day that is not final yet (the last 60 days).",
-    );
-    Ok(to_setup(&store))
+    ))
 }
 
 /// `POST /app/stores/{id}/sandbox/shoppers` (sandbox only): every link gets its first click at the
@@ -97,19 +96,13 @@ pub async fn sandbox_shoppers(
         .into_iter()
         .map(|l| l.url)
         .collect();
-    match sandbox.shoppers_click(&urls) {
-        Ok(n) => flash(
-            &session,
-            format!(
-                "Sandbox: {n} links were clicked by shoppers. Click “Sync now” to read their sales."
-            ),
+    let message = match sandbox.shoppers_click(&urls) {
+        Ok(n) => format!(
+            "Sandbox: {n} links were clicked by shoppers. Click “Sync now” to read their sales."
         ),
-        Err(why) => flash(
-            &session,
-            format!("Sandbox Amazon refused the clicks: {why}"),
-        ),
-    }
-    Ok(to_setup(&store))
+        Err(why) => format!("Sandbox Amazon refused the clicks: {why}"),
+    };
+    Ok(back_to_setup(&session, &store, message))
 }
 
 /// `POST /app/stores/{id}/dead-letters/retry`: the merchant fixed the cause (an affiliate, a
@@ -119,8 +112,8 @@ pub async fn retry_dead_letters(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let n = push::retry_dead_letters(&state.deps.db, Some(&store), state.deps.clock.now()).await?;
-    flash(&session, format!("{n} refused push(es) queued again."));
-    Ok(to_setup(&store))
+    let message = format!("{n} refused push(es) queued again.");
+    Ok(back_to_setup(&session, &store, message))
 }
 
 /// `POST /app/stores/{id}/held/apply`: the merchant accepts Amazon's reading for every held
@@ -130,11 +123,9 @@ pub async fn apply_held(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let n = orders::apply_held(&state.deps.db, &store, state.deps.clock.now()).await?;
-    flash(
-        &session,
-        format!("{n} held decrease(s) applied; the orders are being updated in your program."),
-    );
-    Ok(to_setup(&store))
+    let message =
+        format!("{n} held decrease(s) applied; the orders are being updated in your program.");
+    Ok(back_to_setup(&session, &store, message))
 }
 
 /// `POST /app/stores/{id}/held/discard`: the merchant keeps the orders as they are.
@@ -143,9 +134,6 @@ pub async fn discard_held(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let n = orders::discard_held(&state.deps.db, &store, state.deps.clock.now()).await?;
-    flash(
-        &session,
-        format!("{n} held decrease(s) discarded; the orders stay as they are."),
-    );
-    Ok(to_setup(&store))
+    let message = format!("{n} held decrease(s) discarded; the orders stay as they are.");
+    Ok(back_to_setup(&session, &store, message))
 }

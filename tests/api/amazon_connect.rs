@@ -556,10 +556,10 @@ async fn the_sweep_drops_abandoned_sign_in_attempts_and_keeps_live_ones() {
         .await
         .unwrap();
     w.app
-        .assert_rows("oauth_states WHERE store_id = 'st_1'", 0)
-        .await;
-    w.app
-        .assert_rows("oauth_states WHERE store_id = 'st_2'", 1)
+        .assert_counts(&[
+            ("oauth_states WHERE store_id = 'st_1'", 0),
+            ("oauth_states WHERE store_id = 'st_2'", 1),
+        ])
         .await;
     // The kept attempt still signs its merchant in; the swept one is explained, nothing stored.
     let code = w.amazon.allow(&live["code_challenge"]);

@@ -6,7 +6,12 @@ use attribution_bridge::{
 };
 use chrono::{Duration, NaiveDate};
 
-use crate::{doubles::*, helpers::*, sync::sync_world, world::World};
+use crate::{
+    doubles::*,
+    helpers::*,
+    sync::{one_order_sync_world, sync_world},
+    world::World,
+};
 
 /// A worker takes the next job and dies holding it.
 async fn claim_and_die(w: &World) -> entity::jobs::Model {
@@ -55,13 +60,13 @@ async fn assert_recovers(w: &World) {
     assert_eq!(w.orders.count(), 2, "each order exactly once");
     assert_eq!(*w.orders.writes.lock().unwrap(), 2, "each sent once");
     w.app
-        .assert_rows(
-            "orders WHERE push_state = 'pushed' AND pushed_version = version",
-            2,
-        )
-        .await;
-    w.app
-        .assert_rows("jobs WHERE status IN ('pending', 'running')", 0)
+        .assert_counts(&[
+            (
+                "orders WHERE push_state = 'pushed' AND pushed_version = version",
+                2,
+            ),
+            ("jobs WHERE status IN ('pending', 'running')", 0),
+        ])
         .await;
 }
 
@@ -154,11 +159,7 @@ async fn two_workers_racing_on_one_queue_run_each_job_once() {
 async fn two_schedulers_enqueue_each_store_day_once() {
     let w = sync_world(1).connected().await;
     // 07:00 in Los Angeles, past the 06:00 default.
-    w.app.clock.set(
-        chrono::DateTime::parse_from_rfc3339("2026-11-20T15:00:00Z")
-            .unwrap()
-            .into(),
-    );
+    w.app.set_clock("2026-11-20T15:00:00Z");
     let (a, b) = tokio::join!(enqueue_due(&w), enqueue_due(&w));
     assert_eq!(a + b, 1);
     assert_eq!(enqueue_due(&w).await, 0, "already enqueued today");
@@ -194,10 +195,7 @@ async fn a_worker_whose_lease_expired_cannot_finish_the_job_it_lost() {
 
 #[tokio::test]
 async fn a_restatement_computed_while_its_push_runs_is_pushed_next() {
-    let w = sync_world(1)
-        .report(vec![report_row("20261101", 1, 10, 1, "10.00")])
-        .synced()
-        .await;
+    let w = one_order_sync_world().synced().await;
     // The push of version 1 is under way (its job holds the order's queue key)…
     let (push_job, affiliate_id, day) = claim_push(&w).await;
     push::run(&w.app.state.deps, &store_id("st_1"), (affiliate_id, day))
@@ -227,10 +225,7 @@ async fn a_restatement_computed_while_its_push_runs_is_pushed_next() {
 
 #[tokio::test]
 async fn a_retried_dead_letter_and_the_next_sync_push_the_order_once() {
-    let w = sync_world(1)
-        .report(vec![report_row("20261101", 1, 10, 1, "10.00")])
-        .connected()
-        .await;
+    let w = one_order_sync_world().connected().await;
     w.orders
         .faults
         .lock()

@@ -132,6 +132,11 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// An app with one more `APP__…` setting (a later one wins).
+pub async fn spawn_app_setting(key: &str, value: &str) -> TestApp {
+    spawn_app_with(|env| env.push((key.to_owned(), value.to_owned()))).await
+}
+
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Vec<(String, String)>)) -> TestApp {
     spawn_app_resolving(tweak, StaticLookup::default()).await
 }
@@ -277,6 +282,12 @@ impl TestApp {
 
     pub fn now(&self) -> i64 {
         self.clock_now().timestamp()
+    }
+
+    /// Sets the clock to an RFC 3339 instant, such as `2026-11-20T15:00:00Z`.
+    pub fn set_clock(&self, rfc3339: &str) {
+        let at = DateTime::parse_from_rfc3339(rfc3339).expect("an RFC 3339 instant");
+        self.clock.set(at.into());
     }
 
     pub fn clock_now(&self) -> DateTime<Utc> {
@@ -471,6 +482,13 @@ impl TestApp {
     pub async fn assert_rows(&self, from: &str, expected: i64) {
         let sql = format!("SELECT COUNT(*) FROM {from}");
         assert_eq!(self.count(&sql).await, expected, "{sql}");
+    }
+
+    /// Asserts how many rows each `FROM …` clause counts, one after the other.
+    pub async fn assert_counts(&self, expected: &[(&str, i64)]) {
+        for (from, n) in expected {
+            self.assert_rows(from, *n).await;
+        }
     }
 
     pub async fn count(&self, sql: &str) -> i64 {

@@ -16,7 +16,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::{DatabaseTransaction, DbErr};
 use tokio::sync::{Notify, oneshot};
 
-use crate::{doubles::*, sync::sync_world, world::World};
+use crate::{sync::one_order_sync_world, world::World};
 
 /// The real push handler, held at its start until the test lets it go: a worker in the middle
 /// of a push, for as long as the test needs.
@@ -90,10 +90,7 @@ async fn busy_worker(w: &World) -> Busy {
 
 /// A store with one order to push: its sync ran, its push is due.
 async fn one_push_due() -> World {
-    sync_world(1)
-        .report(vec![report_row("20261101", 1, 10, 1, "10.00")])
-        .synced()
-        .await
+    one_order_sync_world().synced().await
 }
 
 /// The order went to the program exactly once, and nothing of the store is left to do.
@@ -105,10 +102,10 @@ async fn assert_pushed_once(w: &World) {
         "1.00"
     );
     w.app
-        .assert_rows("orders WHERE push_state = 'pushed'", 1)
-        .await;
-    w.app
-        .assert_rows("jobs WHERE status IN ('pending', 'running', 'dead')", 0)
+        .assert_counts(&[
+            ("orders WHERE push_state = 'pushed'", 1),
+            ("jobs WHERE status IN ('pending', 'running', 'dead')", 0),
+        ])
         .await;
 }
 

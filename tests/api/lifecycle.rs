@@ -101,8 +101,7 @@ async fn redact_leaves_no_row_of_the_store() {
 
 #[tokio::test]
 async fn uninstalled_stores_are_purged_after_the_retention_period() {
-    let app =
-        spawn_app_with(|env| env.push(("APP__PLATFORM__RETENTION_DAYS".into(), "30".into()))).await;
+    let app = spawn_app_setting("APP__PLATFORM__RETENTION_DAYS", "30").await;
     app.install("st_old", "t").await;
     app.install("st_recent", "t").await;
     app.install("st_active", "t").await;

@@ -15,6 +15,7 @@ mod merchant_headers;
 mod migrations;
 mod money_safety;
 mod outside_text;
+mod pages;
 mod private_hosts;
 mod retry_after;
 mod roster;

@@ -3,8 +3,10 @@
 //! (DESIGN §7).
 use crate::helpers::*;
 
-/// Asserts the headers every merchant answer carries; `frame_ancestors` as the CSP must say it.
-fn assert_merchant_headers(res: &reqwest::Response, frame_ancestors: &str, what: &str) {
+/// Asserts the answer's status and the headers every merchant answer carries; `frame_ancestors`
+/// as the CSP must say it.
+fn assert_merchant_answer(res: &reqwest::Response, status: u16, frame_ancestors: &str, what: &str) {
+    assert_eq!(res.status(), status, "{what}");
     let h = |name: &str| {
         res.headers()
             .get(name)
@@ -29,32 +31,26 @@ async fn merchant_pages_redirects_and_the_csv_are_not_cached_sniffed_or_framed()
     let none = "'none'";
 
     let load = app.open_store("st_1").await;
-    assert_eq!(load.status(), 303);
-    assert_merchant_headers(&load, none, "the load link's redirect");
+    assert_merchant_answer(&load, 303, none, "the load link's redirect");
 
     let page = app.get("/app/stores/st_1").await;
-    assert_eq!(page.status(), 200);
-    assert_merchant_headers(&page, none, "the setup page");
+    assert_merchant_answer(&page, 200, none, "the setup page");
     let csrf = csrf_of(&page.text().await.unwrap()).unwrap();
 
     let form = app
         .post_form("/app/stores/st_1/sync", &[("csrf", csrf.as_str())])
         .await;
-    assert_eq!(form.status(), 303);
-    assert_merchant_headers(&form, none, "a form's redirect");
+    assert_merchant_answer(&form, 303, none, "a form's redirect");
 
     let csv = app.get("/app/stores/st_1/links.csv").await;
-    assert_eq!(csv.status(), 200);
+    assert_merchant_answer(&csv, 200, none, "the links download");
     assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
-    assert_merchant_headers(&csv, none, "the links download");
 
     let foreign = app.get("/app/stores/st_2").await;
-    assert_eq!(foreign.status(), 404);
-    assert_merchant_headers(&foreign, none, "another store's page");
+    assert_merchant_answer(&foreign, 404, none, "another store's page");
 
     let callback = app.get("/oauth/amazon/callback?error=access_denied").await;
-    assert_eq!(callback.status(), 303);
-    assert_merchant_headers(&callback, none, "the OAuth callback");
+    assert_merchant_answer(&callback, 303, none, "the OAuth callback");
 
     // Probes and webhooks are for machines: no merchant headers there.
     let health = app.get("/healthz").await;
@@ -63,16 +59,9 @@ async fn merchant_pages_redirects_and_the_csv_are_not_cached_sniffed_or_framed()
 
 #[tokio::test]
 async fn only_the_configured_admin_origin_may_frame_the_pages() {
-    let app = spawn_app_with(|env| {
-        env.push((
-            "APP__PLATFORM__ADMIN_ORIGIN".into(),
-            "https://admin.example.com".into(),
-        ))
-    })
-    .await;
+    let app = spawn_app_setting("APP__PLATFORM__ADMIN_ORIGIN", "https://admin.example.com").await;
     app.install("st_1", "gpat_1").await;
     app.open_store("st_1").await;
     let page = app.get("/app/stores/st_1").await;
-    assert_eq!(page.status(), 200);
-    assert_merchant_headers(&page, "https://admin.example.com", "the setup page");
+    assert_merchant_answer(&page, 200, "https://admin.example.com", "the setup page");
 }

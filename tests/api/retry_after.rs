@@ -23,7 +23,11 @@ use wiremock::{
     matchers::{method, path},
 };
 
-use crate::{doubles::*, helpers::*, sync::sync_world};
+use crate::{
+    doubles::*,
+    helpers::*,
+    sync::{one_order_sync_world, sync_world},
+};
 
 /// An HTTP-date `ahead` from now, as an upstream writes it, and the instant it names (whole
 /// seconds: up to a second sooner than `ahead`).
@@ -196,10 +200,7 @@ async fn a_report_throttled_until_an_http_date_is_read_again_at_that_date_and_th
 #[tokio::test]
 async fn a_report_throttled_beyond_the_inline_cap_is_run_again_by_the_schedule_at_that_date() {
     // The world's inline cap is 20 ms: two minutes are the job schedule's to wait.
-    let w = sync_world(1)
-        .report(vec![report_row("20261101", 1, 10, 1, "10.00")])
-        .connected()
-        .await;
+    let w = one_order_sync_world().connected().await;
     let (date, at) = http_date(Duration::from_secs(120));
     w.report
         .faults
@@ -260,10 +261,7 @@ async fn waiting_push(w: &crate::world::World) -> jobs::Job {
 #[tokio::test]
 async fn a_create_and_an_update_throttled_until_an_http_date_run_again_at_that_date_within_the_schedule()
  {
-    let w = sync_world(1)
-        .report(vec![report_row("20261101", 1, 10, 1, "10.00")])
-        .connected()
-        .await;
+    let w = one_order_sync_world().connected().await;
     // The create: asked to come back in two minutes (more than the floor and the first wait).
     let (date, at) = http_date(Duration::from_secs(120));
     w.orders

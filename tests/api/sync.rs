@@ -16,6 +16,12 @@ pub fn sync_world(affiliates: usize) -> WorldBuilder {
         .setting("APP__PROGRAM__REQUEST_TIMEOUT_SECS", "2")
 }
 
+/// A `sync_world` of one affiliate whose report holds one order: 10 clicks and one purchase of
+/// $10.00 on 2026-11-01.
+pub fn one_order_sync_world() -> WorldBuilder {
+    sync_world(1).report(vec![report_row("20261101", 1, 10, 1, "10.00")])
+}
+
 /// The program's order for affiliate `aff` on `day` (YYYYMMDD), as it shows it now.
 fn order(w: &World, aff: i64, day: &str) -> Value {
     w.orders
@@ -156,10 +162,10 @@ async fn a_change_on_day_61_is_recorded_and_ignored() {
     assert_eq!(order(&w, 1, "20260921")["commission"], "8.00");
     assert_eq!(w.orders.patches(), 0);
     w.app
-        .assert_rows("figure_changes WHERE NOT applied", 1)
-        .await;
-    w.app
-        .assert_rows("daily_figures WHERE sales_minor = 8000", 1)
+        .assert_counts(&[
+            ("figure_changes WHERE NOT applied", 1),
+            ("daily_figures WHERE sales_minor = 8000", 1),
+        ])
         .await;
 }
 
@@ -197,10 +203,7 @@ async fn every_page_of_the_report_is_read() {
 
 #[tokio::test]
 async fn throttling_and_server_errors_from_amazon_are_retried() {
-    let w = sync_world(1)
-        .report(vec![report_row("20261101", 1, 10, 1, "10.00")])
-        .connected()
-        .await;
+    let w = one_order_sync_world().connected().await;
     w.report.faults.lock().unwrap().extend([
         ResponseTemplate::new(429).insert_header("Retry-After", "0"),
         ResponseTemplate::new(429),
@@ -227,10 +230,7 @@ async fn throttling_and_server_errors_from_amazon_are_retried() {
 
 #[tokio::test]
 async fn program_throttling_and_failures_are_retried_on_schedule() {
-    let w = sync_world(1)
-        .report(vec![report_row("20261101", 1, 10, 1, "10.00")])
-        .connected()
-        .await;
+    let w = one_order_sync_world().connected().await;
     w.orders.faults.lock().unwrap().extend([
         (
             ResponseTemplate::new(429).insert_header("Retry-After", "7"),
@@ -290,10 +290,7 @@ async fn a_timeout_after_the_program_stored_the_order_is_adopted_not_duplicated(
 
 #[tokio::test]
 async fn a_permanent_refusal_goes_to_the_dead_letters_and_can_be_retried() {
-    let w = sync_world(1)
-        .report(vec![report_row("20261101", 1, 10, 1, "10.00")])
-        .connected()
-        .await;
+    let w = one_order_sync_world().connected().await;
     w.orders.faults.lock().unwrap().push_back((
         ResponseTemplate::new(400).set_body_json(json!({"error": "affiliate not found"})),
         false,
@@ -429,10 +426,7 @@ async fn the_sync_command_runs_to_completion_and_the_ledger_shows_every_order() 
 
 #[tokio::test]
 async fn a_report_page_that_is_not_a_report_rejects_nothing() {
-    let w = sync_world(1)
-        .report(vec![report_row("20261101", 1, 10, 1, "10.00")])
-        .connected()
-        .await;
+    let w = one_order_sync_world().connected().await;
     w.sync_now().await;
     assert_eq!(w.orders.count(), 1);
     // A 200 whose body is an error envelope, not a report.

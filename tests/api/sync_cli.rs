@@ -10,7 +10,12 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use wiremock::ResponseTemplate;
 
-use crate::{doubles::*, helpers::*, sync::sync_world, world::World};
+use crate::{
+    doubles::*,
+    helpers::*,
+    sync::{one_order_sync_world, sync_world},
+    world::World,
+};
 
 /// Runs the binary against the world's database and Amazon, with `extra` settings.
 fn cli(w: &World, args: &[&str], extra: &[(&str, &str)]) -> CliRun {
@@ -28,10 +33,7 @@ fn status_of(run: &CliRun) -> Value {
 }
 
 async fn one_order_world() -> World {
-    sync_world(1)
-        .report(vec![report_row("20261101", 1, 10, 1, "10.00")])
-        .connected()
-        .await
+    one_order_sync_world().connected().await
 }
 
 #[test]

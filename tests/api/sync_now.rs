@@ -3,7 +3,11 @@
 use attribution_bridge::flows::scheduler;
 use chrono::Duration;
 
-use crate::{doubles::*, helpers::*, sync::sync_world, world::World};
+use crate::{
+    helpers::*,
+    sync::{one_order_sync_world, sync_world},
+    world::World,
+};
 
 /// Clicks "Sync now" with the page's CSRF token; returns the flash of the page it leads to.
 async fn click_sync_now(w: &World, csrf: &str) -> String {
@@ -23,10 +27,7 @@ async fn sync_jobs(w: &World) -> i64 {
 
 #[tokio::test]
 async fn fifty_clicks_at_once_queue_one_sync_and_a_click_after_it_ran_queues_the_next() {
-    let w = sync_world(1)
-        .report(vec![report_row("20261101", 1, 10, 1, "10.00")])
-        .connected()
-        .await;
+    let w = one_order_sync_world().connected().await;
     let csrf = w.app.csrf("/app/stores/st_1").await;
     let mut clicks = tokio::task::JoinSet::new();
     for _ in 0..50 {
@@ -67,11 +68,7 @@ async fn fifty_clicks_at_once_queue_one_sync_and_a_click_after_it_ran_queues_the
 async fn a_click_while_the_daily_sync_waits_for_a_retry_adds_nothing_and_says_when_it_runs() {
     let w = sync_world(1).connected().await;
     // 07:00 in Los Angeles, past the 06:00 default: the daily sync is queued…
-    w.app.clock.set(
-        chrono::DateTime::parse_from_rfc3339("2026-11-20T15:00:00Z")
-            .unwrap()
-            .into(),
-    );
+    w.app.set_clock("2026-11-20T15:00:00Z");
     let queued = scheduler::enqueue_due(&w.app.state.deps, w.app.clock_now())
         .await
         .unwrap();

@@ -1,10 +1,33 @@
 //! POST /webhooks/platform: the order of checks, the status codes and dedupe (DESIGN §4.1).
+use attribution_bridge::webhooks::verify::Verifier;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
 
 async fn stores(app: &TestApp) -> i64 {
     app.count("SELECT COUNT(*) FROM stores").await
+}
+
+/// An install of st_1 as delivery msg_1, signed now with the app's secret: its body, timestamp
+/// and signature.
+fn install_signed_now(app: &TestApp) -> (Vec<u8>, String, String) {
+    let body = install_body("st_1");
+    let ts = app.now().to_string();
+    let sig = app.sign("msg_1", &ts, &body);
+    (body, ts, sig)
+}
+
+/// Posts an install of `store_id` as delivery `id`, signed with `secret` alone (a secret the app
+/// may or may not know).
+async fn install_signed_with(
+    app: &TestApp,
+    secret: String,
+    id: &str,
+    store_id: &str,
+) -> reqwest::Response {
+    let signer = Verifier::new(&[secret.into()], 300).unwrap();
+    app.post_signed_with(&signer, id, install_body(store_id))
+        .await
 }
 
 /// Asserts that no store and no delivery in the inbox were recorded.
@@ -37,9 +60,7 @@ async fn a_signed_install_creates_the_store() {
 #[tokio::test]
 async fn a_tampered_body_is_refused_and_nothing_is_stored() {
     let app = spawn_app().await;
-    let body = install_body("st_1");
-    let ts = app.now().to_string();
-    let sig = app.sign("msg_1", &ts, &body);
+    let (body, ts, sig) = install_signed_now(&app);
     let mut tampered = body.clone();
     let pos = tampered.iter().position(|b| *b == b'1').unwrap();
     tampered[pos] = b'2';
@@ -53,11 +74,7 @@ async fn a_tampered_body_is_refused_and_nothing_is_stored() {
 #[tokio::test]
 async fn a_wrong_secret_is_refused() {
     let app = spawn_app().await;
-    let other = attribution_bridge::webhooks::verify::Verifier::new(&[random_secret().into()], 300)
-        .unwrap();
-    let res = app
-        .post_signed_with(&other, "msg_1", install_body("st_1"))
-        .await;
+    let res = install_signed_with(&app, random_secret(), "msg_1", "st_1").await;
     assert_eq!(res.status(), 401);
     assert_eq!(stores(&app).await, 0);
 }
@@ -84,11 +101,7 @@ async fn the_second_secret_of_a_rotation_is_accepted() {
     // The helper signs with the old secret (now second in the list)…
     app.install("st_1", "t").await;
     // …and the platform may already sign with the new one.
-    let signer =
-        attribution_bridge::webhooks::verify::Verifier::new(&[new_secret.into()], 300).unwrap();
-    let res = app
-        .post_signed_with(&signer, "msg_new", install_body("st_2"))
-        .await;
+    let res = install_signed_with(&app, new_secret, "msg_new", "st_2").await;
     assert_eq!(res.status(), 200);
     assert_eq!(stores(&app).await, 2);
 }
@@ -96,9 +109,7 @@ async fn the_second_secret_of_a_rotation_is_accepted() {
 #[tokio::test]
 async fn each_missing_header_is_refused() {
     let app = spawn_app().await;
-    let body = install_body("st_1");
-    let ts = app.now().to_string();
-    let sig = app.sign("msg_1", &ts, &body);
+    let (body, ts, sig) = install_signed_now(&app);
     for (id, t, s) in [
         (None, Some(ts.as_str()), Some(sig.as_str())),
         (Some("msg_1"), None, Some(sig.as_str())),
@@ -152,13 +163,7 @@ async fn timestamps_outside_tolerance_or_hostile_are_refused() {
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_413() {
-    let app = spawn_app_with(|env| {
-        env.push((
-            "APP__PLATFORM__WEBHOOK_BODY_LIMIT_BYTES".into(),
-            "2048".into(),
-        ))
-    })
-    .await;
+    let app = spawn_app_setting("APP__PLATFORM__WEBHOOK_BODY_LIMIT_BYTES", "2048").await;
     let mut event = install_event("st_1", "t");
     event["data"]["padding"] = json!("x".repeat(4096));
     let res = app.deliver("msg_big", &event).await;

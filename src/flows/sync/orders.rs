@@ -40,6 +40,11 @@ pub struct Proposal {
 }
 
 impl Proposal {
+    /// The proposal held on `order` for the merchant, if any (and readable).
+    pub fn held_on(order: &Order) -> Option<Self> {
+        serde_json::from_str(order.held.as_deref()?).ok()
+    }
+
     fn of(ctx: &Context<'_>, key: Key, f: &Figures) -> Result<Self, JobError> {
         let (sales, purchases, units) = ctx.basis.pick(f);
         let sales = Money::new(sales, ctx.currency);
@@ -255,11 +260,7 @@ pub async fn apply_held(
     let held = rows::held_of(&txn, store).await?;
     let mut jobs_due = Vec::new();
     for o in &held {
-        let Some(p) = o
-            .held
-            .as_deref()
-            .and_then(|j| serde_json::from_str::<Proposal>(j).ok())
-        else {
+        let Some(p) = Proposal::held_on(o) else {
             continue;
         };
         // A held order was pushed or due: its push is due again.
