@@ -133,6 +133,7 @@ async fn run(kind: &str) -> Option<Figures3> {
         program_currency: Currency::parse("USD").ok()?,
         confirm_absence: Duration::hours(12),
         hold_share: Decimal::ONE,
+        commission_since: Utc::now() - Duration::days(1),
         commission: DefaultCommission::from_columns("percentage", "10").ok()?,
         basis: Basis::Promoted,
         today,

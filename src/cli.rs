@@ -1,7 +1,11 @@
 //! The command line: `serve` (default), `migrate`, `stores list`.
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    io::{ErrorKind, Write},
+    path::PathBuf,
+    process::ExitCode,
+};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
 
 use crate::{
@@ -51,17 +55,17 @@ pub enum Command {
     #[command(after_help = "Exit status:\n  \
         0  every job of the store is done\n  \
         1  an error (database, unknown store, …)\n  \
-        2  bad configuration\n  \
+        2  bad configuration or arguments (--from after --to, or only one of them): nothing queued\n  \
         3  a job failed for good: a dead letter (see `dead-letters`) or a sync that could not run\n  \
         4  work still waits past --wait: each waiting job is named on stderr with the time it runs next\n\
         3 wins over 4 when both apply.")]
     Sync {
         #[arg(long)]
         store: String,
-        /// First marketplace day (YYYY-MM-DD); default: 60 days ago.
+        /// First marketplace day (YYYY-MM-DD), with --to and not after it; default: 60 days ago.
         #[arg(long, requires = "to")]
         from: Option<chrono::NaiveDate>,
-        /// Last marketplace day (YYYY-MM-DD); default: yesterday.
+        /// Last marketplace day (YYYY-MM-DD), with --from; default: yesterday.
         #[arg(long, requires = "from")]
         to: Option<chrono::NaiveDate>,
         /// Wait at most this many seconds for scheduled retries and for jobs held by other
@@ -121,6 +125,10 @@ pub enum StoresAction {
 
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = check(&cli) {
+        // Usage errors end as clap's own do: the message and the usage on stderr, status 2.
+        e.exit();
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -131,6 +139,8 @@ pub async fn run() -> ExitCode {
     telemetry::init(&settings.log);
     match dispatch(cli.command.unwrap_or(Command::Serve), settings).await {
         Ok(()) => ExitCode::SUCCESS,
+        // Whoever read stdout stopped reading (`| head -1`): nothing went wrong.
+        Err(e) if e.is::<StdoutClosed>() => ExitCode::SUCCESS,
         // `sync` said what is left; its status tells scripts which case it is.
         Err(e) if e.is::<Unfinished>() => e
             .downcast_ref::<Unfinished>()
@@ -139,6 +149,49 @@ pub async fn run() -> ExitCode {
             eprintln!("error: {}", Escaped(&format!("{e:#}")));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// What clap cannot check alone: a `sync` range that ends before it starts.
+fn check(cli: &Cli) -> Result<(), clap::Error> {
+    if let Some(Command::Sync {
+        from: Some(from),
+        to: Some(to),
+        ..
+    }) = &cli.command
+        && from > to
+    {
+        return Err(Cli::command().error(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!(
+                "--from {from} is later than --to {to}: give the first day with --from and the \
+                 last with --to; nothing was queued"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The reader of stdout went away (`attribution-bridge ledger … | head -1`): the command ends
+/// quietly with status 0 instead of failing on "Broken pipe".
+#[derive(Debug, thiserror::Error)]
+#[error("stdout was closed by its reader")]
+struct StdoutClosed;
+
+/// Writes to stdout (locked, flushed). A closed stdout is [`StdoutClosed`], never a panic.
+fn out(text: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        written => Ok(written?),
+    }
+}
+
+/// `sync`'s status speaks for the store's work, whether or not anyone still reads its stdout.
+fn unless_closed(written: anyhow::Result<()>) -> anyhow::Result<()> {
+    match written {
+        Err(e) if e.is::<StdoutClosed>() => Ok(()),
+        written => written,
     }
 }
 
@@ -223,10 +276,17 @@ async fn sync_store(
         // Looked at again every poll: another worker may finish its job before its lease ends.
         tokio::time::sleep(until.clamp(Duration::from_millis(10), poll)).await;
     };
-    println!(
-        "{}",
+    unless_closed(out(format_args!(
+        "{}\n",
         serde_json::to_string_pretty(&status::store_status(db, store).await?)?
-    );
+    )))?;
+    let held = status::held_changes(db, store).await?.len();
+    if held > 0 {
+        eprintln!(
+            "held: {held} decrease(s) of the store's orders wait for the merchant's Apply or \
+             Discard on the setup page"
+        );
+    }
     for w in &left.waiting {
         let how = if w.running {
             "held by a worker whose lease runs until"
@@ -284,8 +344,8 @@ async fn sync_store(
 /// Prints one line of text output with the control characters of outside text (store names, an
 /// upstream's error) escaped, so it can neither forge a line nor drive the terminal (DESIGN §7).
 /// JSON output needs none: serde escapes it.
-fn say(line: std::fmt::Arguments<'_>) {
-    println!("{}", Escaped(&line.to_string()));
+fn say(line: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    out(format_args!("{}\n", Escaped(&line.to_string())))
 }
 
 async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
@@ -318,7 +378,10 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             let db = db::connect_and_migrate(&settings.database).await?;
             let entries = status::ledger(&db, &store).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&entries)?);
+                out(format_args!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&entries)?
+                ))?;
             } else {
                 for e in entries {
                     say(format_args!(
@@ -332,7 +395,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
                         e.version,
                         e.pushed_version,
                         e.push_state
-                    ));
+                    ))?;
                 }
             }
             Ok(())
@@ -343,12 +406,12 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             if retry {
                 let n = push::retry_dead_letters(&db, store.as_ref(), chrono::Utc::now()).await?;
 
-                println!("{n} dead letter(s) queued again");
+                out(format_args!("{n} dead letter(s) queued again\n"))?;
                 return Ok(());
             }
             let dead = jobs::dead_letters(&db, store.as_ref()).await?;
             if dead.is_empty() {
-                println!("no dead letters");
+                out(format_args!("no dead letters\n"))?;
             } else {
                 for j in dead {
                     say(format_args!(
@@ -359,7 +422,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
                         j.attempts,
                         j.payload,
                         j.last_error.unwrap_or_default()
-                    ));
+                    ))?;
                 }
             }
             Ok(())
@@ -370,10 +433,10 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             stores::find(&db, &store)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no store {store}"))?;
-            print!(
+            out(format_args!(
                 "{}",
                 links::to_csv(&store::links::current(&db, &store).await?)
-            );
+            ))?;
             Ok(())
         }
         Command::Export { links: false, .. } => {
@@ -385,9 +448,9 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             let db = db::connect_and_migrate(&settings.database).await?;
             let list = stores::list(&db).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                out(format_args!("{}\n", serde_json::to_string_pretty(&list)?))?;
             } else if list.is_empty() {
-                println!("no stores yet");
+                out(format_args!("no stores yet\n"))?;
             } else {
                 for s in list {
                     say(format_args!(
@@ -402,7 +465,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
                             "-"
                         },
                         s.name
-                    ));
+                    ))?;
                 }
             }
             Ok(())

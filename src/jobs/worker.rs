@@ -3,7 +3,7 @@
 //! loops it in the background.
 use std::{sync::Arc, time::Instant};
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -92,6 +92,13 @@ impl HeartbeatHandle {
     }
 }
 
+/// Whether a claim last renewed (or made) at `renewed_at` has run out by `now` for its worker:
+/// from the end of its lease on, another worker may claim the job, so a worker that could not
+/// renew it since must stop rather than run on beside that one.
+fn lease_lapsed(renewed_at: DateTime<Utc>, now: DateTime<Utc>, lease: Duration) -> bool {
+    now - renewed_at >= lease
+}
+
 /// The job runner: the queue's database, the handlers and the clock.
 #[derive(Clone)]
 pub struct Worker {
@@ -121,19 +128,39 @@ impl Worker {
     }
 
     /// Runs the handler while `heartbeat` renews the claim. `None` when the claim was lost: the
-    /// handler is stopped there, since the worker that took the job over runs it now.
+    /// handler is stopped there, since the worker that took the job over runs it now. A claim
+    /// that could not be renewed for a full lease since `claimed_at` (the database out of reach)
+    /// counts as lost too: another worker may have taken the job by then.
     async fn run_beating(
         &self,
         job: &Job,
         lease: Lease,
+        claimed_at: DateTime<Utc>,
         handler: &dyn super::Handler,
         mut heartbeat: Heartbeat,
     ) -> Option<Result<String, JobError>> {
         let beating = async {
+            // When the claim last ran for a full lease from: the claim, then each renewal.
+            let mut renewed_at = claimed_at;
             loop {
                 let answer = heartbeat.next().await;
+                let asked_at = self.clock.now();
                 let held = match self.renew(lease).await {
-                    Ok(held) => held,
+                    Ok(true) => {
+                        renewed_at = asked_at;
+                        true
+                    }
+                    Ok(false) => false,
+                    Err(e) if lease_lapsed(renewed_at, self.clock.now(), self.lease()) => {
+                        // No renewal for a full lease: another worker may run the job now.
+                        tracing::warn!(
+                            job_id = job.id,
+                            error = %e,
+                            since = %renewed_at,
+                            "could not renew a job's lease for a full lease; giving the job up"
+                        );
+                        false
+                    }
                     Err(e) => {
                         // The database blinked: the lease still runs; the next beat tries again.
                         tracing::warn!(job_id = job.id, error = %e, "could not renew a job's lease");
@@ -167,13 +194,16 @@ impl Worker {
             attempts: job.attempts,
         };
         let result = match &handler {
-            Some(h) => match self.run_beating(&job, lease, h.as_ref(), heartbeat).await {
+            Some(h) => match self
+                .run_beating(&job, lease, now, h.as_ref(), heartbeat)
+                .await
+            {
                 Some(result) => result,
                 None => {
                     tracing::warn!(
                         job_id = job.id,
                         kind = job.kind,
-                        "lost the job's lease to another worker; stopped it"
+                        "lost the job's lease (taken over, or not renewed for a full lease); stopped it"
                     );
                     return Ok(Outcome::Completed);
                 }
@@ -303,5 +333,26 @@ impl Worker {
                 () = tokio::time::sleep(self.config.poll_interval) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone, Utc};
+
+    use super::lease_lapsed;
+
+    #[test]
+    fn a_claim_not_renewed_for_a_full_lease_has_lapsed_not_before() {
+        let renewed = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap();
+        let lease = Duration::seconds(30);
+        assert!(!lease_lapsed(renewed, renewed, lease));
+        assert!(!lease_lapsed(
+            renewed,
+            renewed + Duration::milliseconds(29_999),
+            lease
+        ));
+        assert!(lease_lapsed(renewed, renewed + lease, lease));
+        assert!(lease_lapsed(renewed, renewed + Duration::hours(1), lease));
     }
 }

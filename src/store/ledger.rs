@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use super::{HoldState, PushState, StoreScoped, insert_all};
-use crate::domain::{figures::Figures, ids::StoreId};
+use crate::domain::{currency::Currency, figures::Figures, ids::StoreId};
 
 /// A day's stored figures of one affiliate.
 pub use entity::daily_figures::Model as DailyFigures;
@@ -234,6 +234,19 @@ pub async fn count_unmatched(conn: &impl ConnectionTrait, store: &StoreId) -> Re
     unmatched_figures::Entity::of_store(store).count(conn).await
 }
 
+/// A currency other than `currency` that some of the store's orders are in, if any.
+pub async fn other_currency(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    currency: Currency,
+) -> Result<Option<String>, DbErr> {
+    Ok(orders::Entity::of_store(store)
+        .filter(orders::Column::Currency.ne(currency.code()))
+        .one(conn)
+        .await?
+        .map(|o| o.currency))
+}
+
 /// The store's orders of `from..=to`.
 pub async fn orders_in(
     conn: &impl ConnectionTrait,
@@ -361,35 +374,49 @@ pub struct Remote {
 
 /// Records what the program now shows. Only the version that was pushed is marked: a newer one
 /// computed meanwhile stays due.
+///
+/// Fenced: `pushed_version` is only ever raised. A stale worker that finishes the push of an
+/// older version after a newer one was recorded changes nothing (one conditional UPDATE, so no
+/// read-then-write race either). Returns whether the push was recorded.
 pub async fn mark_pushed(
     conn: &impl ConnectionTrait,
     store: &StoreId,
     pushed: &Order,
     remote: Option<&Remote>,
     now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    let Some(current) = find_order(conn, store, (pushed.affiliate_id, pushed.day)).await? else {
-        return Ok(());
-    };
-    let up_to_date = current.version == pushed.version;
-    let mut row: orders::ActiveModel = current.into();
-    row.pushed_version = Set(pushed.version);
+) -> Result<bool, DbErr> {
+    let mut update = orders::Entity::update_of_store(store)
+        .filter(orders::Column::AffiliateId.eq(pushed.affiliate_id))
+        .filter(orders::Column::Day.eq(pushed.day))
+        .filter(orders::Column::PushedVersion.lte(pushed.version))
+        .col_expr(orders::Column::PushedVersion, Expr::value(pushed.version))
+        // Up to date only when no newer version was computed meanwhile: that one stays due.
+        .col_expr(
+            orders::Column::PushState,
+            Expr::case(
+                orders::Column::Version.eq(pushed.version),
+                Expr::value(PushState::Pushed),
+            )
+            .finally(Expr::value(PushState::Pending))
+            .into(),
+        )
+        .col_expr(
+            orders::Column::LastPushError,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(orders::Column::PushedAt, Expr::value(Some(now)))
+        .col_expr(orders::Column::UpdatedAt, Expr::value(now));
     if let Some(r) = remote {
-        row.remote_id = Set(Some(r.id.clone()));
-        row.pushed_sales_minor = Set(r.total_minor);
-        row.pushed_commission_minor = Set(r.commission_minor);
-        row.pushed_status = Set(r.status.clone());
+        update = update
+            .col_expr(orders::Column::RemoteId, Expr::value(Some(r.id.clone())))
+            .col_expr(orders::Column::PushedSalesMinor, Expr::value(r.total_minor))
+            .col_expr(
+                orders::Column::PushedCommissionMinor,
+                Expr::value(r.commission_minor),
+            )
+            .col_expr(orders::Column::PushedStatus, Expr::value(r.status.clone()));
     }
-    row.push_state = Set(if up_to_date {
-        PushState::Pushed
-    } else {
-        PushState::Pending
-    });
-    row.last_push_error = Set(None);
-    row.pushed_at = Set(Some(now));
-    row.updated_at = Set(now);
-    row.update(conn).await?;
-    Ok(())
+    Ok(update.exec(conn).await?.rows_affected == 1)
 }
 
 /// The push went to the dead letters: the merchant and the operator see it.

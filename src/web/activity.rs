@@ -6,8 +6,13 @@ use askama::Template;
 use crate::{
     flows::views::{self, ActivityView},
     state::AppState,
-    store::stores,
-    web::{PageError, guard::StorePage, html, nav::StoreNav, session},
+    web::{
+        PageError,
+        guard::{self, StorePage},
+        html,
+        nav::StoreNav,
+        session,
+    },
 };
 
 #[derive(Template)]
@@ -26,9 +31,7 @@ pub async fn activity(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let db = &state.deps.db;
-    let row = stores::find_active(db, &store)
-        .await?
-        .ok_or(PageError::NotFound)?;
+    let row = guard::installed(db, &store).await?;
     let view = views::activity(db, &store).await?;
     html(&ActivityPage {
         sandbox: state.deps.settings.sandbox.enabled,

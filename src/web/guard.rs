@@ -29,6 +29,16 @@ fn requested(req: &HttpRequest) -> String {
         .to_owned()
 }
 
+/// The session's store, provided the app is still installed there; a 404 otherwise.
+pub async fn installed(
+    db: &sea_orm::DatabaseConnection,
+    store: &StoreId,
+) -> Result<crate::store::stores::Store, PageError> {
+    crate::store::stores::find_active(db, store)
+        .await?
+        .ok_or(PageError::NotFound)
+}
+
 /// A page of the session's store (`GET /app/stores/{store_id}/…`).
 pub struct StorePage {
     pub store: StoreId,
@@ -81,9 +91,14 @@ impl<T: DeserializeOwned + WithCsrf + 'static> FromRequest for StoreForm<T> {
         let req = req.clone();
         let form = web::Form::<T>::from_request(&req, payload);
         Box::pin(async move {
-            let form = form.await?.into_inner();
+            // Who asks comes first: no session is a 401 and another store a 404, whatever the
+            // form says; then a form that does not parse is a 400 page, not actix's plain text.
             let session = req.get_session();
             let store = authorize(&session, &requested(&req))?;
+            let form = form
+                .await
+                .map_err(|e| PageError::BadRequest(e.to_string()))?
+                .into_inner();
             session::check_csrf(&session, form.csrf())?;
             Ok(Self {
                 store,

@@ -8,8 +8,13 @@ use serde::Deserialize;
 use crate::{
     flows::views::{self, LedgerView, OrderFilter, OrderHistory},
     state::AppState,
-    store::{PushState, stores},
-    web::{PageError, guard::StorePage, html, nav::StoreNav},
+    store::PushState,
+    web::{
+        PageError,
+        guard::{self, StorePage},
+        html,
+        nav::StoreNav,
+    },
 };
 
 /// The push states the filter offers, as the page names them.
@@ -111,9 +116,7 @@ pub async fn ledger(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let db = &state.deps.db;
-    let row = stores::find_active(db, &store)
-        .await?
-        .ok_or(PageError::NotFound)?;
+    let row = guard::installed(db, &store).await?;
     let (filter, page) = query.filter()?;
     let now = state.deps.clock.now();
     let view = views::ledger_page(db, &store, &filter, page, now).await?;
@@ -158,9 +161,7 @@ pub async fn order(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let db = &state.deps.db;
-    stores::find_active(db, &store)
-        .await?
-        .ok_or(PageError::NotFound)?;
+    guard::installed(db, &store).await?;
     let (_, number) = path.into_inner();
     let order = views::order_history(db, &store, &number, state.deps.clock.now())
         .await?

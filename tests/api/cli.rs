@@ -129,3 +129,62 @@ async fn sigterm_lets_in_flight_requests_finish() {
             .is_some()
     );
 }
+
+/// Runs the binary with its stdout closed by the reader before the first byte is written: what
+/// `… | head -1` does to the lines after the first, made certain.
+pub fn run_with_stdout_closed(args: &[&str], env: Vec<(String, String)>) -> CliRun {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_attribution-bridge"))
+        .args(args)
+        .envs(env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    CliRun {
+        ok: out.status.success(),
+        code: out.status.code(),
+        stdout: String::new(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn every_command_ends_quietly_when_its_reader_closed_stdout() {
+    let w = crate::sync::one_order_sync_world().synced().await;
+    w.app.run_due_jobs().await;
+    for args in [
+        &["ledger", "--store", "st_1"][..],
+        &["ledger", "--store", "st_1", "--json"],
+        &["stores", "list"],
+        &["stores", "list", "--json"],
+        &["dead-letters"],
+        &["export", "--store", "st_1", "--links"],
+        &["sync", "--help"],
+    ] {
+        let run = run_with_stdout_closed(args, w.app.env());
+        assert_eq!(run.code, Some(0), "{args:?}: {}", run.stderr);
+        assert!(
+            !run.stderr.contains("panicked") && !run.stderr.contains("Broken pipe"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    // The shell's own pipe, as an operator types it.
+    let run = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "'{}' ledger --store st_1 | head -1",
+                env!("CARGO_BIN_EXE_attribution-bridge")
+            ),
+        ])
+        .envs(w.app.env())
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.starts_with("2026-11-01 USD a1"), "{stdout}");
+    assert_eq!(String::from_utf8_lossy(&run.stderr), "");
+}

@@ -6,17 +6,21 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use attribution_bridge::{
+    config::DatabaseSettings,
+    db,
     flows::{handlers, tasks::PUSH_ORDER},
     jobs::{
         Finish, Handler, Job, JobError, Lease,
         worker::{Heartbeat, HeartbeatHandle, Outcome, Worker},
     },
+    store::ledger::{self, Order, Remote},
 };
-use chrono::{DateTime, Duration, Utc};
-use sea_orm::{DatabaseTransaction, DbErr};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+use secrecy::SecretString;
 use tokio::sync::{Notify, oneshot};
 
-use crate::{sync::one_order_sync_world, world::World};
+use crate::{helpers::store_id, sync::one_order_sync_world, world::World};
 
 /// The real push handler, held at its start until the test lets it go: a worker in the middle
 /// of a push, for as long as the test needs.
@@ -65,6 +69,12 @@ struct Busy {
 
 /// Starts a second worker on the next due push and returns once it holds the push.
 async fn busy_worker(w: &World) -> Busy {
+    busy_worker_on(w, w.app.state.worker.db.clone()).await
+}
+
+/// As [`busy_worker`], the worker reaching the queue through `db` (a connection of its own the
+/// test can cut).
+async fn busy_worker_on(w: &World, db: DatabaseConnection) -> Busy {
     let deps = &w.app.state.deps;
     let mut registry = handlers::registry(deps);
     let (started, has_started) = oneshot::channel();
@@ -76,6 +86,7 @@ async fn busy_worker(w: &World) -> Busy {
     registry.register(PUSH_ORDER, held.clone());
     let worker = Worker {
         registry: Arc::new(registry),
+        db,
         ..w.app.state.worker.clone()
     };
     let (heartbeat, handle) = Heartbeat::manual();
@@ -164,4 +175,124 @@ async fn a_worker_that_lost_its_lease_stops_and_records_nothing() {
     assert_eq!(busy.run.await.unwrap(), Outcome::Completed);
     busy.held.go.notify_one();
     assert_pushed_once(&w).await;
+}
+
+#[tokio::test]
+async fn a_worker_cut_off_from_the_database_gives_its_job_up_once_a_full_lease_passed_unrenewed() {
+    let w = one_push_due().await;
+    // The busy worker reaches the queue through a connection of its own: the test cuts it.
+    let own = db::connect(&DatabaseSettings {
+        url: SecretString::from(w.app.db.url.clone()),
+        max_connections: 2,
+    })
+    .await
+    .unwrap();
+    let busy = busy_worker_on(&w, own.clone()).await;
+    own.close_by_ref().await.unwrap();
+
+    // A renewal fails, but the claim made 20 s ago still runs: the worker carries on.
+    w.app.clock.advance(Duration::seconds(20));
+    assert!(
+        busy.heartbeat.beat().await,
+        "within its lease, a failed renewal keeps the claim"
+    );
+    assert!(!busy.run.is_finished());
+    // A full lease without a renewal: the worker cannot know who runs the job now, so it stops.
+    w.app.clock.advance(Duration::seconds(10));
+    assert!(
+        !busy.heartbeat.beat().await,
+        "no renewal for a full lease: the claim counts as lost"
+    );
+    assert_eq!(busy.run.await.unwrap(), Outcome::Completed);
+    assert_eq!(w.orders.count(), 0, "the cut-off worker sent nothing");
+    busy.held.go.notify_one();
+
+    // Another worker takes the job up once the lease has run out, and pushes it once.
+    assert_eq!(
+        w.app.run_due_jobs().await,
+        0,
+        "the lease runs until its end"
+    );
+    w.app.clock.advance(Duration::seconds(1));
+    assert_eq!(w.app.run_due_jobs().await, 1);
+    assert_pushed_once(&w).await;
+}
+
+/// What the ledger says of the one order: (pushed_version, push_state, pushed commission).
+async fn pushed_state(w: &World) -> (i32, String, Option<i64>) {
+    let order = ledger::find_order(
+        &w.app.state.deps.db,
+        &store_id("st_1"),
+        (1, NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()),
+    )
+    .await
+    .unwrap()
+    .expect("the order");
+    (
+        order.pushed_version,
+        order.push_state.to_string(),
+        order.pushed_commission_minor,
+    )
+}
+
+#[tokio::test]
+async fn a_stale_workers_late_mark_of_an_older_version_never_lowers_pushed_version() {
+    let w = one_push_due().await;
+    let db = &w.app.state.deps.db;
+    let store = store_id("st_1");
+    let day = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+    let v1 = ledger::find_order(db, &store, (1, day))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v1.version, 1);
+    // The order moved on to version 2 (a later sync) before anything was pushed.
+    w.app.execute("UPDATE orders SET version = 2").await;
+    let v2 = Order {
+        version: 2,
+        ..v1.clone()
+    };
+    let remote = |commission| Remote {
+        id: "remote-1".into(),
+        total_minor: Some(1000),
+        commission_minor: Some(commission),
+        status: Some("approved".into()),
+    };
+    let now = w.app.clock_now();
+
+    // As before: version 1 pushed while version 2 exists leaves version 2 due.
+    assert!(
+        ledger::mark_pushed(db, &store, &v1, Some(&remote(100)), now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(pushed_state(&w).await, (1, "pending".into(), Some(100)));
+    // Version 2 pushed: up to date.
+    assert!(
+        ledger::mark_pushed(db, &store, &v2, Some(&remote(200)), now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(pushed_state(&w).await, (2, "pushed".into(), Some(200)));
+    // A stale worker now finishes its push of version 1: nothing of the ledger moves back.
+    assert!(
+        !ledger::mark_pushed(db, &store, &v1, Some(&remote(100)), now)
+            .await
+            .unwrap(),
+        "fenced out"
+    );
+    assert_eq!(pushed_state(&w).await, (2, "pushed".into(), Some(200)));
+    assert!(
+        !ledger::mark_pushed(db, &store, &v1, None, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(pushed_state(&w).await, (2, "pushed".into(), Some(200)));
+    // Marking the same version again is still recorded (a retry that adopts the order).
+    assert!(
+        ledger::mark_pushed(db, &store, &v2, Some(&remote(200)), now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(pushed_state(&w).await, (2, "pushed".into(), Some(200)));
 }

@@ -74,6 +74,7 @@ proptest! {
                 program_currency: Currency::parse("USD").unwrap(),
                 confirm_absence: chrono::Duration::hours(12),
                 hold_share: rust_decimal::Decimal::ONE,
+                commission_since: now,
                 commission: DefaultCommission::from_columns("percentage", &pct.to_string()).unwrap(),
                 basis: if total { Basis::Total } else { Basis::Promoted },
                 today,

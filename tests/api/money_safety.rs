@@ -6,23 +6,12 @@ use serde_json::{Value, json};
 
 use crate::{doubles::*, helpers::*, world::*};
 
-/// The program's order for affiliate `aff` on `day` (YYYYMMDD), as it shows it now.
-fn order(w: &World, aff: i64, day: &str) -> Value {
-    w.orders
-        .current(&format!("AMZ-ab_st_1-a{aff}-{day}"))
-        .expect("the program has the order")
-}
-
 fn amounts(o: &Value) -> (&str, &str, &str) {
     (
         o["total"].as_str().unwrap(),
         o["commission"].as_str().unwrap(),
         o["status"].as_str().unwrap(),
     )
-}
-
-fn set_rows(w: &World, rows: Vec<Value>) {
-    *w.report.rows.lock().unwrap() = rows;
 }
 
 /// `row` with every metric replaced by `value` (null, "" …), or removed when `value` is None.
@@ -63,7 +52,7 @@ async fn pushed_fifty(share: &str) -> World {
         .await;
     w.sync_now().await;
     assert_eq!(
-        amounts(&order(&w, 1, "20261118")),
+        amounts(&w.order(1, "20261118")),
         ("50.00", "5.00", "approved")
     );
     w
@@ -73,16 +62,13 @@ async fn pushed_fifty(share: &str) -> World {
 async fn a_day_whose_metrics_all_come_back_null_keeps_its_pushed_commission() {
     let w = pushed_fifty("1").await;
     for metrics in [Some(json!(null)), Some(json!("")), None] {
-        set_rows(
-            &w,
-            vec![with_metrics(
-                report_row("20261118", 1, 20, 1, "50.00"),
-                metrics.clone(),
-            )],
-        );
+        w.set_rows(vec![with_metrics(
+            report_row("20261118", 1, 20, 1, "50.00"),
+            metrics.clone(),
+        )]);
         w.sync_now().await;
         assert_eq!(
-            amounts(&order(&w, 1, "20261118")),
+            amounts(&w.order(1, "20261118")),
             ("50.00", "5.00", "approved"),
             "metrics {metrics:?}"
         );
@@ -91,11 +77,8 @@ async fn a_day_whose_metrics_all_come_back_null_keeps_its_pushed_commission() {
     w.app
         .assert_rows("sync_runs WHERE status = 'ok' AND incomplete = 1", 3)
         .await;
-    let page = w.app.page("/app/stores/st_1").await;
-    assert!(
-        page.contains("1 incomplete row(s)"),
-        "the setup page says so"
-    );
+    w.assert_setup_page_says("1 incomplete row(s)", "the setup page says so")
+        .await;
 }
 
 #[tokio::test]
@@ -110,37 +93,34 @@ async fn complete_rows_apply_and_incomplete_ones_wait_on_the_same_page() {
     w.sync_now().await;
     let mut half = report_row("20261117", 2, 10, 1, "99.00");
     half["attributedPurchases14d"] = json!("");
-    set_rows(&w, vec![report_row("20261117", 1, 10, 2, "80.00"), half]);
+    w.set_rows(vec![report_row("20261117", 1, 10, 2, "80.00"), half]);
     w.sync_now().await;
     assert_eq!(
-        order(&w, 1, "20261117")["commission"],
+        w.order(1, "20261117")["commission"],
         "8.00",
         "the complete row applies"
     );
     assert_eq!(
-        order(&w, 2, "20261117")["commission"],
+        w.order(2, "20261117")["commission"],
         "6.00",
         "the incomplete one waits"
     );
     // Amazon completes the row later: then it applies.
-    set_rows(
-        &w,
-        vec![
-            report_row("20261117", 1, 10, 2, "80.00"),
-            report_row("20261117", 2, 10, 1, "99.00"),
-        ],
-    );
+    w.set_rows(vec![
+        report_row("20261117", 1, 10, 2, "80.00"),
+        report_row("20261117", 2, 10, 1, "99.00"),
+    ]);
     w.sync_now().await;
-    assert_eq!(order(&w, 2, "20261117")["commission"], "9.90");
+    assert_eq!(w.order(2, "20261117")["commission"], "9.90");
 }
 
 #[tokio::test]
 async fn a_vanished_day_is_zeroed_only_when_still_absent_twelve_hours_later() {
     let w = pushed_fifty("1").await;
-    set_rows(&w, vec![]);
+    w.set_rows(vec![]);
     w.sync_now().await;
     assert_eq!(
-        amounts(&order(&w, 1, "20261118")),
+        amounts(&w.order(1, "20261118")),
         ("50.00", "5.00", "approved")
     );
     // 11 h 59 min later: still not confirmed.
@@ -148,13 +128,13 @@ async fn a_vanished_day_is_zeroed_only_when_still_absent_twelve_hours_later() {
         .clock
         .advance(Duration::hours(12) - Duration::minutes(1));
     w.sync_now().await;
-    assert_eq!(order(&w, 1, "20261118")["commission"], "5.00");
+    assert_eq!(w.order(1, "20261118")["commission"], "5.00");
     assert_eq!(w.orders.patches(), 0);
     // 12 h after the first absent reading: Amazon means it.
     w.app.clock.advance(Duration::minutes(1));
     w.sync_now().await;
     assert_eq!(
-        amounts(&order(&w, 1, "20261118")),
+        amounts(&w.order(1, "20261118")),
         ("0.00", "0.00", "rejected")
     );
 }
@@ -162,43 +142,27 @@ async fn a_vanished_day_is_zeroed_only_when_still_absent_twelve_hours_later() {
 #[tokio::test]
 async fn a_day_that_comes_back_is_no_longer_counted_absent() {
     let w = pushed_fifty("1").await;
-    set_rows(&w, vec![]);
+    w.set_rows(vec![]);
     w.sync_now().await;
     w.app.clock.advance(Duration::hours(6));
-    set_rows(&w, vec![report_row("20261118", 1, 20, 1, "50.00")]);
+    w.set_rows(vec![report_row("20261118", 1, 20, 1, "50.00")]);
     w.sync_now().await;
     // Gone again, 12 h after the first absence but only 6 h after the second: kept.
     w.app.clock.advance(Duration::hours(7));
-    set_rows(&w, vec![]);
+    w.set_rows(vec![]);
     w.sync_now().await;
-    assert_eq!(order(&w, 1, "20261118")["commission"], "5.00");
+    assert_eq!(w.order(1, "20261118")["commission"], "5.00");
 }
 
 #[tokio::test]
 async fn numeric_zeros_are_amazons_word_and_apply_at_once() {
     let w = pushed_fifty("1").await;
-    set_rows(&w, vec![report_row("20261118", 1, 20, 0, "0")]);
+    w.set_rows(vec![report_row("20261118", 1, 20, 0, "0")]);
     w.sync_now().await;
     assert_eq!(
-        amounts(&order(&w, 1, "20261118")),
+        amounts(&w.order(1, "20261118")),
         ("0.00", "0.00", "rejected")
     );
-}
-
-/// Three affiliates pushed at 10.00 each on 2026-11-18.
-async fn three_pushed(share: &str) -> World {
-    let w = store_with(3)
-        .setting("APP__SYNC__HOLD_DECREASE_SHARE", share)
-        .report(
-            (1..=3)
-                .map(|a| report_row("20261118", a, 10, 1, "100.00"))
-                .collect(),
-        )
-        .connected()
-        .await;
-    w.sync_now().await;
-    assert_eq!(w.orders.count(), 3);
-    w
 }
 
 #[tokio::test]
@@ -212,13 +176,13 @@ async fn an_incident_that_nulls_every_ad_group_reverses_nothing() {
             r
         })
         .collect();
-    set_rows(&w, incident);
+    w.set_rows(incident);
     w.sync_now().await;
     w.app.clock.advance(Duration::hours(13));
     w.sync_now().await;
     for a in 1..=3 {
         assert_eq!(
-            order(&w, a, "20261118")["commission"],
+            w.order(a, "20261118")["commission"],
             "10.00",
             "affiliate {a}"
         );
@@ -244,19 +208,16 @@ async fn an_incident_that_nulls_every_ad_group_reverses_nothing() {
 async fn a_sync_that_would_cut_too_much_holds_its_decreases_and_lets_increases_through() {
     let w = three_pushed("0.3").await;
     // Affiliate 1 and 2 lose everything (20.00 of 30.00 pushed), affiliate 3 gains.
-    set_rows(
-        &w,
-        vec![
-            report_row("20261118", 1, 10, 0, "0"),
-            report_row("20261118", 2, 10, 0, "0"),
-            report_row("20261118", 3, 10, 2, "200.00"),
-        ],
-    );
+    w.set_rows(vec![
+        report_row("20261118", 1, 10, 0, "0"),
+        report_row("20261118", 2, 10, 0, "0"),
+        report_row("20261118", 3, 10, 2, "200.00"),
+    ]);
     w.sync_now().await;
-    assert_eq!(order(&w, 1, "20261118")["commission"], "10.00", "held");
-    assert_eq!(order(&w, 2, "20261118")["commission"], "10.00", "held");
+    assert_eq!(w.order(1, "20261118")["commission"], "10.00", "held");
+    assert_eq!(w.order(2, "20261118")["commission"], "10.00", "held");
     assert_eq!(
-        order(&w, 3, "20261118")["commission"],
+        w.order(3, "20261118")["commission"],
         "20.00",
         "increases go through"
     );
@@ -277,15 +238,14 @@ async fn a_sync_that_would_cut_too_much_holds_its_decreases_and_lets_increases_t
     w.app
         .assert_rows("orders WHERE hold_state = 'held'", 0)
         .await;
-    assert_eq!(order(&w, 1, "20261118")["commission"], "10.00");
+    assert_eq!(w.order(1, "20261118")["commission"], "10.00");
     assert_eq!(w.orders.patches(), 1, "only the increase was sent");
 }
 
 #[tokio::test]
 async fn applying_held_decreases_pushes_them() {
     let w = three_pushed("0.3").await;
-    set_rows(
-        &w,
+    w.set_rows(
         (1..=3)
             .map(|a| report_row("20261118", a, 10, 0, "0"))
             .collect(),
@@ -308,7 +268,7 @@ async fn applying_held_decreases_pushes_them() {
     w.app.run_due_jobs().await;
     for a in 1..=3 {
         assert_eq!(
-            amounts(&order(&w, a, "20261118")),
+            amounts(&w.order(a, "20261118")),
             ("0.00", "0.00", "rejected")
         );
     }
@@ -334,34 +294,24 @@ async fn marketplace(currency: &str, kind: &str, value: &str, sales: &str) -> Wo
 
 #[tokio::test]
 async fn a_percentage_pays_in_the_marketplaces_currency_and_exponent() {
-    let w = marketplace("JPY", "percentage", "10", "1234.5").await;
-    let o = order(&w, 1, "20261118");
-    assert_eq!(
-        (
-            o["currency"].as_str(),
-            o["total"].as_str(),
-            o["commission"].as_str()
-        ),
-        (Some("JPY"), Some("1235"), Some("124"))
-    );
-    let w = marketplace("KWD", "percentage", "10", "12.3456").await;
-    let o = order(&w, 1, "20261118");
-    assert_eq!(
-        (
-            o["currency"].as_str(),
-            o["total"].as_str(),
-            o["commission"].as_str()
-        ),
-        (Some("KWD"), Some("12.346"), Some("1.235"))
-    );
-    let w = marketplace("EUR", "percentage", "10", "19.99").await;
-    let o = order(&w, 1, "20261118");
-    assert_eq!(
-        (o["currency"].as_str(), o["commission"].as_str()),
-        (Some("EUR"), Some("2.00"))
-    );
-    let page = w.app.page("/app/stores/st_1").await;
-    assert!(page.contains("2.00 EUR"), "amounts show their currency");
+    // (marketplace, Amazon's sales text, the order's total and commission)
+    let cases = [
+        ("JPY", "1234.5", "1235", "124"),
+        ("KWD", "12.3456", "12.346", "1.235"),
+        ("EUR", "19.99", "19.99", "2.00"),
+    ];
+    let mut last = None;
+    for (currency, sales, total, commission) in cases {
+        let w = marketplace(currency, "percentage", "10", sales).await;
+        let o = w.order(1, "20261118");
+        let got =
+            [&o["currency"], &o["total"], &o["commission"]].map(|v| v.as_str().unwrap().to_owned());
+        assert_eq!(got, [currency, total, commission], "{currency}");
+        last = Some(w);
+    }
+    let w = last.unwrap();
+    w.assert_setup_page_says("2.00 EUR", "amounts show their currency")
+        .await;
 }
 
 #[tokio::test]
@@ -369,15 +319,103 @@ async fn a_flat_commission_on_a_marketplace_of_another_currency_is_refused_visib
     let w = marketplace("EUR", "flat", "2.50", "19.99").await;
     assert_eq!(w.orders.count(), 0, "nothing is pushed");
     w.app.assert_rows("orders", 0).await;
-    let page = w.app.page("/app/stores/st_1").await;
-    assert!(
-        page.contains("currencies never mix"),
-        "the setup page says why"
-    );
+    w.assert_setup_page_says("currencies never mix", "the setup page says why")
+        .await;
     let run = w.app.cli(&["sync", "--store", "st_1", "--wait", "0"]);
     let said = format!("{}{}", run.stdout, run.stderr);
     assert!(
         said.contains("currencies never mix"),
         "`sync` says why: {said}"
     );
+}
+
+#[tokio::test]
+async fn a_discarded_reading_stays_discarded_when_later_increases_shrink_its_share() {
+    let w = three_pushed("0.3").await;
+    let cut = |a3: &str| {
+        vec![
+            report_row("20261118", 1, 10, 0, "0"),
+            report_row("20261118", 2, 10, 0, "0"),
+            report_row("20261118", 3, 10, 1, a3),
+        ]
+    };
+    w.set_rows(cut("100.00"));
+    w.sync_now().await;
+    let page = w.app.page("/app/stores/st_1").await;
+    let csrf = csrf_of(&page).unwrap();
+    w.app
+        .post_form("/app/stores/st_1/held/discard", &[("csrf", csrf.as_str())])
+        .await;
+    // Affiliate 3 sells much more: the same cuts are now a small share of what was pushed.
+    w.set_rows(cut("1000.00"));
+    w.sync_now().await;
+    w.sync_now().await;
+    assert_eq!(w.order(3, "20261118")["commission"], "100.00");
+    for a in 1..=2 {
+        assert_eq!(
+            w.order(a, "20261118")["commission"],
+            "10.00",
+            "the merchant discarded this reading for affiliate {a}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_merchants_own_lower_commission_is_never_held() {
+    let w = three_pushed("0.3").await;
+    w.app.clock.advance(Duration::minutes(1));
+    w.app
+        .send(&commission_event("st_1", "percentage", "5"))
+        .await;
+    w.sync_now().await;
+    for a in 1..=3 {
+        assert_eq!(
+            w.order(a, "20261118")["commission"],
+            "5.00",
+            "affiliate {a}"
+        );
+    }
+    w.app
+        .assert_rows("orders WHERE hold_state IS NOT NULL", 0)
+        .await;
+}
+
+#[tokio::test]
+async fn reconnecting_to_a_marketplace_of_another_currency_updates_no_order() {
+    let w = pushed_fifty("1").await;
+    w.amazon.ads.profiles.lock().unwrap()[0]["currencyCode"] = json!("JPY");
+    let flash = w.connect_amazon(&[]).await;
+    assert!(flash.contains("connected"), "{flash}");
+    w.set_rows(vec![report_row("20261118", 1, 20, 1, "15000")]);
+    w.sync_now().await;
+    assert_eq!(
+        amounts(&w.order(1, "20261118")),
+        ("50.00", "5.00", "approved")
+    );
+    assert_eq!(w.orders.patches(), 0);
+    w.assert_setup_page_says("currencies never mix", "the setup page says why")
+        .await;
+}
+
+#[tokio::test]
+async fn only_the_exact_ad_group_the_app_minted_is_an_affiliates() {
+    let w = store_with(1)
+        .report(vec![
+            report_row("20261118", 1, 20, 1, "50.00"),
+            {
+                let mut r = report_row("20261117", 1, 20, 1, "900.00");
+                r["adGroupId"] = json!("a01");
+                r
+            },
+            {
+                let mut r = report_row("20261116", 1, 20, 1, "900.00");
+                r["adGroupId"] = json!("a+1");
+                r
+            },
+        ])
+        .connected()
+        .await;
+    w.sync_now().await;
+    assert_eq!(w.orders.count(), 1, "only a1's day is paid");
+    w.app.assert_rows("unmatched_figures", 2).await;
 }

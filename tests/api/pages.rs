@@ -4,15 +4,10 @@ use std::collections::BTreeSet;
 
 use attribution_bridge::flows::status::{self, LedgerEntry};
 use chrono::{Duration, NaiveDate};
-use serde_json::{Value, json};
+use serde_json::json;
 use wiremock::ResponseTemplate;
 
 use crate::{doubles::*, helpers::*, world::*};
-
-/// Amazon's report holds these rows from now on.
-fn set_rows(w: &World, rows: Vec<Value>) {
-    *w.report.rows.lock().unwrap() = rows;
-}
 
 /// The ledger as the app keeps it: the truth every page is checked against.
 async fn truth(w: &World) -> Vec<LedgerEntry> {
@@ -227,7 +222,7 @@ async fn an_order_history_shows_each_restatement_what_was_pushed_and_when_it_is_
         .connected()
         .await;
     w.sync_now().await;
-    set_rows(&w, vec![report_row("20261110", 1, 40, 3, "150.00")]);
+    w.set_rows(vec![report_row("20261110", 1, 40, 3, "150.00")]);
     w.sync_now().await;
     let number = "AMZ-ab_st_1-a1-20261110";
     let entry = truth(&w).await.remove(0);
@@ -283,7 +278,7 @@ async fn a_held_decrease_shows_as_held_on_its_order() {
         .connected()
         .await;
     w.sync_now().await;
-    set_rows(&w, vec![report_row("20261118", 1, 10, 0, "0")]);
+    w.set_rows(vec![report_row("20261118", 1, 10, 0, "0")]);
     w.sync_now().await;
     w.app
         .assert_rows("orders WHERE hold_state = 'held'", 1)
@@ -473,4 +468,35 @@ async fn every_store_page_has_the_navigation_and_a_skip_link() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_form_is_judged_by_who_sends_it_before_what_it_says() {
+    let app = app_with_store("st_1", "gpat_1", &[]).await;
+    app.install("st_2", "gpat_2").await;
+    // No session: 401, whatever the form.
+    let stranger = browser_client();
+    for body in ["", "csrf=x", "garbage=%ZZ"] {
+        let res = stranger
+            .post(app.url("/app/stores/st_1/sync"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "no session, body {body:?}");
+    }
+    // The session of st_1 posting to st_2: 404, even with no token at all.
+    assert_eq!(app.open_store("st_1").await.status(), 303);
+    let res = app.post_form("/app/stores/st_2/sync", &[("x", "y")]).await;
+    assert_eq!(res.status(), 404);
+    // Its own store with a form that lacks the token: a 400 page a person can read.
+    let res = app.post_form("/app/stores/st_1/sync", &[("x", "y")]).await;
+    assert_eq!(res.status(), 400);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
 }

@@ -27,6 +27,7 @@ use crate::{
     doubles::*,
     helpers::*,
     sync::{one_order_sync_world, sync_world},
+    world::World,
 };
 
 /// An HTTP-date `ahead` from now, as an upstream writes it, and the instant it names (whole
@@ -81,6 +82,27 @@ impl<R: Respond> Respond for Timed<R> {
         self.0.record(req);
         self.1.respond(req)
     }
+}
+
+/// Amazon's report answers its next request with a 429 until the HTTP-date `date`.
+fn throttle_report(w: &World, date: &str) {
+    w.report
+        .faults
+        .lock()
+        .unwrap()
+        .push_back(throttled_until(date));
+}
+
+/// Puts `inner` in front of POSTs to `route` on `server`, recording when each arrives.
+async fn timed(server: &MockServer, route: &str, inner: impl Respond + 'static) -> Arrivals {
+    let arrivals = Arrivals::default();
+    Mock::given(method("POST"))
+        .and(path(route))
+        .respond_with(Timed(arrivals.clone(), inner))
+        .with_priority(1)
+        .mount(server)
+        .await;
+    arrivals
 }
 
 /// Answers from a script, in order, then `then` for good; every arrival recorded.
@@ -166,19 +188,9 @@ async fn a_report_throttled_until_an_http_date_is_read_again_at_that_date_and_th
         .report(vec![report_row("20261101", 1, 10, 1, "10.00")])
         .connected()
         .await;
-    let arrivals = Arrivals::default();
-    Mock::given(method("POST"))
-        .and(path("/attribution/report"))
-        .respond_with(Timed(arrivals.clone(), w.report.clone()))
-        .with_priority(1)
-        .mount(&w.amazon.server)
-        .await;
+    let arrivals = timed(&w.amazon.server, "/attribution/report", w.report.clone()).await;
     let (date, at) = http_date(Duration::from_secs(2));
-    w.report
-        .faults
-        .lock()
-        .unwrap()
-        .push_back(throttled_until(&date));
+    throttle_report(&w, &date);
 
     let started = Instant::now();
     w.sync_now().await;
@@ -202,11 +214,7 @@ async fn a_report_throttled_beyond_the_inline_cap_is_run_again_by_the_schedule_a
     // The world's inline cap is 20 ms: two minutes are the job schedule's to wait.
     let w = one_order_sync_world().connected().await;
     let (date, at) = http_date(Duration::from_secs(120));
-    w.report
-        .faults
-        .lock()
-        .unwrap()
-        .push_back(throttled_until(&date));
+    throttle_report(&w, &date);
     let sent = SystemTime::now();
     w.sync_now().await;
     let done = SystemTime::now();
@@ -319,13 +327,7 @@ async fn a_throttled_push_holds_the_next_push_of_the_same_store() {
         ])
         .connected()
         .await;
-    let arrivals = Arrivals::default();
-    Mock::given(method("POST"))
-        .and(path("/v1/admin/orders"))
-        .respond_with(Timed(arrivals.clone(), w.orders.clone()))
-        .with_priority(1)
-        .mount(&w.program.server)
-        .await;
+    let arrivals = timed(&w.program.server, "/v1/admin/orders", w.orders.clone()).await;
     let (date, at) = http_date(Duration::from_secs(2));
     w.orders
         .faults
@@ -433,22 +435,35 @@ fn remote_one() -> RemoteOrder {
     }
 }
 
+/// An Ads API whose first answer is a 429 until an HTTP-date `ahead_secs` from now, then empty
+/// report pages; and a client of it with `cap_ms` as its inline cap. Returns the script, its
+/// server (alive while held), the client and the instant the date names.
+async fn throttled_ads(
+    ahead_secs: u64,
+    cap_ms: &str,
+    extra: &[(&str, &str)],
+) -> (Script, MockServer, AmazonApp, SystemTime) {
+    let (date, at) = http_date(Duration::from_secs(ahead_secs));
+    let script = Script::new(vec![throttled_until(&date)], report_page());
+    let server = serve(&script).await;
+    let uri = server.uri();
+    let mut env = vec![
+        ("APP__AMAZON__API_URL", uri.as_str()),
+        ("APP__AMAZON__RETRY_CAP_MS", cap_ms),
+    ];
+    env.extend_from_slice(extra);
+    let app = amazon(&settings(&env));
+    (script, server, app, at)
+}
+
 fn report_page() -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({"reports": [], "cursorId": "", "size": 0}))
 }
 
 #[tokio::test]
 async fn a_429_pauses_the_amazon_profile_not_other_profiles() {
-    let (date, at) = http_date(Duration::from_secs(2));
-    let script = Script::new(vec![throttled_until(&date)], report_page());
-    let server = serve(&script).await;
-    let uri = server.uri();
-    let settings = settings(&[
-        ("APP__AMAZON__API_URL", uri.as_str()),
-        ("APP__AMAZON__RETRY_CAP_MS", "10000"),
-        ("APP__AMAZON__RETRY_ATTEMPTS", "1"),
-    ]);
-    let app = amazon(&settings);
+    let (script, _server, app, at) =
+        throttled_ads(2, "10000", &[("APP__AMAZON__RETRY_ATTEMPTS", "1")]).await;
     let ads = app.ads(Region::Na);
     let token = SecretString::from("Atza|t".to_owned());
     let body = json!({"reportType": "PERFORMANCE"});
@@ -472,15 +487,7 @@ async fn a_429_pauses_the_amazon_profile_not_other_profiles() {
 
 #[tokio::test]
 async fn a_retry_after_beyond_the_cap_is_handed_back_not_sent_early() {
-    let (date, at) = http_date(Duration::from_secs(30));
-    let script = Script::new(vec![throttled_until(&date)], report_page());
-    let server = serve(&script).await;
-    let uri = server.uri();
-    let settings = settings(&[
-        ("APP__AMAZON__API_URL", uri.as_str()),
-        ("APP__AMAZON__RETRY_CAP_MS", "1000"),
-    ]);
-    let app = amazon(&settings);
+    let (script, _server, app, at) = throttled_ads(30, "1000", &[]).await;
     let token = SecretString::from("Atza|t".to_owned());
     let started = Instant::now();
     let err = app

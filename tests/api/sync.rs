@@ -22,18 +22,6 @@ pub fn one_order_sync_world() -> WorldBuilder {
     sync_world(1).report(vec![report_row("20261101", 1, 10, 1, "10.00")])
 }
 
-/// The program's order for affiliate `aff` on `day` (YYYYMMDD), as it shows it now.
-fn order(w: &World, aff: i64, day: &str) -> Value {
-    w.orders
-        .current(&format!("AMZ-ab_st_1-a{aff}-{day}"))
-        .expect("the program has the order")
-}
-
-/// Amazon's report holds these rows from now on.
-fn set_rows(w: &World, rows: Vec<Value>) {
-    *w.report.rows.lock().unwrap() = rows;
-}
-
 #[tokio::test]
 async fn a_sync_creates_exactly_the_expected_orders_to_the_cent_and_a_second_changes_nothing() {
     let w = sync_world(3)
@@ -46,7 +34,7 @@ async fn a_sync_creates_exactly_the_expected_orders_to_the_cent_and_a_second_cha
         .await;
     w.sync_now().await;
     assert_eq!(w.orders.count(), 2, "no order for a day without sales");
-    let o = order(&w, 1, "20261115");
+    let o = w.order(1, "20261115");
     assert_eq!(o["total"].as_str().unwrap(), "191.96");
     assert_eq!(o["subtotal"].as_str().unwrap(), "191.96");
     assert_eq!(o["commission"].as_str().unwrap(), "19.20");
@@ -66,7 +54,7 @@ async fn a_sync_creates_exactly_the_expected_orders_to_the_cent_and_a_second_cha
         o["meta"],
         json!({"clicks": 30, "purchases": 3, "units": 4 - 1})
     );
-    assert_eq!(order(&w, 2, "20261116")["commission"], "5.00");
+    assert_eq!(w.order(2, "20261116")["commission"], "5.00");
     // The report asked for the trailing 60 days, grouped by ad group.
     let body = w.report.bodies.lock().unwrap()[0].clone();
     assert_eq!(
@@ -96,12 +84,12 @@ async fn restatements_update_the_order_once_down_up_and_to_zero() {
         .connected()
         .await;
     w.sync_now().await;
-    assert_eq!(order(&w, 1, "20261110")["commission"], "20.00");
+    assert_eq!(w.order(1, "20261110")["commission"], "20.00");
 
     // A return: Amazon restates the day down.
-    set_rows(&w, vec![report_row("20261110", 1, 40, 3, "150.00")]);
+    w.set_rows(vec![report_row("20261110", 1, 40, 3, "150.00")]);
     w.sync_now().await;
-    let o = order(&w, 1, "20261110");
+    let o = w.order(1, "20261110");
     assert_eq!(
         (
             o["total"].as_str().unwrap(),
@@ -114,14 +102,14 @@ async fn restatements_update_the_order_once_down_up_and_to_zero() {
     assert_eq!(w.orders.patches(), 1, "patched once");
 
     // A late conversion raises it.
-    set_rows(&w, vec![report_row("20261110", 1, 41, 5, "250.10")]);
+    w.set_rows(vec![report_row("20261110", 1, 41, 5, "250.10")]);
     w.sync_now().await;
-    assert_eq!(order(&w, 1, "20261110")["commission"], "25.01");
+    assert_eq!(w.order(1, "20261110")["commission"], "25.01");
 
     // Everything returned: the order is rejected, not deleted.
-    set_rows(&w, vec![report_row("20261110", 1, 41, 0, "0")]);
+    w.set_rows(vec![report_row("20261110", 1, 41, 0, "0")]);
     w.sync_now().await;
-    let o = order(&w, 1, "20261110");
+    let o = w.order(1, "20261110");
     assert_eq!(
         (o["status"].as_str(), o["commission"].as_str().unwrap()),
         (Some("rejected"), "0.00")
@@ -144,10 +132,10 @@ async fn a_change_on_day_61_is_recorded_and_ignored() {
         .connected()
         .await;
     w.sync_now().await;
-    assert_eq!(order(&w, 1, "20260921")["commission"], "8.00");
+    assert_eq!(w.order(1, "20260921")["commission"], "8.00");
 
     w.app.clock.advance(Duration::days(1));
-    set_rows(&w, vec![report_row("20260921", 1, 10, 0, "0")]);
+    w.set_rows(vec![report_row("20260921", 1, 10, 0, "0")]);
     // The daily range no longer covers it; an operator's explicit range does, and still changes nothing.
     let day = NaiveDate::from_ymd_opt(2026, 9, 21).unwrap();
     scheduler::enqueue_now(
@@ -159,7 +147,7 @@ async fn a_change_on_day_61_is_recorded_and_ignored() {
     .await
     .unwrap();
     w.app.run_due_jobs().await;
-    assert_eq!(order(&w, 1, "20260921")["commission"], "8.00");
+    assert_eq!(w.order(1, "20260921")["commission"], "8.00");
     assert_eq!(w.orders.patches(), 0);
     w.app
         .assert_counts(&[
@@ -213,7 +201,7 @@ async fn throttling_and_server_errors_from_amazon_are_retried() {
     assert_eq!(w.orders.count(), 1, "retried within the client's bound");
 
     // Amazon down for longer than that: the job waits for its schedule, then succeeds.
-    set_rows(&w, vec![report_row("20261101", 1, 10, 1, "12.00")]);
+    w.set_rows(vec![report_row("20261101", 1, 10, 1, "12.00")]);
     w.report
         .faults
         .lock()
@@ -225,7 +213,7 @@ async fn throttling_and_server_errors_from_amazon_are_retried() {
         .await;
     w.app.clock.advance(Duration::seconds(10));
     w.app.run_due_jobs().await;
-    assert_eq!(order(&w, 1, "20261101")["total"], "12.00");
+    assert_eq!(w.order(1, "20261101")["total"], "12.00");
 }
 
 #[tokio::test]
@@ -283,9 +271,9 @@ async fn a_timeout_after_the_program_stored_the_order_is_adopted_not_duplicated(
         )
         .await;
     // And a later restatement updates the adopted order.
-    set_rows(&w, vec![report_row("20261101", 1, 10, 1, "20.00")]);
+    w.set_rows(vec![report_row("20261101", 1, 10, 1, "20.00")]);
     w.sync_now().await;
-    assert_eq!(order(&w, 1, "20261101")["commission"], "2.00");
+    assert_eq!(w.order(1, "20261101")["commission"], "2.00");
 }
 
 #[tokio::test]
@@ -361,7 +349,7 @@ async fn a_new_default_commission_applies_to_days_not_yet_final() {
     w.sync_now().await;
     w.app.send(&commission_event("st_1", "flat", "2.50")).await;
     w.sync_now().await;
-    assert_eq!(order(&w, 1, "20261101")["commission"], "5.00");
+    assert_eq!(w.order(1, "20261101")["commission"], "5.00");
 }
 
 /// Runs the binary against the world's database and Amazon.
@@ -435,7 +423,7 @@ async fn a_report_page_that_is_not_a_report_rejects_nothing() {
     );
     w.sync_now().await;
     assert_eq!(w.orders.patches(), 0, "no order was rejected");
-    assert_eq!(order(&w, 1, "20261101")["status"], "approved");
+    assert_eq!(w.order(1, "20261101")["status"], "approved");
     w.app
         .assert_rows("sync_runs WHERE status = 'failed'", 1)
         .await;
@@ -448,7 +436,7 @@ async fn the_total_basis_pays_on_promoted_plus_brand_halo_sales() {
     row["attributedTotalPurchases14d"] = json!(2);
     let w = sync_world(1).report(vec![row]).connected().await;
     w.sync_now().await;
-    assert_eq!(order(&w, 1, "20261101")["commission"], "10.00");
+    assert_eq!(w.order(1, "20261101")["commission"], "10.00");
     // The merchant switches the store to the total metrics on the setup page.
     let csrf = w.app.csrf("/app/stores/st_1").await;
     let res = w
@@ -460,7 +448,7 @@ async fn the_total_basis_pays_on_promoted_plus_brand_halo_sales() {
         .await;
     assert_eq!(res.status(), 303);
     w.sync_now().await;
-    let o = order(&w, 1, "20261101");
+    let o = w.order(1, "20261101");
     assert_eq!(
         (o["total"].as_str(), o["commission"].as_str()),
         (Some("150.00"), Some("15.00"))
@@ -468,5 +456,5 @@ async fn the_total_basis_pays_on_promoted_plus_brand_halo_sales() {
     // Flat commissions count the total purchases then: 2.50 × 2.
     w.app.send(&commission_event("st_1", "flat", "2.50")).await;
     w.sync_now().await;
-    assert_eq!(order(&w, 1, "20261101")["commission"], "5.00");
+    assert_eq!(w.order(1, "20261101")["commission"], "5.00");
 }

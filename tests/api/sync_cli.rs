@@ -14,7 +14,7 @@ use crate::{
     doubles::*,
     helpers::*,
     sync::{one_order_sync_world, sync_world},
-    world::World,
+    world::{World, three_pushed},
 };
 
 /// Runs the binary against the world's database and Amazon, with `extra` settings.
@@ -245,4 +245,95 @@ async fn three_syncs_killed_mid_push_then_one_sync_leaves_every_order_exact() {
     w.app
         .assert_rows("jobs WHERE status IN ('pending', 'running', 'dead')", 0)
         .await;
+}
+
+#[tokio::test]
+async fn a_range_that_ends_before_it_starts_or_has_one_end_is_refused_with_status_2_queuing_nothing()
+ {
+    let w = one_order_world().await;
+    let jobs_before = w.app.count("SELECT COUNT(*) FROM jobs").await;
+    let run = cli(&w, &sync_range("2026-11-10", "2026-11-01"), &[]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--from 2026-11-10 is later than --to 2026-11-01"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, "");
+    for one_end in [["--from", "2026-11-01"], ["--to", "2026-11-10"]] {
+        let mut args = vec!["sync", "--store", "st_1"];
+        args.extend(one_end);
+        let run = cli(&w, &args, &[]);
+        assert_eq!(run.code, Some(2), "{one_end:?}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("the following required arguments were not provided"),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(
+        w.app.count("SELECT COUNT(*) FROM jobs").await,
+        jobs_before,
+        "nothing queued"
+    );
+    assert_eq!(w.orders.count(), 0);
+    // The same day as first and last is a range of one day.
+    let run = cli(&w, &sync_range("2026-11-01", "2026-11-01"), &[]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn sync_names_the_held_decreases_that_wait_for_the_merchant() {
+    let w = three_pushed("0.3").await;
+    let run = cli(&w, &["sync", "--store", "st_1"], &[]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("wait for the merchant"),
+        "{}",
+        run.stderr
+    );
+    // Amazon now says every sale is gone: too much at once, so the decreases are held.
+    w.set_rows(
+        (1..=3)
+            .map(|a| report_row("20261118", a, 10, 0, "0"))
+            .collect(),
+    );
+    w.sync_now().await;
+    w.app
+        .assert_rows("orders WHERE hold_state = 'held'", 3)
+        .await;
+    let run = cli(&w, &["sync", "--store", "st_1"], &[]);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "the exit status is unchanged: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(
+            "held: 3 decrease(s) of the store's orders wait for the merchant's Apply or Discard \
+             on the setup page"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(status_of(&run)["orders_pushed"], 3);
+}
+
+#[tokio::test]
+async fn sync_with_its_stdout_closed_still_does_the_work_and_exits_by_it() {
+    let w = one_order_world().await;
+    let mut env = w.app.env();
+    env.extend(w.amazon.env());
+    let run = crate::cli::run_with_stdout_closed(&["sync", "--store", "st_1"], env);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert_eq!(w.orders.count(), 1);
+}
+
+/// `sync --store st_1 --from FROM --to TO`.
+fn sync_range<'a>(from: &'a str, to: &'a str) -> [&'a str; 7] {
+    ["sync", "--store", "st_1", "--from", from, "--to", to]
 }

@@ -202,6 +202,24 @@ impl World {
         .unwrap()
     }
 
+    /// The program's order for affiliate `aff` on `day` (YYYYMMDD), as it shows it now.
+    pub fn order(&self, aff: i64, day: &str) -> Value {
+        self.orders
+            .current(&format!("AMZ-ab_st_1-a{aff}-{day}"))
+            .expect("the program has the order")
+    }
+
+    /// The store's setup page says `text` (`why` names the promise, for the failure message).
+    pub async fn assert_setup_page_says(&self, text: &str, why: &str) {
+        let page = self.app.page("/app/stores/st_1").await;
+        assert!(page.contains(text), "{why}: {text:?} is not on the page");
+    }
+
+    /// Amazon's report holds these rows from now on.
+    pub fn set_rows(&self, rows: Vec<Value>) {
+        *self.report.rows.lock().unwrap() = rows;
+    }
+
     /// "Sync now": the trailing 60 days, then every job that is due.
     pub async fn sync_now(&self) {
         self.queue_sync(None).await;
@@ -214,4 +232,20 @@ pub fn consent_query(res: &reqwest::Response) -> HashMap<String, String> {
     let consent = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
     assert!(consent.path().ends_with("/ap/oa"), "{consent}");
     consent.query_pairs().into_owned().collect()
+}
+
+/// Three affiliates pushed at 10.00 each on 2026-11-18.
+pub async fn three_pushed(share: &str) -> World {
+    let w = store_with(3)
+        .setting("APP__SYNC__HOLD_DECREASE_SHARE", share)
+        .report(
+            (1..=3)
+                .map(|a| report_row("20261118", a, 10, 1, "100.00"))
+                .collect(),
+        )
+        .connected()
+        .await;
+    w.sync_now().await;
+    assert_eq!(w.orders.count(), 3);
+    w
 }

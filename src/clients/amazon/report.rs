@@ -121,8 +121,9 @@ fn figures(row: &Value, exponent: u32) -> Option<Figures> {
         }
         values.insert(key, text.unwrap_or_default());
     }
-    let count = |k: &str| to_count(&values[k]).ok();
-    let money = |k: &str| to_minor(&values[k], exponent).ok();
+    // A negative figure is no reading Amazon gives: never trusted, so the row is incomplete.
+    let count = |k: &str| to_count(&values[k]).ok().filter(|n| *n >= 0);
+    let money = |k: &str| to_minor(&values[k], exponent).ok().filter(|n| *n >= 0);
     Some(Figures {
         clicks: count("Click-throughs")?,
         detail_page_views: count("attributedDetailPageViewsClicks14d")?,
@@ -137,8 +138,9 @@ fn figures(row: &Value, exponent: u32) -> Option<Figures> {
     })
 }
 
-/// Adds a page's rows to `rows` (the same key twice is summed). A page that is not a report, or
-/// a row without a readable date, is an error: it must not read as "no sales".
+/// Adds a page's rows to `rows`. The same key twice on one page is summed (Amazon may split a
+/// row); a key that an earlier page had already is a repeat and makes it incomplete. A page that
+/// is not a report, or a row without a readable date, is an error: it must not read as "no sales".
 pub fn read_page(page: &Value, exponent: u32, rows: &mut Rows) -> Result<usize, BadRow> {
     let list = page
         .get("reports")
@@ -156,6 +158,7 @@ pub fn read_page(page: &Value, exponent: u32, rows: &mut Rows) -> Result<usize, 
             problem: "the page has no `reports` list".into(),
         })?;
 
+    let mut page_rows = Rows::new();
     for row in &list {
         let bad = |problem: String| BadRow {
             row: row.to_string().chars().take(300).collect(),
@@ -168,11 +171,23 @@ pub fn read_page(page: &Value, exponent: u32, rows: &mut Rows) -> Result<usize, 
         let campaign = text(row.get("campaignId")).unwrap_or_default();
         let ad_group = text(row.get("adGroupId")).unwrap_or_default();
         let reading = figures(row, exponent).map_or(Reading::Incomplete, Reading::Complete);
-        match rows.entry((campaign, ad_group, day)) {
+        match page_rows.entry((campaign, ad_group, day)) {
             std::collections::btree_map::Entry::Vacant(v) => {
                 v.insert(reading);
             }
             std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().add(reading),
+        }
+    }
+    // A key already read on an earlier page is a repeat, not more sales: never summed, the day
+    // keeps its last complete figures.
+    for (key, reading) in page_rows {
+        match rows.entry(key) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(reading);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                *o.get_mut() = Reading::Incomplete;
+            }
         }
     }
     Ok(list.len())
@@ -310,6 +325,31 @@ mod tests {
         row["attributedSales14d"] = json!(50);
         row["attributedPurchases14d"] = json!(2.0);
         assert_eq!(read_one(row), read_one(complete_row()));
+    }
+
+    #[test]
+    fn negative_figures_are_never_trusted() {
+        for (key, value) in [
+            ("attributedSales14d", "-500.00"),
+            ("attributedPurchases14d", "-3"),
+            ("Click-throughs", "-1"),
+            ("brb_bonus_amount", "-2"),
+        ] {
+            let mut row = complete_row();
+            row[key] = json!(value);
+            assert_eq!(read_one(row), Reading::Incomplete, "{key} = {value}");
+        }
+    }
+
+    #[test]
+    fn a_row_repeated_on_a_later_page_is_not_summed() {
+        let mut rows = Rows::new();
+        read_page(&json!({"reports": [complete_row()]}), 2, &mut rows).unwrap();
+        read_page(&json!({"reports": [complete_row()]}), 2, &mut rows).unwrap();
+        assert_eq!(
+            rows.into_values().collect::<Vec<_>>(),
+            vec![Reading::Incomplete]
+        );
     }
 
     #[test]

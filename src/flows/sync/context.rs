@@ -24,6 +24,8 @@ pub struct Context<'a> {
     pub confirm_absence: Duration,
     /// The share of the window's pushed commission above which one sync's decreases are held.
     pub hold_share: Decimal,
+    /// When the default commission last changed: orders computed before it move with it.
+    pub commission_since: DateTime<Utc>,
     /// Today in the profile's time zone: yesterday has age 1.
     pub today: NaiveDate,
     pub push_after_days: u32,

@@ -59,8 +59,9 @@ fn affiliate_of(
     if campaign != ctx.campaign_id {
         return None;
     }
+    // Only the exact spelling the app mints (`a{id}`): `a0243808` or `a+243832` is no affiliate's.
     let id: i64 = ad_group.strip_prefix('a')?.parse().ok()?;
-    known.contains(&id).then_some(id)
+    (known.contains(&id) && ad_group == crate::domain::links::ad_group_for(id)).then_some(id)
 }
 
 pub async fn ingest(
@@ -108,8 +109,12 @@ pub async fn ingest(
         let (new, stored) = match matched.get(&key) {
             Some(Reading::Complete(f)) => (f.clone(), stored),
             Some(Reading::Incomplete) => {
-                // Never read as zero: the day keeps its last complete figures.
+                // Never read as zero: the day keeps its last complete figures. Amazon has a row
+                // for it, so it is not absent either.
                 summary.incomplete += 1;
+                if let Some(row) = stored.filter(|r| r.absent_since.is_some()) {
+                    rows::set_absent_since(conn, row, None).await?;
+                }
                 if let Some(old) = old {
                     current.insert(key, old);
                 }

@@ -18,7 +18,7 @@ use crate::{
     },
     flows::{Deps, tokens},
     jobs::{JobError, Lease},
-    store::{connections, jobs, runs, stores},
+    store::{connections, jobs, ledger as ledger_rows, runs, stores},
 };
 use context::{Context, FINAL_AFTER_DAYS};
 
@@ -86,8 +86,21 @@ pub async fn run(
         return Err(JobError::Cancelled("no Amazon account chosen".into()));
     };
     let run = runs::start(&deps.db, store, trigger, (from, to), deps.clock.now()).await?;
-    if let Err(e) = commission.check_currencies(program_currency, currency) {
-        let why = e.to_string();
+    let refusal = match commission.check_currencies(program_currency, currency) {
+        Err(e) => Some(e.to_string()),
+        // A reconnection to a marketplace of another currency: its amounts must not update
+        // orders kept in the old one.
+        Ok(()) => ledger_rows::other_currency(&deps.db, store, currency)
+            .await?
+            .map(|old| {
+                format!(
+                    "this store's orders are in {old}, but the connected Amazon account sells in \
+                     {currency}: currencies never mix, so nothing is pushed. Connect the Amazon \
+                     account the orders came from"
+                )
+            }),
+    };
+    if let Some(why) = refusal {
         runs::finish(&deps.db, run, Err(&why), deps.clock.now()).await?;
         tracing::warn!(store_id = %store, error = %why, "sync refused: currencies would mix");
         return Err(JobError::permanent(why));
@@ -122,6 +135,7 @@ pub async fn run(
         commission,
         confirm_absence: Duration::hours(i64::from(sync.confirm_absence_hours)),
         hold_share: sync.hold_decrease_share,
+        commission_since: row.commission_updated_at,
         basis: row.sales_basis.into(),
         today: today(now, zone(conn.timezone.as_deref())),
         push_after_days: sync.push_after_days,

@@ -10,13 +10,16 @@ use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 use serde::{Deserialize, Serialize};
 
-use super::context::{Context, FINAL_AFTER_DAYS, order_number};
+use super::{
+    context::{Context, FINAL_AFTER_DAYS, order_number},
+    today, zone,
+};
 use crate::{
     domain::{figures::Figures, ids::StoreId, money::Money},
     flows::tasks,
     jobs::JobError,
     store::{
-        HoldState, OrderStatus, PushState, jobs,
+        HoldState, OrderStatus, PushState, connections, jobs,
         ledger::{self as rows, Key, Order},
     },
 };
@@ -85,6 +88,13 @@ impl Proposal {
     }
 }
 
+/// Whether a decrease of `o` is Amazon's doing: the order was computed under the default
+/// commission that still applies. A cut the merchant made (a lower default commission) is theirs
+/// to make and is never held.
+fn by_amazon(ctx: &Context<'_>, o: &Order) -> bool {
+    o.computed_at >= ctx.commission_since
+}
+
 /// The decreases of one pass, and the window's pushed commission they would cut into.
 fn must_hold(
     ctx: &Context<'_>,
@@ -100,7 +110,8 @@ fn must_hold(
     let cut: i64 = proposals
         .iter()
         .filter_map(|(key, p)| {
-            let paid = existing.get(key)?.pushed_commission_minor?;
+            let o = existing.get(key).filter(|o| by_amazon(ctx, o))?;
+            let paid = o.pushed_commission_minor?;
             (p.commission_minor < paid).then_some(paid - p.commission_minor)
         })
         .sum();
@@ -137,7 +148,11 @@ pub async fn bring_in_line(
             }
             continue;
         };
-        if hold && p.commission_minor < o.commission_minor {
+        if o.hold_state == Some(HoldState::Discarded) && o.held.as_deref() == Some(&p.json()) {
+            // The merchant kept this order as it is against this very reading.
+            continue;
+        }
+        if hold && p.commission_minor < o.commission_minor && by_amazon(ctx, o) {
             let json = p.json();
             let already = o.held.as_deref() == Some(json.as_str());
             if !already {
@@ -256,10 +271,16 @@ pub async fn apply_held(
     store: &StoreId,
     now: DateTime<Utc>,
 ) -> Result<usize, DbErr> {
+    let tz = connections::find(db, store).await?.and_then(|c| c.timezone);
+    let today = today(now, zone(tz.as_deref()));
     let txn = db.begin().await?;
     let held = rows::held_of(&txn, store).await?;
     let mut jobs_due = Vec::new();
     for o in &held {
+        if (today - o.day).num_days() > FINAL_AFTER_DAYS {
+            // Final meanwhile: a final day never changes again (DESIGN §5).
+            continue;
+        }
         let Some(p) = Proposal::held_on(o) else {
             continue;
         };
@@ -271,8 +292,10 @@ pub async fn apply_held(
         }
     }
     jobs::enqueue(&txn, &jobs_due, now).await?;
+    // What is left held is final now: kept as it is.
+    rows::discard_holds(&txn, store, now).await?;
     txn.commit().await?;
-    Ok(held.len())
+    Ok(jobs_due.len())
 }
 
 /// The merchant keeps the store's held orders as they are; the same proposal is not held again.
