@@ -260,39 +260,33 @@ async fn a_stale_workers_late_mark_of_an_older_version_never_lowers_pushed_versi
     };
     let now = w.app.clock_now();
 
-    // As before: version 1 pushed while version 2 exists leaves version 2 due.
-    assert!(
-        ledger::mark_pushed(db, &store, &v1, Some(&remote(100)), now)
+    // (the version marked pushed, what the program showed, whether it is recorded, then the
+    // ledger's pushed version, push state and pushed commission)
+    let steps = [
+        // As before: version 1 pushed while version 2 exists leaves version 2 due.
+        (&v1, Some(remote(100)), true, (1, "pending", Some(100))),
+        // Version 2 pushed: up to date.
+        (&v2, Some(remote(200)), true, (2, "pushed", Some(200))),
+        // A stale worker now finishes its push of version 1: nothing of the ledger moves back.
+        (&v1, Some(remote(100)), false, (2, "pushed", Some(200))),
+        (&v1, None, false, (2, "pushed", Some(200))),
+        // Marking the same version again is still recorded (a retry that adopts the order).
+        (&v2, Some(remote(200)), true, (2, "pushed", Some(200))),
+    ];
+    for (step, (order, shown, recorded, (version, state, commission))) in
+        steps.into_iter().enumerate()
+    {
+        let marked = ledger::mark_pushed(db, &store, order, shown.as_ref(), now)
             .await
-            .unwrap()
-    );
-    assert_eq!(pushed_state(&w).await, (1, "pending".into(), Some(100)));
-    // Version 2 pushed: up to date.
-    assert!(
-        ledger::mark_pushed(db, &store, &v2, Some(&remote(200)), now)
-            .await
-            .unwrap()
-    );
-    assert_eq!(pushed_state(&w).await, (2, "pushed".into(), Some(200)));
-    // A stale worker now finishes its push of version 1: nothing of the ledger moves back.
-    assert!(
-        !ledger::mark_pushed(db, &store, &v1, Some(&remote(100)), now)
-            .await
-            .unwrap(),
-        "fenced out"
-    );
-    assert_eq!(pushed_state(&w).await, (2, "pushed".into(), Some(200)));
-    assert!(
-        !ledger::mark_pushed(db, &store, &v1, None, now)
-            .await
-            .unwrap()
-    );
-    assert_eq!(pushed_state(&w).await, (2, "pushed".into(), Some(200)));
-    // Marking the same version again is still recorded (a retry that adopts the order).
-    assert!(
-        ledger::mark_pushed(db, &store, &v2, Some(&remote(200)), now)
-            .await
-            .unwrap()
-    );
-    assert_eq!(pushed_state(&w).await, (2, "pushed".into(), Some(200)));
+            .unwrap();
+        assert_eq!(
+            marked, recorded,
+            "step {step}: recorded (false: fenced out)"
+        );
+        assert_eq!(
+            pushed_state(&w).await,
+            (version, state.into(), commission),
+            "step {step}"
+        );
+    }
 }

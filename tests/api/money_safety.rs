@@ -84,10 +84,7 @@ async fn a_day_whose_metrics_all_come_back_null_keeps_its_pushed_commission() {
 #[tokio::test]
 async fn complete_rows_apply_and_incomplete_ones_wait_on_the_same_page() {
     let w = store_with(2)
-        .report(vec![
-            report_row("20261117", 1, 10, 1, "40.00"),
-            report_row("20261117", 2, 10, 1, "60.00"),
-        ])
+        .sales("20261117", &[(1, "40.00"), (2, "60.00")])
         .connected()
         .await;
     w.sync_now().await;

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use wiremock::ResponseTemplate;
 
-use crate::{doubles::*, helpers::*, world::store_with};
+use crate::{helpers::*, world::store_with};
 
 /// A name that, printed raw, would start a fake log line and turn the terminal red.
 pub const FORGED: &str = "Eve\n2026-11-30T00:00:00Z  INFO forged\x1b[31m";
@@ -22,7 +22,7 @@ fn forged_anywhere(output: &str) -> bool {
 #[tokio::test]
 async fn names_and_errors_from_outside_are_escaped_in_every_cli_output() {
     let w = store_with(1)
-        .report(vec![report_row("20261101", 2, 10, 1, "10.00")])
+        .sales("20261101", &[(2, "10.00")])
         .connected()
         .await;
     // The platform renames the store and adds an affiliate, both with the forged text.

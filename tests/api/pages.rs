@@ -274,7 +274,7 @@ async fn an_order_history_shows_each_restatement_what_was_pushed_and_when_it_is_
 async fn a_held_decrease_shows_as_held_on_its_order() {
     let w = store_with(1)
         .setting("APP__SYNC__HOLD_DECREASE_SHARE", "0.3")
-        .report(vec![report_row("20261118", 1, 10, 1, "100.00")])
+        .sales("20261118", &[(1, "100.00")])
         .connected()
         .await;
     w.sync_now().await;
@@ -301,10 +301,7 @@ async fn a_held_decrease_shows_as_held_on_its_order() {
 #[tokio::test]
 async fn the_activity_page_lists_the_runs_the_waiting_pushes_and_the_dead_letters() {
     let w = store_with(2)
-        .report(vec![
-            report_row("20261101", 1, 10, 1, "10.00"),
-            report_row("20261101", 2, 10, 1, "20.00"),
-        ])
+        .sales("20261101", &[(1, "10.00"), (2, "20.00")])
         .connected()
         .await;
     // The first push is refused for good, the second fails for now.

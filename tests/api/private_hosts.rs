@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use attribution_bridge::{flows::roster, store::jobs};
 use serde_json::Value;
 
-use crate::{doubles::*, helpers::*, world::*};
+use crate::{helpers::*, world::*};
 
 /// Posts an install of `store_id` naming `api_url`; returns the status and the answer.
 async fn install_at(app: &TestApp, store_id: &str, api_url: &str) -> (u16, Value) {
@@ -82,7 +82,7 @@ fn partner_world(scheme: &str, resolves_to: &str) -> WorldBuilder {
         .program_at(scheme, HOST, ip(resolves_to))
         .setting("APP__JOBS__RETRY_SCHEDULE_SECS", "5,300,1800")
         .setting("APP__PROGRAM__REQUEST_TIMEOUT_SECS", "2")
-        .report(vec![report_row("20261101", 1, 10, 1, "10.00")])
+        .sales("20261101", &[(1, "10.00")])
 }
 
 #[tokio::test]

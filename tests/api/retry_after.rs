@@ -185,7 +185,7 @@ async fn a_report_throttled_until_an_http_date_is_read_again_at_that_date_and_th
     let w = sync_world(1)
         // The inline retry may wait up to 10 s (the default): a few seconds are honoured.
         .setting("APP__AMAZON__RETRY_CAP_MS", "10000")
-        .report(vec![report_row("20261101", 1, 10, 1, "10.00")])
+        .sales("20261101", &[(1, "10.00")])
         .connected()
         .await;
     let arrivals = timed(&w.amazon.server, "/attribution/report", w.report.clone()).await;
@@ -321,10 +321,7 @@ async fn a_throttled_push_holds_the_next_push_of_the_same_store() {
     let w = sync_world(2)
         // The pause may last as long as a few seconds.
         .setting("APP__PROGRAM__RETRY_CAP_MS", "10000")
-        .report(vec![
-            report_row("20261101", 1, 10, 1, "10.00"),
-            report_row("20261101", 2, 10, 1, "10.00"),
-        ])
+        .sales("20261101", &[(1, "10.00"), (2, "10.00")])
         .connected()
         .await;
     let arrivals = timed(&w.program.server, "/v1/admin/orders", w.orders.clone()).await;

@@ -19,7 +19,7 @@ pub fn sync_world(affiliates: usize) -> WorldBuilder {
 /// A `sync_world` of one affiliate whose report holds one order: 10 clicks and one purchase of
 /// $10.00 on 2026-11-01.
 pub fn one_order_sync_world() -> WorldBuilder {
-    sync_world(1).report(vec![report_row("20261101", 1, 10, 1, "10.00")])
+    sync_world(1).sales("20261101", &[(1, "10.00")])
 }
 
 #[tokio::test]
@@ -128,7 +128,7 @@ async fn restatements_update_the_order_once_down_up_and_to_zero() {
 async fn a_change_on_day_61_is_recorded_and_ignored() {
     // 2026-09-21 is 60 days before 2026-11-20: the oldest day still open.
     let w = sync_world(1)
-        .report(vec![report_row("20260921", 1, 10, 1, "80.00")])
+        .sales("20260921", &[(1, "80.00")])
         .connected()
         .await;
     w.sync_now().await;
@@ -160,7 +160,7 @@ async fn a_change_on_day_61_is_recorded_and_ignored() {
 #[tokio::test]
 async fn a_day_is_first_pushed_at_push_after_days() {
     let w = sync_world(1)
-        .report(vec![report_row("20261119", 1, 10, 1, "30.00")])
+        .sales("20261119", &[(1, "30.00")])
         .connected()
         .await;
     w.sync_now().await;
@@ -177,11 +177,7 @@ async fn a_day_is_first_pushed_at_push_after_days() {
 async fn every_page_of_the_report_is_read() {
     let w = sync_world(5)
         .report_page_size(2)
-        .report(
-            (1..=5)
-                .map(|a| report_row("20261101", a, 10, 1, "10.00"))
-                .collect(),
-        )
+        .same_sales("20261101", 5, "10.00")
         .connected()
         .await;
     w.sync_now().await;
@@ -248,7 +244,7 @@ async fn program_throttling_and_failures_are_retried_on_schedule() {
 async fn a_timeout_after_the_program_stored_the_order_is_adopted_not_duplicated() {
     let w = sync_world(1)
         .setting("APP__PROGRAM__REQUEST_TIMEOUT_SECS", "1")
-        .report(vec![report_row("20261101", 1, 10, 1, "10.00")])
+        .sales("20261101", &[(1, "10.00")])
         .connected()
         .await;
     // The program stores the order, but the answer never arrives in time.
@@ -321,10 +317,7 @@ async fn a_permanent_refusal_goes_to_the_dead_letters_and_can_be_retried() {
 #[tokio::test]
 async fn uninstall_during_a_sync_stops_its_pushes() {
     let w = sync_world(2)
-        .report(vec![
-            report_row("20261101", 1, 10, 1, "10.00"),
-            report_row("20261101", 2, 10, 1, "10.00"),
-        ])
+        .sales("20261101", &[(1, "10.00"), (2, "10.00")])
         .queued()
         .await;
     // The sync runs and enqueues the pushes; before they run, the platform uninstalls.

@@ -59,6 +59,22 @@ impl WorldBuilder {
         self
     }
 
+    /// Amazon's report holds one sale a day (10 clicks, 1 purchase) of each (affiliate, sales text)
+    /// on `day` (YYYYMMDD).
+    pub fn sales(self, day: &str, sales: &[(i64, &str)]) -> Self {
+        let rows = sales
+            .iter()
+            .map(|(a, amount)| report_row(day, *a, 10, 1, amount))
+            .collect();
+        self.report(rows)
+    }
+
+    /// Amazon's report holds one sale of `amount` on `day` for each of affiliates 1 to `n`.
+    pub fn same_sales(self, day: &str, n: i64, amount: &str) -> Self {
+        let sales: Vec<(i64, &str)> = (1..=n).map(|a| (a, amount)).collect();
+        self.sales(day, &sales)
+    }
+
     /// One more application setting, an `APP__…` pair (a later one wins).
     pub fn setting(mut self, key: &str, value: &str) -> Self {
         self.settings.push((key.to_owned(), value.to_owned()));
@@ -238,11 +254,7 @@ pub fn consent_query(res: &reqwest::Response) -> HashMap<String, String> {
 pub async fn three_pushed(share: &str) -> World {
     let w = store_with(3)
         .setting("APP__SYNC__HOLD_DECREASE_SHARE", share)
-        .report(
-            (1..=3)
-                .map(|a| report_row("20261118", a, 10, 1, "100.00"))
-                .collect(),
-        )
+        .same_sales("20261118", 3, "100.00")
         .connected()
         .await;
     w.sync_now().await;
