@@ -327,6 +327,16 @@ pub async fn discover(deps: &Deps, store: &StoreId) -> Result<Outcome, ConnectEr
     }
 }
 
+impl Choice {
+    /// The pairs a connection lists while the merchant must choose (none when unreadable).
+    pub fn listed_on(conn: &connections::Connection) -> Vec<Self> {
+        conn.choices
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_default()
+    }
+}
+
 /// The merchant's choice among the listed pairs.
 pub async fn choose(
     deps: &Deps,
@@ -337,12 +347,7 @@ pub async fn choose(
     let conn = connections::find(&deps.db, store)
         .await?
         .ok_or(ConnectError::UnknownChoice)?;
-    let choices: Vec<Choice> = conn
-        .choices
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok())
-        .unwrap_or_default();
-    let choice = choices
+    let choice = Choice::listed_on(&conn)
         .into_iter()
         .find(|c| c.profile_id == profile_id && c.advertiser_id == advertiser_id)
         .ok_or(ConnectError::UnknownChoice)?;

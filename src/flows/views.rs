@@ -220,16 +220,12 @@ pub async fn order_history(
         });
     }
     let held = match o.hold_state {
-        Some(HoldState::Held) => o
-            .held
-            .as_deref()
-            .and_then(|j| serde_json::from_str::<Proposal>(j).ok())
-            .map(|p| HeldView {
-                total: money(p.sales_minor, &cur),
-                commission: money(p.commission_minor, &cur),
-                status: p.status,
-                at: o.held_at,
-            }),
+        Some(HoldState::Held) => Proposal::held_on(&o).map(|p| HeldView {
+            total: money(p.sales_minor, &cur),
+            commission: money(p.commission_minor, &cur),
+            status: p.status,
+            at: o.held_at,
+        }),
         _ => None,
     };
     Ok(Some(OrderHistory {

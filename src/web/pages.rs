@@ -107,11 +107,7 @@ pub async fn setup(
                 }
                 _ => String::new(),
             },
-            choices: c
-                .choices
-                .as_deref()
-                .and_then(|j| serde_json::from_str(j).ok())
-                .unwrap_or_default(),
+            choices: Choice::listed_on(&c),
             problem: c.problem.unwrap_or_default(),
             region: c.region,
             status: c.status.to_string(),

@@ -34,6 +34,18 @@ pub struct Context<'a> {
     pub now: DateTime<Utc>,
 }
 
+impl Context<'_> {
+    /// A day's age on the marketplace: yesterday has age 1.
+    pub fn age(&self, day: NaiveDate) -> i64 {
+        (self.today - day).num_days()
+    }
+
+    /// Whether a day's orders may still change: ages 1 to 60 (DESIGN §5).
+    pub fn is_open(&self, day: NaiveDate) -> bool {
+        (1..=FINAL_AFTER_DAYS).contains(&self.age(day))
+    }
+}
+
 /// What one ingest counted.
 pub type Summary = runs::Counts;
 

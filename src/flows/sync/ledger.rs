@@ -100,7 +100,7 @@ pub async fn ingest(
     let mut fresh = Vec::new();
     for key in keys {
         let (affiliate_id, day) = key;
-        let age = (ctx.today - day).num_days();
+        let age = ctx.age(day);
         let stored = existing.remove(&key);
         let old = stored.as_ref().map(Figures::from);
         if age < 1 {
@@ -112,9 +112,7 @@ pub async fn ingest(
                 // Never read as zero: the day keeps its last complete figures. Amazon has a row
                 // for it, so it is not absent either.
                 summary.incomplete += 1;
-                if let Some(row) = stored.filter(|r| r.absent_since.is_some()) {
-                    rows::set_absent_since(conn, row, None).await?;
-                }
+                present_again(conn, stored).await?;
                 if let Some(old) = old {
                     current.insert(key, old);
                 }
@@ -141,9 +139,7 @@ pub async fn ingest(
         };
         let unchanged = old.as_ref() == Some(&new) || (old.is_none() && new == Figures::default());
         if unchanged {
-            if let Some(row) = stored.filter(|r| r.absent_since.is_some()) {
-                rows::set_absent_since(conn, row, None).await?;
-            }
+            present_again(conn, stored).await?;
             if let Some(old) = old {
                 current.insert(key, old);
             }
@@ -179,6 +175,17 @@ pub async fn ingest(
     summary.pushes = orders.pushes;
     summary.held = orders.held;
     Ok(summary)
+}
+
+/// Amazon has a row for the stored day again: it no longer counts as absent.
+async fn present_again(
+    conn: &impl ConnectionTrait,
+    stored: Option<rows::DailyFigures>,
+) -> Result<(), JobError> {
+    if let Some(row) = stored.filter(|r| r.absent_since.is_some()) {
+        rows::set_absent_since(conn, row, None).await?;
+    }
+    Ok(())
 }
 
 /// Whether this very change of a final day was recorded last time already.

@@ -101,10 +101,9 @@ fn must_hold(
     existing: &BTreeMap<Key, Order>,
     proposals: &[(Key, Proposal)],
 ) -> bool {
-    let in_window = |o: &Order| (1..=FINAL_AFTER_DAYS).contains(&(ctx.today - o.day).num_days());
     let pushed: i64 = existing
         .values()
-        .filter(|o| in_window(o))
+        .filter(|o| ctx.is_open(o.day))
         .filter_map(|o| o.pushed_commission_minor)
         .sum();
     let cut: i64 = proposals
@@ -129,7 +128,7 @@ pub async fn bring_in_line(
     let keys: BTreeSet<Key> = figures.keys().chain(existing.keys()).copied().collect();
     let mut proposals = Vec::new();
     for key in keys {
-        if (1..=FINAL_AFTER_DAYS).contains(&(ctx.today - key.1).num_days()) {
+        if ctx.is_open(key.1) {
             let f = figures.get(&key).cloned().unwrap_or_default();
             proposals.push((key, Proposal::of(ctx, key, &f)?));
         }
@@ -138,7 +137,7 @@ pub async fn bring_in_line(
     let basis = format!("{} of {}", ctx.commission, ctx.basis.label());
     let (mut new_orders, mut new_jobs, mut held) = (Vec::new(), Vec::new(), 0);
     for (key, p) in proposals {
-        let due = (ctx.today - key.1).num_days() >= i64::from(ctx.push_after_days);
+        let due = ctx.age(key.1) >= i64::from(ctx.push_after_days);
         let Some(o) = existing.get(&key) else {
             if p.commission_minor > 0 {
                 new_orders.push(new_order(ctx, key, &p, &basis, due));
@@ -148,19 +147,17 @@ pub async fn bring_in_line(
             }
             continue;
         };
-        if o.hold_state == Some(HoldState::Discarded) && o.held.as_deref() == Some(&p.json()) {
+        let json = p.json();
+        let already = o.held.as_deref() == Some(json.as_str());
+        if already && o.hold_state == Some(HoldState::Discarded) {
             // The merchant kept this order as it is against this very reading.
             continue;
         }
         if hold && p.commission_minor < o.commission_minor && by_amazon(ctx, o) {
-            let json = p.json();
-            let already = o.held.as_deref() == Some(json.as_str());
             if !already {
                 rows::hold(conn, o.clone(), json, ctx.now).await?;
             }
-            if !(already && o.hold_state == Some(HoldState::Discarded)) {
-                held += 1;
-            }
+            held += 1;
             continue;
         }
         if let Some(job) = apply(conn, ctx.store, ctx.now, o.clone(), &p, &basis, due).await? {
@@ -236,12 +233,12 @@ async fn apply(
         && o.pushed_version < version
         && o.push_state != PushState::Dead
         && o.push_state != PushState::Pending;
-    let clears_hold = o.hold_state.is_some();
-    if !(p.differs(&o) || enqueue || clears_hold) {
+    let differs = p.differs(&o);
+    if !(differs || enqueue || o.hold_state.is_some()) {
         return Ok(None);
     }
     let mut order = o;
-    if p.differs(&order) {
+    if differs {
         order.clicks = p.clicks;
         order.purchases = p.purchases;
         order.units = p.units;
@@ -265,7 +262,8 @@ async fn apply(
 }
 
 /// The merchant applies the store's held decreases: each order takes what was held, as a new
-/// version, and its push is queued. Returns how many were applied.
+/// version, and its push is queued. Returns how many were applied; a day that became final
+/// meanwhile is kept as it is.
 pub async fn apply_held(
     db: &DatabaseConnection,
     store: &StoreId,
@@ -275,7 +273,7 @@ pub async fn apply_held(
     let today = today(now, zone(tz.as_deref()));
     let txn = db.begin().await?;
     let held = rows::held_of(&txn, store).await?;
-    let mut jobs_due = Vec::new();
+    let (mut applied, mut jobs_due) = (0, Vec::new());
     for o in &held {
         if (today - o.day).num_days() > FINAL_AFTER_DAYS {
             // Final meanwhile: a final day never changes again (DESIGN §5).
@@ -287,6 +285,7 @@ pub async fn apply_held(
         // A held order was pushed or due: its push is due again.
         let due = o.push_state != PushState::Waiting;
         let basis = o.basis.clone();
+        applied += 1;
         if let Some(job) = apply(&txn, store, now, o.clone(), &p, &basis, due).await? {
             jobs_due.push(job);
         }
@@ -295,7 +294,7 @@ pub async fn apply_held(
     // What is left held is final now: kept as it is.
     rows::discard_holds(&txn, store, now).await?;
     txn.commit().await?;
-    Ok(jobs_due.len())
+    Ok(applied)
 }
 
 /// The merchant keeps the store's held orders as they are; the same proposal is not held again.
