@@ -2,6 +2,7 @@
 //! push its orders, schedule the daily work. They call `store` and `clients` with the
 //! dependencies in [`Deps`], handed to them explicitly by the web handlers and the job worker.
 pub mod connect;
+pub mod dashboard;
 pub mod errors;
 pub mod handlers;
 pub mod lifecycle;

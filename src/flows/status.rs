@@ -11,10 +11,7 @@ use crate::{
         money::{Money, format_minor},
     },
     flows::sync::orders::Proposal,
-    store::{
-        ConnectionStatus, JobStatus, OrderStatus, PushState, RunStatus, SalesBasis, affiliates,
-        connections, jobs, ledger, links, runs, stores,
-    },
+    store::{JobStatus, OrderStatus, PushState, RunStatus, jobs, ledger, runs},
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -166,25 +163,6 @@ pub async fn ledger(
         .collect())
 }
 
-/// Everything the store's setup page shows, read in one go.
-#[derive(Debug, Clone)]
-pub struct StorePage {
-    pub store: stores::StoreSummary,
-    pub affiliates: Vec<affiliates::AffiliateRow>,
-    pub connection: Option<connections::Connection>,
-    /// Empty until Amazon is connected.
-    pub landing_pages: Vec<links::LandingPage>,
-    /// Empty until Amazon is connected.
-    pub links: Vec<links::CurrentLink>,
-    pub sync: SyncStatus,
-    /// The newest orders, at most `recent` of them.
-    pub recent: Vec<LedgerEntry>,
-    pub unmatched: u64,
-    pub sales_basis: SalesBasis,
-    /// Decreases waiting for the merchant's Apply or Discard.
-    pub held: Vec<HeldChange>,
-}
-
 /// A decrease held for the merchant: the order as it is, and what Amazon's reading would make it.
 #[derive(Debug, Clone, Serialize)]
 pub struct HeldChange {
@@ -225,44 +203,6 @@ pub async fn held_changes(
         });
     }
     Ok(out)
-}
-
-/// The setup page's data of an installed store; `None` when it is not installed.
-pub async fn store_page(
-    conn: &impl ConnectionTrait,
-    store: &StoreId,
-    recent: usize,
-) -> Result<Option<StorePage>, DbErr> {
-    let Some(row) = stores::find_active(conn, store).await? else {
-        return Ok(None);
-    };
-    let sales_basis = row.sales_basis;
-    let connection = connections::find(conn, store).await?;
-    let connected = connection
-        .as_ref()
-        .is_some_and(|c| c.status == ConnectionStatus::Connected);
-    let (landing_pages, links) = if connected {
-        (
-            links::landing_pages(conn, store).await?,
-            links::current(conn, store).await?,
-        )
-    } else {
-        (vec![], vec![])
-    };
-    let mut entries = ledger(conn, store).await?;
-    entries.truncate(recent);
-    Ok(Some(StorePage {
-        store: stores::summary(conn, row).await?,
-        affiliates: affiliates::list_current(conn, store).await?,
-        connection,
-        landing_pages,
-        links,
-        sync: store_status(conn, store).await?,
-        recent: entries,
-        unmatched: ledger::count_unmatched(conn, store).await?,
-        sales_basis,
-        held: held_changes(conn, store).await?,
-    }))
 }
 
 /// A job of the store that has not ended yet.

@@ -111,3 +111,16 @@ pub async fn known_ids(
 ) -> Result<HashSet<i64>, DbErr> {
     Ok(all_by_id(conn, store_id).await?.into_keys().collect())
 }
+
+/// One of the store's current (not deleted) affiliates; another store's is never found.
+pub async fn find_current(
+    conn: &impl ConnectionTrait,
+    store_id: &StoreId,
+    affiliate_id: i64,
+) -> Result<Option<AffiliateRow>, DbErr> {
+    affiliates::Entity::of_store(store_id)
+        .filter(affiliates::Column::DeletedAt.is_null())
+        .filter(affiliates::Column::AffiliateId.eq(affiliate_id))
+        .one(conn)
+        .await
+}

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use entity::{landing_pages, links};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr,
-    QueryFilter, QueryOrder,
+    PaginatorTrait, QueryFilter, QueryOrder,
 };
 use serde::Serialize;
 
@@ -167,4 +167,12 @@ pub async fn current(
             }
         })
         .collect())
+}
+
+/// How many current (not retired) links the store has.
+pub async fn count_current(conn: &impl ConnectionTrait, store: &StoreId) -> Result<u64, DbErr> {
+    links::Entity::of_store(store)
+        .filter(links::Column::RetiredAt.is_null())
+        .count(conn)
+        .await
 }

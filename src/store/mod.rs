@@ -12,6 +12,7 @@ pub mod oauth;
 pub mod runs;
 pub mod sessions;
 pub mod stores;
+pub mod sums;
 
 pub use entity::states::{
     ConnectionStatus, HoldState, JobStatus, OrderStatus, PushState, RunStatus, SalesBasis,

@@ -35,7 +35,7 @@ pub async fn activity(
     let view = views::activity(db, &store).await?;
     html(&ActivityPage {
         sandbox: state.deps.settings.sandbox.enabled,
-        nav: StoreNav::activity(store.as_str()),
+        nav: StoreNav::at(store.as_str(), "activity"),
         store_id: store.as_str().to_owned(),
         store_name: row.name,
         csrf: session::csrf_token(&session),

@@ -17,7 +17,7 @@ use crate::{
     web::{
         PageError,
         guard::{CsrfForm, StoreForm, StorePage, WithCsrf},
-        session::{self, back_to_setup, check_csrf},
+        session::{self, back_to_settings, back_to_setup, check_csrf},
     },
 };
 
@@ -125,7 +125,7 @@ pub async fn choose(
             e.message()
         }
     };
-    Ok(back_to_setup(&session, &store, message))
+    Ok(back_to_settings(&session, &store, message))
 }
 
 pub async fn disconnect(
@@ -133,7 +133,7 @@ pub async fn disconnect(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     connect::disconnect(&state.deps, &store).await?;
-    Ok(back_to_setup(
+    Ok(back_to_settings(
         &session,
         &store,
         "Amazon is disconnected and its tokens are deleted. Links stay as they are.",
@@ -178,7 +178,7 @@ pub async fn landing_page(
         Ok(_) => "Additional landing pages must be product pages (/dp/ASIN).".to_owned(),
         Err(e) => e.to_string(),
     };
-    Ok(back_to_setup(&session, &store, message))
+    Ok(back_to_settings(&session, &store, message))
 }
 
 pub async fn remove_landing_page(
@@ -191,7 +191,7 @@ pub async fn remove_landing_page(
     let txn = state.deps.db.begin().await?;
     links::remove_landing_page(&txn, &store, &page, now).await?;
     txn.commit().await?;
-    Ok(back_to_setup(
+    Ok(back_to_settings(
         &session,
         &store,
         "Landing page removed; its links are retired.",

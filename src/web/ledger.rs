@@ -123,7 +123,7 @@ pub async fn ledger(
     let show = |d: Option<NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
     html(&LedgerPage {
         sandbox: state.deps.settings.sandbox.enabled,
-        nav: StoreNav::ledger(store.as_str()),
+        nav: StoreNav::at(store.as_str(), "ledger"),
         store_id: store.as_str().to_owned(),
         store_name: row.name,
         affiliate: filter
@@ -168,7 +168,7 @@ pub async fn order(
         .ok_or(PageError::NotFound)?;
     html(&OrderPage {
         sandbox: state.deps.settings.sandbox.enabled,
-        nav: StoreNav::ledger(store.as_str()),
+        nav: StoreNav::at(store.as_str(), "ledger"),
         store_id: store.as_str().to_owned(),
         order,
     })

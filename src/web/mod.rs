@@ -1,8 +1,11 @@
 //! The HTTP surface: merchant pages, the load link, health probes. Handlers are thin; the work is
 //! in the domain modules.
 pub mod activity;
+pub mod affiliates;
 pub mod amazon;
+pub mod charts;
 pub mod error;
+pub mod figures;
 pub mod guard;
 pub mod health;
 pub mod ledger;
@@ -10,6 +13,7 @@ pub mod load;
 pub mod nav;
 pub mod pages;
 pub mod session;
+pub mod static_files;
 pub mod sync;
 
 use actix_web::{HttpResponse, http::header, middleware::DefaultHeaders, web};
@@ -26,6 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, webhook_body_limit: usize, frame_anc
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
+        .route("/static/{file}", web::get().to(static_files::serve))
         .service(
             web::resource("/webhooks/platform")
                 .app_data(web::PayloadConfig::new(webhook_body_limit))
@@ -41,7 +46,27 @@ pub fn routes(cfg: &mut web::ServiceConfig, webhook_body_limit: usize, frame_anc
                 .wrap(merchant_headers(frame_ancestors))
                 .route("/load", web::get().to(load::load))
                 .route("/amazon/connect", web::get().to(amazon::connect))
-                .route("/stores/{store_id}", web::get().to(pages::setup))
+                .route("/stores/{store_id}", web::get().to(pages::overview))
+                .route(
+                    "/stores/{store_id}/affiliates",
+                    web::get().to(affiliates::affiliates),
+                )
+                .route(
+                    "/stores/{store_id}/affiliates/{affiliate_id}",
+                    web::get().to(affiliates::affiliate),
+                )
+                .route(
+                    "/stores/{store_id}/figures",
+                    web::get().to(figures::figures),
+                )
+                .route(
+                    "/stores/{store_id}/figures.csv",
+                    web::get().to(figures::figures_csv),
+                )
+                .route(
+                    "/stores/{store_id}/settings",
+                    web::get().to(pages::settings),
+                )
                 .route("/stores/{store_id}/ledger", web::get().to(ledger::ledger))
                 .route(
                     "/stores/{store_id}/ledger/{number}",
@@ -97,7 +122,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, webhook_body_limit: usize, frame_anc
 
 /// The headers of every merchant page, redirect and download (DESIGN §7): never cached, never
 /// sniffed, no referrer beyond this site (load links and OAuth codes travel in query strings), no
-/// script at all, and framed only by `frame_ancestors` (the platform's admin origin, or `'none'`).
+/// script but the app's own (`/static/app.js`: the Copy buttons), and framed only by `frame_ancestors` (the platform's admin origin, or `'none'`).
 /// A handler's own header of the same name wins.
 pub fn merchant_headers(frame_ancestors: &str) -> DefaultHeaders {
     DefaultHeaders::new()
@@ -107,7 +132,7 @@ pub fn merchant_headers(frame_ancestors: &str) -> DefaultHeaders {
         .add((
             header::CONTENT_SECURITY_POLICY,
             format!(
-                "default-src 'self'; script-src 'none'; style-src 'self' 'unsafe-inline'; \
+                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                  img-src 'self' data:; object-src 'none'; base-uri 'none'; \
                  frame-ancestors {frame_ancestors}"
             ),

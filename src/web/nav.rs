@@ -1,29 +1,32 @@
-//! The store's navigation, shown on every page of the store: Overview · Ledger · Activity.
+//! The store's navigation, shown on every page of the store:
+//! Overview · Affiliates · Figures · Ledger · Activity · Settings (`templates/store_nav.html`).
 
-/// Which page of the store is open; `templates/store_nav.html` marks it `aria-current="page"`.
+/// The pages of the store, in the navigation's order: (id, title, path under the store).
+pub const PAGES: [(&str, &str, &str); 6] = [
+    ("overview", "Overview", ""),
+    ("affiliates", "Affiliates", "/affiliates"),
+    ("figures", "Figures", "/figures"),
+    ("ledger", "Ledger", "/ledger"),
+    ("activity", "Activity", "/activity"),
+    ("settings", "Settings", "/settings"),
+];
+
+/// Which page of the store is open; the template marks it `aria-current="page"`.
 pub struct StoreNav {
     pub store: String,
-    /// `overview`, `ledger` or `activity`.
+    /// One of the ids of [`PAGES`].
     pub current: &'static str,
+    pub pages: &'static [(&'static str, &'static str, &'static str)],
 }
 
 impl StoreNav {
-    pub fn overview(store: &str) -> Self {
-        Self::at(store, "overview")
-    }
-
-    pub fn ledger(store: &str) -> Self {
-        Self::at(store, "ledger")
-    }
-
-    pub fn activity(store: &str) -> Self {
-        Self::at(store, "activity")
-    }
-
-    fn at(store: &str, current: &'static str) -> Self {
+    /// The navigation of `store` with page `current` (an id of [`PAGES`]) open.
+    pub fn at(store: &str, current: &'static str) -> Self {
+        debug_assert!(PAGES.iter().any(|p| p.0 == current), "{current}");
         Self {
             store: store.to_owned(),
             current,
+            pages: &PAGES,
         }
     }
 }

@@ -171,6 +171,21 @@ pub fn back_to_setup(
     super::to_setup(store)
 }
 
+/// Back to the store's Settings page with `message` shown there once.
+pub fn back_to_settings(
+    session: &Session,
+    store: &StoreId,
+    message: impl Into<String>,
+) -> actix_web::HttpResponse {
+    flash(session, message);
+    actix_web::HttpResponse::SeeOther()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/app/stores/{store}/settings"),
+        ))
+        .finish()
+}
+
 pub fn take_flash(session: &Session) -> Option<String> {
     let message = session.get::<String>(FLASH_KEY).ok().flatten();
     if message.is_some() {

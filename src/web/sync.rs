@@ -10,7 +10,7 @@ use crate::{
     web::{
         PageError,
         guard::{CsrfForm, StoreForm, WithCsrf},
-        session::back_to_setup,
+        session::{back_to_settings, back_to_setup},
     },
 };
 
@@ -75,10 +75,11 @@ pub async fn sales_basis(
     if !stores::set_sales_basis(&state.deps.db, &store, basis, now).await? {
         return Err(PageError::NotFound);
     }
-    Ok(back_to_setup(
+    Ok(back_to_settings(
         &session,
         &store,
-        "Saved. The next sync recomputes every day that is not final yet (the last 60 days).",
+        "Saved. The next sync recomputes every day that is not final yet (the last 60 days); \
+         each order it changes is updated in your program, which e-mails its affiliate.",
     ))
 }
 

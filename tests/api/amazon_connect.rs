@@ -71,7 +71,12 @@ async fn connecting_mints_one_correct_link_per_affiliate() {
         .await;
     let page = w.app.page("/app/stores/st_1").await;
     assert!(page.contains("Acme Brand"));
-    assert_eq!(page.matches("class=\"link-row\"").count(), 3);
+    assert!(
+        page.contains(r#"id="link-count">3<"#),
+        "three links counted"
+    );
+    let list = w.app.page("/app/stores/st_1/affiliates").await;
+    assert_eq!(list.matches(r#"class="link" readonly"#).count(), 3);
     // Tokens are sealed at rest.
     assert_eq!(
         w.app.columns_containing("Atzr|refresh-1").await,

@@ -131,6 +131,44 @@ impl Browser {
         self.element(css).await.text().await.unwrap()
     }
 
+    /// Looks at the page as a person would, on a laptop and on a 390 px wide phone: on the phone
+    /// nothing may scroll sideways. With `SCREENSHOT_DIR` set, saves `{name}.png` and
+    /// `{name}-phone.png` there (the README shows them).
+    pub async fn looks_right(&self, name: &str) {
+        let c = &self.client;
+        let dir = std::env::var_os("SCREENSHOT_DIR").map(std::path::PathBuf::from);
+        for (width, height, suffix) in [(1280, 900, ""), (390, 844, "-phone")] {
+            c.set_window_size(width, height).await.unwrap();
+            let fits = c
+                .execute(
+                    "return [document.documentElement.scrollWidth, window.innerWidth]",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            let (scroll, inner) = (fits[0].as_i64().unwrap(), fits[1].as_i64().unwrap());
+            assert!(
+                scroll <= inner,
+                "{name} at {width} px scrolls sideways: {scroll} px of content in {inner} px"
+            );
+            if let Some(dir) = &dir {
+                let png = c.screenshot().await.unwrap();
+                std::fs::write(dir.join(format!("{name}{suffix}.png")), png).unwrap();
+            }
+        }
+        c.set_window_size(1280, 900).await.unwrap();
+    }
+
+    /// Follows the link the selector finds, and waits for the next page to show `css`.
+    pub async fn follow(&self, link: &str, css: &str) {
+        self.click(link).await;
+        self.client
+            .wait()
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css} after following {link}: {e}"));
+    }
+
     /// The path of the page the browser shows.
     pub async fn path(&self) -> String {
         self.client.current_url().await.unwrap().path().to_owned()
@@ -154,6 +192,13 @@ async fn a_merchant_opens_the_setup_page_from_the_load_link() {
     assert_eq!(browser.text("#install-state").await, "Installed");
     assert_eq!(browser.text("#program-state").await, "Connected");
     assert_eq!(browser.text("#affiliate-count").await, "2");
+    c.find(Locator::Css("#nav-affiliates"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(browser.path().await, "/app/stores/st_1001/affiliates");
     let rows = c
         .find_all(Locator::Css("#affiliates tbody tr"))
         .await

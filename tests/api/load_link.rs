@@ -18,8 +18,18 @@ async fn a_signed_load_link_opens_the_stores_setup_page() {
     assert!(html.contains("Store st_1"), "store name shown");
     assert!(html.contains("Installed"));
     assert!(html.contains("Connected"), "program connection shown");
-    assert!(html.contains("Alice"), "affiliates shown");
+    assert!(
+        html.contains(r#"id="affiliate-count">1<"#),
+        "affiliates counted"
+    );
     assert!(html.contains("10% of sales"));
+    let list = app
+        .get("/app/stores/st_1/affiliates")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains("Alice"), "affiliates listed");
 }
 
 #[tokio::test]

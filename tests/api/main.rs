@@ -5,6 +5,7 @@ mod amazon_connect;
 mod browser;
 mod cli;
 mod crash;
+mod dashboard;
 mod doubles;
 mod helpers;
 mod leases;

@@ -111,7 +111,8 @@ async fn the_ledger_pages_through_every_order_with_totals_equal_to_the_ledger() 
     assert!(first.contains(&format!("{} USD", e.total)));
     assert!(first.contains(&format!("{} USD", e.commission)));
     assert!(first.contains("<td class=\"order-number\">"));
-    assert!(first.contains(".order-number, .nowrap { white-space: nowrap; }"));
+    let css = w.app.page("/static/app.css").await;
+    assert!(css.contains(".order-number, .nowrap, .money { white-space: nowrap; }"));
 
     let second = w.app.page("/app/stores/st_1/ledger?page=2").await;
     assert_eq!(second.matches("class=\"order-row\"").count(), 40);
@@ -403,9 +404,15 @@ async fn every_page_answers_only_to_the_session_of_its_store() {
     let theirs = "AMZ-ab_st_2-a1-20261110";
 
     let own = [
+        "/app/stores/st_1".to_owned(),
+        "/app/stores/st_1/affiliates".to_owned(),
+        "/app/stores/st_1/affiliates/1".to_owned(),
+        "/app/stores/st_1/figures".to_owned(),
+        "/app/stores/st_1/figures.csv".to_owned(),
         "/app/stores/st_1/ledger".to_owned(),
         format!("/app/stores/st_1/ledger/{mine}"),
         "/app/stores/st_1/activity".to_owned(),
+        "/app/stores/st_1/settings".to_owned(),
     ];
     for path in &own {
         assert_eq!(w.app.get(path).await.status(), 200, "{path}");
@@ -415,6 +422,12 @@ async fn every_page_answers_only_to_the_session_of_its_store() {
         format!("/app/stores/st_2/ledger/{theirs}"),
         format!("/app/stores/st_2/ledger/{mine}"),
         "/app/stores/st_2/activity".to_owned(),
+        "/app/stores/st_2".to_owned(),
+        "/app/stores/st_2/affiliates".to_owned(),
+        "/app/stores/st_2/affiliates/1".to_owned(),
+        "/app/stores/st_2/figures".to_owned(),
+        "/app/stores/st_2/figures.csv".to_owned(),
+        "/app/stores/st_2/settings".to_owned(),
         // Another store's order under this store's path is no order of this store.
         format!("/app/stores/st_1/ledger/{theirs}"),
         // A page without the session's store in its path.
@@ -442,8 +455,11 @@ async fn every_store_page_has_the_navigation_and_a_skip_link() {
     let w = store_with(1).connected().await;
     let pages = [
         ("/app/stores/st_1", "nav-overview"),
+        ("/app/stores/st_1/affiliates", "nav-affiliates"),
+        ("/app/stores/st_1/figures", "nav-figures"),
         ("/app/stores/st_1/ledger", "nav-ledger"),
         ("/app/stores/st_1/activity", "nav-activity"),
+        ("/app/stores/st_1/settings", "nav-settings"),
     ];
     for (path, current) in pages {
         let page = w.app.page(path).await;
@@ -453,8 +469,9 @@ async fn every_store_page_has_the_navigation_and_a_skip_link() {
             "{path}: the skip link comes first"
         );
         assert!(page.contains(r#"<main id="content""#), "{path}");
-        let marked: BTreeSet<&str> = ["nav-overview", "nav-ledger", "nav-activity"]
-            .into_iter()
+        let marked: BTreeSet<&str> = pages
+            .iter()
+            .map(|(_, id)| *id)
             .filter(|id| page.contains(&format!(r#"id="{id}" aria-current="page""#)))
             .collect();
         assert_eq!(marked, BTreeSet::from([current]), "{path}");
