@@ -6,7 +6,7 @@ use actix_web::{
     App, HttpServer,
     cookie::{Key, SameSite, time::Duration as CookieDuration},
     dev::Server,
-    middleware::Logger,
+    middleware::{Logger, from_fn},
     web,
 };
 use anyhow::Context;
@@ -27,7 +27,7 @@ use crate::{
         retry::Schedule,
         worker::{Worker, WorkerConfig},
     },
-    metrics::Metrics,
+    metrics::{Metrics, requests},
     sandbox,
     state::AppState,
     store::stores,
@@ -167,10 +167,12 @@ pub async fn prepare_with(
         api: s.api_url(),
     });
     let redirect_uri = settings.server.public_url.join("/oauth/amazon/callback")?;
-    let amazon = AmazonApp::from_settings(&settings.amazon, redirect_uri, fallback)?;
-    // The sandbox's own host is allowed while it is on (`Settings::program_hosts`).
-    let program = ProgramApp::guarded(&settings.program, settings.program_hosts(), lookup)?;
     let metrics = Arc::new(Metrics::default());
+    let amazon = AmazonApp::from_settings(&settings.amazon, redirect_uri, fallback)?
+        .observed_by(metrics.upstream_observer());
+    // The sandbox's own host is allowed while it is on (`Settings::program_hosts`).
+    let program = ProgramApp::guarded(&settings.program, settings.program_hosts(), lookup)?
+        .observed_by(metrics.upstream_observer());
     let jobs = &settings.jobs;
     let config = WorkerConfig {
         schedule: Schedule {
@@ -193,6 +195,7 @@ pub async fn prepare_with(
         program: Arc::new(program),
         token_locks: Arc::default(),
         settings: Arc::new(settings),
+        metrics: metrics.clone(),
     };
     let worker = Worker {
         db: deps.db.clone(),
@@ -219,6 +222,7 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
     let webhook_limit = settings.platform.webhook_body_limit_bytes;
     let frame_ancestors = settings.platform.frame_ancestors();
     let data = web::Data::new(state.clone());
+    let counted = web::Data::from(state.metrics.clone());
     let server = HttpServer::new(move || {
         let sessions = SessionMiddleware::builder(
             DbSessionStore::new(data.deps.db.clone(), data.deps.clock.clone()),
@@ -238,7 +242,10 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
                     format!("{} {}", req.method(), req.path())
                 }),
             )
+            // Outermost: a request's latency includes the session store and the logger.
+            .wrap(from_fn(requests::observe))
             .app_data(data.clone())
+            .app_data(counted.clone())
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(web::FormConfig::default().limit(body_limit))
             .app_data(web::JsonConfig::default().limit(body_limit))

@@ -3,12 +3,12 @@
 //! any host); exponential backoff with ±20 % jitter; `Retry-After` in both of its forms, honoured
 //! up to the cap; and the pauses a 429 puts on every call of the same caller (host and
 //! credential), not only on the request it answered. The waits are pure, so they are tested
-//! without waiting.
+//! without waiting. Every try is told to the upstream's [`CallObserver`] (the service's metrics).
 use std::{
     collections::HashMap,
     fmt,
     future::Future,
-    sync::{Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, SystemTime},
 };
 
@@ -46,6 +46,79 @@ impl Retry {
             overloaded: e.is_timeout(),
         }
     }
+}
+
+/// How one try at an upstream ended, as the operator counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallOutcome {
+    /// A 2xx answer that was understood.
+    Ok,
+    /// A 4xx other than 408 and 429: the request was refused.
+    ClientError,
+    /// 429.
+    Throttled,
+    /// A 5xx.
+    ServerError,
+    /// The call timed out, or the upstream answered 408.
+    Timeout,
+    /// The connection failed (refused, reset, name not resolved).
+    Transport,
+    /// An answer that was not understood, or a call refused before it was sent.
+    Invalid,
+}
+
+impl CallOutcome {
+    /// How a failed try ended, from what it says about trying again.
+    pub fn of(retry: Retry) -> Self {
+        match retry {
+            Retry::Throttled(_) => Self::Throttled,
+            Retry::Later {
+                overloaded: true, ..
+            } => Self::Timeout,
+            Retry::Later { status: None, .. } => Self::Transport,
+            Retry::Later {
+                status: Some(s), ..
+            }
+            | Retry::Never { status: Some(s) } => match s {
+                429 => Self::Throttled,
+                408 => Self::Timeout,
+                s if s >= 500 => Self::ServerError,
+                _ => Self::ClientError,
+            },
+            Retry::Never { status: None } => Self::Invalid,
+        }
+    }
+
+    /// The label `/metrics` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::ClientError => "client_error",
+            Self::Throttled => "throttled",
+            Self::ServerError => "server_error",
+            Self::Timeout => "timeout",
+            Self::Transport => "transport",
+            Self::Invalid => "invalid",
+        }
+    }
+}
+
+/// Who hears how each try at an upstream ended: the service's metrics. Clients know only this
+/// trait, not who implements it.
+pub trait CallObserver: fmt::Debug + Send + Sync {
+    /// One try at `host` (`name:port`, as [`Caller::host`]) ended as `outcome`.
+    fn observe(&self, host: &str, outcome: CallOutcome);
+}
+
+/// An observer shared by every call of one upstream client.
+pub type SharedObserver = Arc<dyn CallObserver>;
+
+/// Nobody listens: clients built outside the service (tools, tests) until they are observed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unobserved;
+
+impl CallObserver for Unobserved {
+    fn observe(&self, _host: &str, _outcome: CallOutcome) {}
 }
 
 /// The client and retry policy of one upstream, from its `[amazon]` or `[program]` keys.
@@ -203,11 +276,12 @@ impl Pauses {
 /// caller's pause. A 429 pauses the caller (for its `Retry-After` up to the cap, or the backoff)
 /// and is tried again once the pause has passed, unless the upstream asked for longer than the
 /// cap; 408, 5xx and the network are tried again after the backoff; `policy.attempts` tries in
-/// all. The last failure is returned as it is.
+/// all. The last failure is returned as it is. Each try's outcome is told to `observer`.
 pub async fn call<T, E, Fut>(
     policy: RetryPolicy,
     pauses: &Pauses,
     caller: &Caller,
+    observer: &dyn CallObserver,
     retry_of: impl Fn(&E) -> Retry,
     mut send: impl FnMut() -> Fut,
 ) -> Result<T, E>
@@ -219,11 +293,16 @@ where
     loop {
         pauses.wait(caller).await;
         let error = match send().await {
-            Ok(answer) => return Ok(answer),
+            Ok(answer) => {
+                observer.observe(caller.host(), CallOutcome::Ok);
+                return Ok(answer);
+            }
             Err(e) => e,
         };
+        let retry = retry_of(&error);
+        observer.observe(caller.host(), CallOutcome::of(retry));
         let more = attempt < policy.attempts;
-        let (wait, throttled) = match retry_of(&error) {
+        let (wait, throttled) = match retry {
             Retry::Throttled(after) => {
                 let wait = policy.delay(attempt, after, &mut rand::rng());
                 pauses.pause(caller, wait);
@@ -261,6 +340,82 @@ mod tests {
         base: Duration::from_secs(2),
         cap: Duration::from_secs(30),
     };
+
+    #[test]
+    fn each_answer_is_counted_under_its_outcome() {
+        let later = |status, overloaded| Retry::Later { status, overloaded };
+        for (retry, outcome) in [
+            (Retry::Throttled(None), CallOutcome::Throttled),
+            (later(Some(503), false), CallOutcome::ServerError),
+            (later(Some(408), true), CallOutcome::Timeout),
+            (later(None, true), CallOutcome::Timeout),
+            (later(None, false), CallOutcome::Transport),
+            (Retry::Never { status: Some(400) }, CallOutcome::ClientError),
+            (Retry::Never { status: Some(401) }, CallOutcome::ClientError),
+            (Retry::Never { status: None }, CallOutcome::Invalid),
+        ] {
+            assert_eq!(CallOutcome::of(retry), outcome, "{retry:?}");
+        }
+    }
+
+    /// Remembers every try it is told of.
+    #[derive(Debug, Default)]
+    struct Recorder(Mutex<Vec<(String, CallOutcome)>>);
+
+    impl CallObserver for Recorder {
+        fn observe(&self, host: &str, outcome: CallOutcome) {
+            self.0.lock().unwrap().push((host.to_owned(), outcome));
+        }
+    }
+
+    #[tokio::test]
+    async fn every_try_is_observed_once_retries_included() {
+        let policy = RetryPolicy {
+            attempts: 3,
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(2),
+        };
+        let caller = Caller::new(&Url::parse("https://api.example:8443/v1").unwrap(), "t");
+        let recorder = Recorder::default();
+        let answers = Mutex::new(vec![Ok(7), Err(Retry::Throttled(None)), Err(later_5xx())]);
+        let got: Result<i32, String> = call(
+            policy,
+            &Pauses::default(),
+            &caller,
+            &recorder,
+            |e: &String| match e.as_str() {
+                "429" => Retry::Throttled(None),
+                _ => later_5xx(),
+            },
+            || {
+                let next = answers.lock().unwrap().pop().unwrap();
+                async move {
+                    next.map_err(|r| match r {
+                        Retry::Throttled(_) => "429".to_owned(),
+                        _ => "503".to_owned(),
+                    })
+                }
+            },
+        )
+        .await;
+        assert_eq!(got, Ok(7));
+        let host = "api.example:8443".to_owned();
+        assert_eq!(
+            *recorder.0.lock().unwrap(),
+            [
+                (host.clone(), CallOutcome::ServerError),
+                (host.clone(), CallOutcome::Throttled),
+                (host, CallOutcome::Ok),
+            ]
+        );
+    }
+
+    fn later_5xx() -> Retry {
+        Retry::Later {
+            status: Some(503),
+            overloaded: false,
+        }
+    }
 
     #[test]
     fn backoff_doubles_within_twenty_percent_and_stops_at_the_cap() {

@@ -13,6 +13,7 @@ use crate::{
         tasks::{PUSH_ORDER, SYNC_STORE, Task},
     },
     jobs::{Finish, Handler, Job, JobError, Lease, Registry},
+    metrics::OrderEvent,
     store::ledger,
 };
 
@@ -87,7 +88,11 @@ impl Handler for PushHandler {
             return Ok(());
         };
         match how {
-            Finish::Dead { error, .. } => ledger::mark_dead(txn, &store, key, error, now).await,
+            Finish::Dead { error, .. } => {
+                ledger::mark_dead(txn, &store, key, error, now).await?;
+                self.0.metrics.orders(OrderEvent::Dead, 1);
+                Ok(())
+            }
             Finish::Done { .. } => push::requeue_if_stale(txn, &store, key, now)
                 .await
                 .map(|_| ()),

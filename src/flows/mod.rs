@@ -25,10 +25,11 @@ use crate::{
     config::Settings,
     crypto::TokenCipher,
     domain::clock::SharedClock,
+    metrics::Metrics,
 };
 
-/// What the use cases need: the database, the clock, the token cipher, the two clients and the
-/// settings. Cheap to clone.
+/// What the use cases need: the database, the clock, the token cipher, the two clients, the
+/// settings and the metrics they count into. Cheap to clone.
 #[derive(Clone)]
 pub struct Deps {
     pub db: DatabaseConnection,
@@ -39,4 +40,6 @@ pub struct Deps {
     /// One token refresh per store at a time, in this process.
     pub token_locks: Arc<tokens::TokenLocks>,
     pub settings: Arc<Settings>,
+    /// What the sync and push flows count for `/metrics` (rows read, orders).
+    pub metrics: Arc<Metrics>,
 }

@@ -9,6 +9,7 @@ use crate::{
     domain::{currency::Currency, ids::StoreId},
     flows::{Deps, lifecycle, tasks},
     jobs::JobError,
+    metrics::OrderEvent,
     store::{
         OrderStatus, PushState, jobs,
         ledger::{self, Key, Order, Remote},
@@ -44,8 +45,22 @@ fn as_sent(id: String, order: &Order) -> Remote {
     }
 }
 
-/// Brings the program's order for `key` in line with the ledger.
+/// Brings the program's order for `key` in line with the ledger, and counts what it did to the
+/// program's order for `/metrics` (an adopted order counts as created: its create was unanswered).
 pub async fn run(deps: &Deps, store: &StoreId, key: Key) -> Result<Pushed, JobError> {
+    let pushed = push(deps, store, key).await?;
+    let event = match pushed {
+        Pushed::Created | Pushed::Adopted => Some(OrderEvent::Created),
+        Pushed::Updated => Some(OrderEvent::Updated),
+        Pushed::Unchanged => None,
+    };
+    if let Some(event) = event {
+        deps.metrics.orders(event, 1);
+    }
+    Ok(pushed)
+}
+
+async fn push(deps: &Deps, store: &StoreId, key: Key) -> Result<Pushed, JobError> {
     let (affiliate_id, day) = key;
     let Some(row) = stores::find_active(&deps.db, store).await? else {
         return Err(JobError::Cancelled("the store is uninstalled".into()));

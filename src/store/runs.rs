@@ -2,7 +2,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::sync_runs;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbErr, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 
 use super::{RunStatus, StoreScoped};
@@ -24,6 +25,8 @@ pub struct Counts {
     pub incomplete: usize,
     /// Decreases held for the merchant.
     pub held: usize,
+    /// Of `held`, those this run held for the first time (counted for `/metrics`, not stored).
+    pub newly_held: usize,
 }
 
 pub async fn start(
@@ -53,6 +56,21 @@ pub async fn start(
     }
     .insert(conn)
     .await
+}
+
+/// A running run's progress: `rows` report rows read so far. A run that has ended keeps its
+/// final counts.
+pub async fn progress(conn: &impl ConnectionTrait, run: &Run, rows: usize) -> Result<(), DbErr> {
+    sync_runs::Entity::update_many()
+        .col_expr(
+            sync_runs::Column::Rows,
+            Expr::value(i32::try_from(rows).unwrap_or(i32::MAX)),
+        )
+        .filter(sync_runs::Column::Id.eq(run.id))
+        .filter(sync_runs::Column::Status.eq(RunStatus::Running))
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 /// Ends the run: `Ok(counts)` or `Err(why)` (cut to 500 characters).

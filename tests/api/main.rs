@@ -15,6 +15,7 @@ mod load_link;
 mod merchant_headers;
 mod migrations;
 mod money_safety;
+mod observability;
 mod outside_text;
 mod pages;
 mod private_hosts;

@@ -93,6 +93,7 @@ impl<'a> AdsClient<'a> {
             self.app.retry,
             &self.app.pauses,
             &caller,
+            &*self.app.observer,
             AmazonError::retry,
             || {
                 let request = build();

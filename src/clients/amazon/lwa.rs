@@ -118,10 +118,11 @@ pub async fn refresh(
     post(app, token_url, &form).await
 }
 
-/// A failed token call, and the `Retry-After` of its answer.
+/// A failed token call, the `Retry-After` of its answer and its status, when it had one.
 struct Failed {
     error: LwaError,
     retry_after: Option<Duration>,
+    status: Option<u16>,
 }
 
 impl Failed {
@@ -133,7 +134,9 @@ impl Failed {
                 overloaded: false,
             },
             LwaError::Transport(e) => Retry::transport(e),
-            _ => Retry::Never { status: None },
+            _ => Retry::Never {
+                status: self.status,
+            },
         }
     }
 }
@@ -147,9 +150,14 @@ impl fmt::Display for Failed {
 async fn post(app: &AmazonApp, token_url: &Url, form: &[(&str, &str)]) -> Result<Grant, LwaError> {
     // Throttling at Login with Amazon is the app's: its client id is the credential.
     let caller = Caller::new(token_url, &format!("lwa-client:{}", app.client_id));
-    http::call(app.retry, &app.pauses, &caller, Failed::retry, || {
-        post_once(app, token_url, form)
-    })
+    http::call(
+        app.retry,
+        &app.pauses,
+        &caller,
+        &*app.observer,
+        Failed::retry,
+        || post_once(app, token_url, form),
+    )
     .await
     .map_err(|failed| failed.error)
 }
@@ -162,6 +170,7 @@ async fn post_once(
     let failed = |error| Failed {
         error,
         retry_after: None,
+        status: None,
     };
     let res = app
         .http
@@ -179,6 +188,7 @@ async fn post_once(
     read(status, &text).map_err(|error| Failed {
         error,
         retry_after: after,
+        status: Some(status.as_u16()),
     })
 }
 

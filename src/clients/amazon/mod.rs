@@ -12,7 +12,7 @@ use url::Url;
 
 pub use crate::domain::region::Region;
 use crate::{
-    clients::http::{self, Pauses, RetryPolicy},
+    clients::http::{self, Pauses, RetryPolicy, SharedObserver, Unobserved},
     config::AmazonSettings,
 };
 
@@ -67,6 +67,8 @@ pub struct AmazonApp {
     pub retry: RetryPolicy,
     /// The pauses 429s put on this instance's calls to Amazon (per host and profile or token).
     pub pauses: Pauses,
+    /// Hears how every try at Amazon ended (the service's metrics).
+    pub observer: SharedObserver,
     authorize: Option<Url>,
     token: Option<Url>,
     api: Option<Url>,
@@ -115,10 +117,18 @@ impl AmazonApp {
             http,
             retry,
             pauses: Pauses::default(),
+            observer: std::sync::Arc::new(Unobserved),
             authorize: pick(&a.authorize_url, fallback.as_ref().map(|f| &f.authorize)),
             token: pick(&a.token_url, fallback.as_ref().map(|f| &f.token)),
             api: pick(&a.api_url, fallback.as_ref().map(|f| &f.api)),
         })
+    }
+
+    /// The same app, with every try at Amazon told to `observer`.
+    #[must_use]
+    pub fn observed_by(mut self, observer: SharedObserver) -> Self {
+        self.observer = observer;
+        self
     }
 
     pub fn is_configured(&self) -> bool {

@@ -14,7 +14,10 @@ use url::Url;
 
 use crate::{
     clients::{
-        http::{self, Caller, Pauses, Retry, RetryPolicy, retry_after},
+        http::{
+            self, CallObserver, Caller, Pauses, Retry, RetryPolicy, SharedObserver, Unobserved,
+            retry_after,
+        },
         resolve::{self, GuardedResolver, SharedLookup, SystemLookup},
     },
     config::ProgramSettings,
@@ -95,6 +98,8 @@ pub struct ProgramApp {
     retry: RetryPolicy,
     pauses: Pauses,
     hosts: Arc<HostPolicy>,
+    /// Hears how every try at a program ended (the service's metrics).
+    observer: SharedObserver,
 }
 
 impl ProgramApp {
@@ -122,7 +127,15 @@ impl ProgramApp {
             retry: http::retry_policy(p.http()),
             pauses: Pauses::default(),
             hosts,
+            observer: Arc::new(Unobserved),
         })
+    }
+
+    /// The same app, with every try at a program told to `observer`.
+    #[must_use]
+    pub fn observed_by(mut self, observer: SharedObserver) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// The hosts allowed at private addresses, as installs are checked against them.
@@ -144,7 +157,7 @@ impl ProgramApp {
         self.hosts.check_url(&base)?;
         Ok(ProgramClient::new(
             &self.http,
-            &self.pauses,
+            (&self.pauses, &*self.observer),
             base,
             token,
             self.retry,
@@ -167,6 +180,7 @@ impl ProgramApp {
 pub struct ProgramClient<'a> {
     http: &'a reqwest::Client,
     pauses: &'a Pauses,
+    observer: &'a dyn CallObserver,
     /// This store's token at this host: whose calls a 429 pauses.
     caller: Caller,
     base: Url,
@@ -187,9 +201,10 @@ pub struct RosterEntry {
 }
 
 impl<'a> ProgramClient<'a> {
+    /// A client of one program: the pauses its calls wait out and who hears how they ended.
     pub fn new(
         http: &'a reqwest::Client,
-        pauses: &'a Pauses,
+        (pauses, observer): (&'a Pauses, &'a dyn CallObserver),
         base: Url,
         token: SecretString,
         retry: RetryPolicy,
@@ -198,6 +213,7 @@ impl<'a> ProgramClient<'a> {
         Self {
             http,
             pauses,
+            observer,
             caller,
             base,
             token,
@@ -227,6 +243,7 @@ impl<'a> ProgramClient<'a> {
             policy,
             self.pauses,
             &self.caller,
+            self.observer,
             ProgramError::retry,
             || {
                 let request = build()

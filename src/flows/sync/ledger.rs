@@ -174,6 +174,7 @@ pub async fn ingest(
     let orders = orders::bring_in_line(conn, ctx, &current).await?;
     summary.pushes = orders.pushes;
     summary.held = orders.held;
+    summary.newly_held = orders.newly_held;
     Ok(summary)
 }
 

@@ -18,6 +18,7 @@ use crate::{
     },
     flows::{Deps, tokens},
     jobs::{JobError, Lease},
+    metrics::OrderEvent,
     store::{connections, jobs, ledger as ledger_rows, runs, stores},
 };
 use context::{Context, FINAL_AFTER_DAYS};
@@ -108,6 +109,7 @@ pub async fn run(
     let pulled = pull(
         deps,
         store,
+        &run,
         (profile, &advertiser),
         (from, to),
         currency.exponent(),
@@ -155,6 +157,7 @@ pub async fn run(
     }
     let summary = ledger::ingest(&txn, &ctx, &rows).await?;
     txn.commit().await?;
+    deps.metrics.orders(OrderEvent::Held, summary.newly_held);
     runs::finish(&deps.db, run, Ok(summary), deps.clock.now()).await?;
     tracing::info!(store_id = %store, %from, %to, ?summary, "store synced");
     Ok(SyncOutcome {
@@ -171,9 +174,12 @@ pub async fn run(
     })
 }
 
+/// Reads every page of the report. After each page it logs and records the run's progress (the
+/// rows read so far) and counts the page's rows for `/metrics`.
 async fn pull(
     deps: &Deps,
     store: &StoreId,
+    run: &runs::Run,
     (profile, advertiser): (i64, &str),
     (from, to): (NaiveDate, NaiveDate),
     exponent: u32,
@@ -184,7 +190,8 @@ async fn pull(
     let mut cursor: Option<String> = None;
     let mut seen = HashSet::new();
     let lease_for = Duration::seconds(i64::try_from(deps.settings.jobs.lease_secs).unwrap_or(300));
-    for _ in 0..report::MAX_PAGES {
+    let mut read = 0;
+    for page_number in 1..=report::MAX_PAGES {
         if let Some(lease) = lease {
             let until = deps.clock.now() + lease_for;
             if !jobs::renew(&deps.db, lease.job_id, lease.attempts, until).await? {
@@ -200,8 +207,18 @@ async fn pull(
         })
         .await?;
         // A page that is not a report must not read as "no sales" (that would reject orders).
-        report::read_page(&page, exponent, &mut rows)
+        let on_page = report::read_page(&page, exponent, &mut rows)
             .map_err(|e| JobError::permanent(e.to_string()))?;
+        read += on_page;
+        deps.metrics.report_rows_read(on_page);
+        runs::progress(&deps.db, run, read).await?;
+        tracing::info!(
+            store_id = %store,
+            page = page_number,
+            rows = on_page,
+            rows_so_far = read,
+            "report page read"
+        );
         match report::next_cursor(&page) {
             None => return Ok(rows),
             Some(next) if !seen.insert(next.clone()) => {

@@ -28,7 +28,10 @@ use crate::{
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Outcome {
     pub pushes: usize,
+    /// Orders whose decrease stays held, this pass's and earlier ones'.
     pub held: usize,
+    /// Of `held`, those this pass held for the first time.
+    pub newly_held: usize,
 }
 
 /// What an order should say after this reading: its figures and amounts.
@@ -135,7 +138,8 @@ pub async fn bring_in_line(
     }
     let hold = must_hold(ctx, &existing, &proposals);
     let basis = format!("{} of {}", ctx.commission, ctx.basis.label());
-    let (mut new_orders, mut new_jobs, mut held) = (Vec::new(), Vec::new(), 0);
+    let (mut new_orders, mut new_jobs) = (Vec::new(), Vec::new());
+    let (mut held, mut newly_held) = (0, 0);
     for (key, p) in proposals {
         let due = ctx.age(key.1) >= i64::from(ctx.push_after_days);
         let Some(o) = existing.get(&key) else {
@@ -156,6 +160,7 @@ pub async fn bring_in_line(
         if hold && p.commission_minor < o.commission_minor && by_amazon(ctx, o) {
             if !already {
                 rows::hold(conn, o.clone(), json, ctx.now).await?;
+                newly_held += 1;
             }
             held += 1;
             continue;
@@ -169,6 +174,7 @@ pub async fn bring_in_line(
     Ok(Outcome {
         pushes: usize::try_from(pushes).unwrap_or(usize::MAX),
         held,
+        newly_held,
     })
 }
 
