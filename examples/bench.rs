@@ -3,7 +3,9 @@
 //!
 //! - webhook intake: signed `affiliate.created` deliveries through the real HTTP server, 16 at a time;
 //! - daily sync ingest: one store, 1,000 affiliates × 60 days (60,000 report rows) into figures and
-//!   the ledger, first read, then the same report again (a no-op).
+//!   the ledger, first read, then the same report again (a no-op);
+//! - the merchant's pages of that store (goal: under 200 ms each), beside the time of the static
+//!   stylesheet through the same server, which is the floor of any request.
 use std::{sync::Arc, time::Instant};
 
 use attribution_bridge::{
@@ -24,10 +26,80 @@ const WEBHOOKS: usize = 2_000;
 const AFFILIATES: i64 = 1_000;
 const DAYS: i64 = 60;
 
+/// Requests per page; the median and the slowest are reported.
+const PAGE_RUNS: usize = 15;
+/// The merchant's pages, as (name, path under `/app/stores/st_bench`).
+const PAGES: [(&str, &str); 12] = [
+    ("Overview", ""),
+    ("Affiliates", "/affiliates"),
+    (
+        "Affiliates, by commission",
+        "/affiliates?sort=commission&dir=desc",
+    ),
+    ("one affiliate", "/affiliates/500"),
+    ("Figures", "/figures"),
+    ("Figures CSV", "/figures.csv"),
+    ("Ledger", "/ledger"),
+    ("Ledger, page 500", "/ledger?page=500"),
+    ("Ledger, one affiliate", "/ledger?affiliate=500"),
+    ("an order's history", "/ledger/AMZ-ab_st_bench-a500-{day}"),
+    ("Activity", "/activity"),
+    ("Settings", "/settings"),
+];
+
 struct Figures3 {
     webhooks_per_sec: f64,
     ingest_first_secs: f64,
     ingest_again_secs: f64,
+    /// (median, slowest) in ms, in the order of `PAGES`.
+    pages: Vec<(f64, f64)>,
+    /// The stylesheet's median, in ms.
+    floor_ms: f64,
+}
+
+/// The median and the slowest of `PAGE_RUNS` GETs of `url`, in ms.
+async fn time_get(client: &reqwest::Client, url: &str) -> (f64, f64) {
+    let mut ms = Vec::with_capacity(PAGE_RUNS);
+    for _ in 0..PAGE_RUNS {
+        let started = Instant::now();
+        let res = client.get(url).send().await.expect("server reachable");
+        assert!(res.status().is_success(), "{url}: {}", res.status());
+        res.bytes().await.expect("a body");
+        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    (ms[PAGE_RUNS / 2], ms[PAGE_RUNS - 1])
+}
+
+/// The store connected to Amazon (as if the merchant had), so that every page shows its figures.
+async fn connect_amazon(conn: &impl ConnectionTrait) -> Option<()> {
+    use entity::amazon_connections::ActiveModel;
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let now = Utc::now();
+    ActiveModel {
+        store_id: Set("st_bench".into()),
+        region: Set("NA".into()),
+        status: Set(entity::states::ConnectionStatus::Connected),
+        refresh_token: Set(None),
+        access_token: Set(None),
+        access_expires_at: Set(None),
+        profile_id: Set(Some(1)),
+        advertiser_id: Set(Some("ad_bench".into())),
+        advertiser_name: Set(Some("Bench Brand".into())),
+        country_code: Set(Some("US".into())),
+        currency_code: Set(Some("USD".into())),
+        timezone: Set(Some("UTC".into())),
+        marketplace_id: Set(None),
+        template_tag: Set(None),
+        choices: Set(None),
+        problem: Set(None),
+        connected_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(conn)
+    .await
+    .ok()
+    .map(|_| ())
 }
 
 async fn fresh_db(kind: &str, dir: &std::path::Path) -> Option<(String, Option<(String, String)>)> {
@@ -73,7 +145,8 @@ async fn run(kind: &str) -> Option<Figures3> {
     let app = Application::build_with_clock(settings.clone(), Arc::new(SystemClock))
         .await
         .ok()?;
-    let address = format!("http://127.0.0.1:{}/webhooks/platform", app.port());
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let address = format!("{base}/webhooks/platform");
     tokio::spawn(app.run_until_stopped());
     let signer = Arc::new(Verifier::new(&[SecretString::from(SECRET)], 300).ok()?);
     let client = reqwest::Client::new();
@@ -150,6 +223,29 @@ async fn run(kind: &str) -> Option<Figures3> {
         txn.commit().await.ok()?;
         timings.push(started.elapsed().as_secs_f64());
     }
+
+    // The merchant's pages of that store, through a merchant session.
+    connect_amazon(&conn).await?;
+    let merchant = reqwest::Client::builder().cookie_store(true).build().ok()?;
+    let ts = Utc::now().timestamp().to_string();
+    let sig = signer.sign(&["st_bench".as_bytes(), ts.as_bytes()]);
+    let load = format!(
+        "{base}/app/load?store_id=st_bench&timestamp={ts}&signature={}",
+        url::form_urlencoded::byte_serialize(sig.as_bytes()).collect::<String>()
+    );
+    assert!(merchant.get(&load).send().await.ok()?.status().is_success());
+    let order_day = (today - Duration::days(10)).format("%Y%m%d").to_string();
+    let mut pages = Vec::with_capacity(PAGES.len());
+    for (_, path) in PAGES {
+        let url = format!(
+            "{base}/app/stores/st_bench{}",
+            path.replace("{day}", &order_day)
+        );
+        pages.push(time_get(&merchant, &url).await);
+    }
+    let floor_ms = time_get(&merchant, &format!("{base}/static/app.css"))
+        .await
+        .0;
     conn.close().await.ok();
     if let Some((admin, name)) = cleanup
         && let Ok(admin) = Database::connect(&admin).await
@@ -163,6 +259,8 @@ async fn run(kind: &str) -> Option<Figures3> {
         webhooks_per_sec,
         ingest_first_secs: timings[0],
         ingest_again_secs: timings[1],
+        pages,
+        floor_ms,
     })
 }
 
@@ -196,7 +294,7 @@ async fn send(
 async fn main() {
     let sqlite = run("sqlite").await.expect("SQLite benchmark ran");
     let postgres = run("postgres").await;
-    let cell = |f: Option<&Figures3>, pick: fn(&Figures3) -> String| {
+    let cell = |f: Option<&Figures3>, pick: &dyn Fn(&Figures3) -> String| {
         f.map_or("(set BENCH_POSTGRES)".to_owned(), pick)
     };
     println!("| measure | SQLite | PostgreSQL |");
@@ -204,7 +302,7 @@ async fn main() {
     println!(
         "| webhook intake, signed, 16 concurrent ({WEBHOOKS} deliveries) | {:.0}/s | {} |",
         sqlite.webhooks_per_sec,
-        cell(postgres.as_ref(), |f| format!(
+        cell(postgres.as_ref(), &|f| format!(
             "{:.0}/s",
             f.webhooks_per_sec
         ))
@@ -212,7 +310,7 @@ async fn main() {
     println!(
         "| sync ingest, {AFFILIATES} affiliates × {DAYS} days, first read | {:.2} s | {} |",
         sqlite.ingest_first_secs,
-        cell(postgres.as_ref(), |f| format!(
+        cell(postgres.as_ref(), &|f| format!(
             "{:.2} s",
             f.ingest_first_secs
         ))
@@ -220,9 +318,27 @@ async fn main() {
     println!(
         "| same report again (no change, no write) | {:.2} s | {} |",
         sqlite.ingest_again_secs,
-        cell(postgres.as_ref(), |f| format!(
+        cell(postgres.as_ref(), &|f| format!(
             "{:.2} s",
             f.ingest_again_secs
         ))
+    );
+    println!();
+    println!(
+        "| merchant page, {AFFILIATES} affiliates × {DAYS} days (goal < 200 ms) | SQLite median (slowest of {PAGE_RUNS}) | PostgreSQL median (slowest) |"
+    );
+    println!("|---|---|---|");
+    let ms = |(median, max): (f64, f64)| format!("{median:.1} ms ({max:.1} ms)");
+    for (i, (name, _)) in PAGES.iter().enumerate() {
+        println!(
+            "| {name} | {} | {} |",
+            ms(sqlite.pages[i]),
+            cell(postgres.as_ref(), &|f| ms(f.pages[i]))
+        );
+    }
+    println!(
+        "| floor: the stylesheet through the same server | {:.1} ms | {} |",
+        sqlite.floor_ms,
+        cell(postgres.as_ref(), &|f| format!("{:.1} ms", f.floor_ms))
     );
 }

@@ -284,7 +284,7 @@ async fn sync_store(
     if held > 0 {
         eprintln!(
             "held: {held} decrease(s) of the store's orders wait for the merchant's Apply or \
-             Discard on the setup page"
+             Discard on the store's Overview page"
         );
     }
     for w in &left.waiting {
@@ -305,6 +305,10 @@ async fn sync_store(
             w.attempts,
             w.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
+    }
+    let unlisted = left.waiting_total.saturating_sub(left.waiting.len() as u64);
+    if unlisted > 0 {
+        eprintln!("waiting: {unlisted} more job(s) not listed");
     }
     for f in &left.failed {
         eprintln!(
@@ -409,7 +413,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
                 out(format_args!("{n} dead letter(s) queued again\n"))?;
                 return Ok(());
             }
-            let dead = jobs::dead_letters(&db, store.as_ref()).await?;
+            let dead = jobs::dead_letters(&db, store.as_ref(), None).await?;
             if dead.is_empty() {
                 out(format_args!("no dead letters\n"))?;
             } else {

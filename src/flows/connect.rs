@@ -74,7 +74,7 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// What the merchant reads on the setup page.
+    /// What the merchant reads on the Overview page.
     pub fn message(&self) -> String {
         match self {
             Self::MissingState | Self::UnknownState | Self::StateUsed | Self::ForeignState => {

@@ -9,7 +9,7 @@ use crate::{
     flows::{
         Deps,
         sync::{daily_range, today, zone},
-        tasks::Task,
+        tasks::{SYNC_STORE, Task},
     },
     store::{connections, jobs, stores},
 };
@@ -120,7 +120,7 @@ async fn waiting_sync(
     store: &StoreId,
     (from, to): (NaiveDate, NaiveDate),
 ) -> Result<Option<jobs::Job>, DbErr> {
-    Ok(jobs::waiting(&deps.db, store)
+    Ok(jobs::waiting(&deps.db, store, Some(SYNC_STORE), None)
         .await?
         .into_iter()
         .find(|job| {

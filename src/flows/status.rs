@@ -50,7 +50,7 @@ pub async fn store_status(
     store: &StoreId,
 ) -> Result<SyncStatus, DbErr> {
     let last = runs::last(conn, store).await?;
-    let waiting = jobs::waiting(conn, store).await?;
+    let (jobs_waiting, next_job_at) = jobs::waiting_summary(conn, store).await?;
     let count = |states: &'static [PushState]| ledger::count_orders(conn, store, states);
     Ok(SyncStatus {
         last_sync: last.map(|r| LastSync {
@@ -69,8 +69,8 @@ pub async fn store_status(
             held: r.held,
             error: r.error,
         }),
-        jobs_waiting: waiting.len() as u64,
-        next_job_at: waiting.first().map(|j| j.run_at),
+        jobs_waiting,
+        next_job_at,
         orders: count(&[]).await?,
         orders_pushed: count(&[PushState::Pushed]).await?,
         orders_waiting: count(&[PushState::Waiting, PushState::Pending]).await?,
@@ -229,12 +229,19 @@ pub struct FailedJob {
     pub error: Option<String>,
 }
 
+/// Waiting jobs and dead letters listed at most (the rest are counted).
+pub const JOBS_SHOWN: u64 = 100;
+
 /// The store's work that is not done: what still waits, and what failed for good.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct WorkLeft {
-    /// Soonest first.
+    /// Soonest first, at most [`JOBS_SHOWN`].
     pub waiting: Vec<WaitingJob>,
+    /// Oldest first, at most [`JOBS_SHOWN`].
     pub failed: Vec<FailedJob>,
+    /// All of them.
+    pub waiting_total: u64,
+    pub failed_total: u64,
 }
 
 impl WorkLeft {
@@ -258,7 +265,7 @@ pub fn describe(job: &jobs::Job) -> String {
 
 /// The store's jobs that are waiting or running, and its dead letters.
 pub async fn work_left(conn: &impl ConnectionTrait, store: &StoreId) -> Result<WorkLeft, DbErr> {
-    let mut waiting: Vec<WaitingJob> = jobs::waiting(conn, store)
+    let mut waiting: Vec<WaitingJob> = jobs::waiting(conn, store, None, Some(JOBS_SHOWN))
         .await?
         .into_iter()
         .map(|job| {
@@ -277,7 +284,7 @@ pub async fn work_left(conn: &impl ConnectionTrait, store: &StoreId) -> Result<W
         })
         .collect();
     waiting.sort_by_key(|w| (w.until, w.job_id));
-    let failed = jobs::dead_letters(conn, Some(store))
+    let failed = jobs::dead_letters(conn, Some(store), Some(JOBS_SHOWN))
         .await?
         .into_iter()
         .map(|job| FailedJob {
@@ -287,5 +294,11 @@ pub async fn work_left(conn: &impl ConnectionTrait, store: &StoreId) -> Result<W
             error: job.last_error,
         })
         .collect();
-    Ok(WorkLeft { waiting, failed })
+    let (waiting_total, _) = jobs::waiting_summary(conn, store).await?;
+    Ok(WorkLeft {
+        waiting,
+        failed,
+        waiting_total,
+        failed_total: jobs::count_dead(conn, store).await?,
+    })
 }

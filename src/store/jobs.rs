@@ -6,7 +6,7 @@ use entity::{job_attempts, jobs};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Statement,
+    QueryOrder, QuerySelect, Select, Statement,
     sea_query::{Expr, OnConflict},
 };
 
@@ -254,6 +254,7 @@ pub async fn record_attempt(conn: &impl ConnectionTrait, a: Attempt<'_>) -> Resu
 pub async fn dead_letters(
     conn: &impl ConnectionTrait,
     store: Option<&StoreId>,
+    limit: Option<u64>,
 ) -> Result<Vec<Job>, DbErr> {
     let q = match store {
         Some(store) => jobs::Entity::of_store(store),
@@ -261,6 +262,7 @@ pub async fn dead_letters(
     };
     q.filter(jobs::Column::Status.eq(JobStatus::Dead))
         .order_by_asc(jobs::Column::Id)
+        .limit(limit)
         .all(conn)
         .await
 }
@@ -306,12 +308,48 @@ pub async fn find(
         .await
 }
 
-/// The store's jobs that are pending or running, soonest first.
-pub async fn waiting(conn: &impl ConnectionTrait, store: &StoreId) -> Result<Vec<Job>, DbErr> {
+fn waiting_of(store: &StoreId) -> Select<jobs::Entity> {
     jobs::Entity::of_store(store)
         .filter(jobs::Column::Status.is_in([JobStatus::Pending, JobStatus::Running]))
-        .order_by_asc(jobs::Column::RunAt)
+}
+
+/// The store's jobs that are pending or running, soonest first: of kind `kind` when given, at
+/// most `limit` of them when given (a big store's first sync queues one push per order).
+pub async fn waiting(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    kind: Option<&str>,
+    limit: Option<u64>,
+) -> Result<Vec<Job>, DbErr> {
+    let mut q = waiting_of(store).order_by_asc(jobs::Column::RunAt);
+    if let Some(kind) = kind {
+        q = q.filter(jobs::Column::Kind.eq(kind));
+    }
+    q.order_by_asc(jobs::Column::Id)
+        .limit(limit)
         .all(conn)
+        .await
+}
+
+/// How many of the store's jobs are pending or running, and when the soonest can run.
+pub async fn waiting_summary(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+) -> Result<(u64, Option<DateTime<Utc>>), DbErr> {
+    let count = waiting_of(store).count(conn).await?;
+    let next = waiting_of(store)
+        .order_by_asc(jobs::Column::RunAt)
+        .one(conn)
+        .await?
+        .map(|j| j.run_at);
+    Ok((count, next))
+}
+
+/// How many of the store's jobs failed for good.
+pub async fn count_dead(conn: &impl ConnectionTrait, store: &StoreId) -> Result<u64, DbErr> {
+    jobs::Entity::of_store(store)
+        .filter(jobs::Column::Status.eq(JobStatus::Dead))
+        .count(conn)
         .await
 }
 

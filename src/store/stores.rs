@@ -304,7 +304,7 @@ pub async fn purge_expired(
     Ok(purged)
 }
 
-/// What `stores list` and the setup page show of a store.
+/// What `stores list` and the Overview page show of a store.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoreSummary {
     pub id: String,

@@ -69,7 +69,7 @@ pub async fn connect(
         .finish())
 }
 
-/// `GET /oauth/amazon/callback`: Amazon's redirect back. Every outcome lands on the setup page with
+/// `GET /oauth/amazon/callback`: Amazon's redirect back. Every outcome lands on the Overview page with
 /// a message; nothing here is a 500.
 pub async fn callback(
     query: web::Query<CallbackQuery>,

@@ -147,7 +147,7 @@ pub fn html(page: &impl Template) -> Result<HttpResponse, PageError> {
         .body(body))
 }
 
-/// Back to the store's setup page (after a form).
+/// Back to the store's Overview page (after a form).
 pub fn to_setup(store: &crate::domain::ids::StoreId) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((

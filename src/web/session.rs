@@ -161,7 +161,7 @@ pub fn flash(session: &Session, message: impl Into<String>) {
     let _ = session.insert(FLASH_KEY, message.into());
 }
 
-/// Back to the store's setup page, with `message` for the merchant to read there.
+/// Back to the store's Overview page, with `message` for the merchant to read there.
 pub fn back_to_setup(
     session: &Session,
     store: &StoreId,

@@ -108,7 +108,7 @@ async fn a_program_name_resolving_to_a_private_address_is_refused_before_connect
 
     // The push goes straight to the dead letters, saying why.
     w.sync_now().await;
-    let dead = jobs::dead_letters(&w.app.state.deps.db, Some(&store_id("st_1")))
+    let dead = jobs::dead_letters(&w.app.state.deps.db, Some(&store_id("st_1")), None)
         .await
         .unwrap();
     let [letter] = dead.as_slice() else {

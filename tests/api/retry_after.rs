@@ -218,7 +218,7 @@ async fn a_report_throttled_beyond_the_inline_cap_is_run_again_by_the_schedule_a
     let sent = SystemTime::now();
     w.sync_now().await;
     let done = SystemTime::now();
-    let waiting = jobs::waiting(&w.app.state.deps.db, &store_id("st_1"))
+    let waiting = jobs::waiting(&w.app.state.deps.db, &store_id("st_1"), None, None)
         .await
         .unwrap();
     let [job] = waiting.as_slice() else {
@@ -256,7 +256,7 @@ fn run_again_at(
 
 /// The one push job the store has waiting.
 async fn waiting_push(w: &crate::world::World) -> jobs::Job {
-    let waiting = jobs::waiting(&w.app.state.deps.db, &store_id("st_1"))
+    let waiting = jobs::waiting(&w.app.state.deps.db, &store_id("st_1"), None, None)
         .await
         .unwrap();
     let [job] = waiting.as_slice() else {

@@ -284,6 +284,7 @@ async fn a_permanent_refusal_goes_to_the_dead_letters_and_can_be_retried() {
     let dead = attribution_bridge::store::jobs::dead_letters(
         &w.app.state.deps.db,
         Some(&store_id("st_1")),
+        None,
     )
     .await
     .unwrap();

@@ -314,7 +314,7 @@ async fn sync_names_the_held_decreases_that_wait_for_the_merchant() {
     assert!(
         run.stderr.contains(
             "held: 3 decrease(s) of the store's orders wait for the merchant's Apply or Discard \
-             on the setup page"
+             on the store's Overview page"
         ),
         "{}",
         run.stderr
