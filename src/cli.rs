@@ -352,11 +352,37 @@ fn say(line: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
     out(format_args!("{}\n", Escaped(&line.to_string())))
 }
 
+/// What `serve` tells whoever started it: the address to open, and the sandbox's when it is on.
+fn open_line(app: &Application) -> String {
+    let url = app.browser_url();
+    match app.state().sandbox {
+        Some(_) => format!("Open {url} in a browser (sandbox: {url}sandbox)"),
+        None => format!("Open {url} in a browser"),
+    }
+}
+
+/// The sandbox sends its webhooks, load links and redirects to `server.public_url`: with another
+/// port there (`APP__SERVER__PORT` changed alone, say) they reach some other server.
+fn warn_if_elsewhere(app: &Application) {
+    let public = &app.state().deps.settings.server.public_url;
+    if app.state().sandbox.is_some() && public.port_or_known_default() != Some(app.port()) {
+        tracing::warn!(
+            public_url = %public,
+            port = app.port(),
+            "the sandbox reaches this server at server.public_url, whose port is not the one \
+             listened on; set APP__SERVER__PUBLIC_URL to this server's address"
+        );
+    }
+}
+
 async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             let app = Application::build(settings).await?;
             tracing::info!(port = app.port(), "serving");
+            warn_if_elsewhere(&app);
+            // Once listening, so the address (port 0 too) is the one really bound.
+            unless_closed(out(format_args!("{}\n", open_line(&app))))?;
             app.run_until_stopped().await
         }
         Command::Migrate { action } => {

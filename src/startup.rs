@@ -1,5 +1,9 @@
 //! The one startup seam: `Application::build` is what `main` runs and what every test spawns.
-use std::{net::TcpListener, sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener},
+    sync::Arc,
+    time::Duration,
+};
 
 use actix_session::{SessionMiddleware, config::PersistentSession};
 use actix_web::{
@@ -36,7 +40,7 @@ use crate::{
 };
 
 pub struct Application {
-    port: u16,
+    address: SocketAddr,
     server: Server,
     state: AppState,
 }
@@ -60,7 +64,8 @@ impl Application {
         let address = (settings.server.host.clone(), settings.server.port);
         let listener = TcpListener::bind((address.0.as_str(), address.1))
             .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
-        let port = listener.local_addr()?.port();
+        let address = listener.local_addr()?;
+        let port = address.port();
         // `public_url` with port 0 means "wherever we listen" (tests, throwaway runs).
         if settings.server.public_url.port() == Some(0) {
             let _ = settings.server.public_url.set_port(Some(port));
@@ -68,14 +73,25 @@ impl Application {
         let state = prepare_with(settings, clock, lookup).await?;
         let server = serve(listener, state.clone())?;
         Ok(Self {
-            port,
+            address,
             server,
             state,
         })
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.address.port()
+    }
+
+    /// The address a browser on this machine opens: the bound one, with a wildcard host
+    /// (`0.0.0.0`, `::`) told as loopback, which it also answers on.
+    pub fn browser_url(&self) -> String {
+        let ip = match self.address.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!("http://{}/", SocketAddr::new(ip, self.address.port()))
     }
 
     pub fn state(&self) -> &AppState {

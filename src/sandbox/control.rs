@@ -3,7 +3,7 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use chrono::{Duration, SecondsFormat};
+use chrono::{Duration, NaiveDate, SecondsFormat};
 use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use url::Url;
@@ -288,6 +288,9 @@ struct ControlRoom {
     clicks: Vec<ClickRow>,
     restatements: Vec<String>,
     yesterday: String,
+    /// The newest past day the program has an order for: restating it changes that order at
+    /// the next sync. `None` before the app pushed any.
+    pushed_day: Option<String>,
 }
 
 async fn control_room(req: HttpRequest, sb: web::Data<Sandbox>) -> HttpResponse {
@@ -332,6 +335,16 @@ async fn control_room(req: HttpRequest, sb: web::Data<Sandbox>) -> HttpResponse 
             })
             .collect(),
         yesterday: (sb.today() - Duration::days(1)).to_string(),
+        pushed_day: newest_pushed_day(s, sb.today()).map(|d| d.to_string()),
     });
     token.bind(render(StatusCode::OK, &page))
+}
+
+/// The newest day before `today` that an order in the program is for (any store's).
+fn newest_pushed_day(s: &world::State, today: NaiveDate) -> Option<NaiveDate> {
+    s.orders
+        .iter()
+        .filter_map(|o| NaiveDate::parse_from_str(o.date.as_deref()?, "%Y-%m-%d").ok())
+        .filter(|d| *d < today)
+        .max()
 }

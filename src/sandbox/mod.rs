@@ -5,6 +5,7 @@
 //! clients, so that a misunderstanding in one is not mirrored in the other. Nothing here imports
 //! anything of the app but the clock.
 mod ads;
+mod app_page;
 mod control;
 mod csrf;
 mod figures;
@@ -131,6 +132,14 @@ impl Sandbox {
         self.url("/sandbox/program/v1")
     }
 
+    /// `{public_url}/sandbox/program/orders?store={store_id}`: the orders the program received
+    /// from the app for that store, newest day first, with every update (`&page=N` for more).
+    pub fn program_orders_url(&self, store_id: &str) -> Url {
+        let mut url = self.url("/sandbox/program/orders");
+        url.query_pairs_mut().append_pair("store", store_id);
+        url
+    }
+
     /// `public_url` + an absolute path, whether or not `public_url` ends in `/` or has a prefix.
     fn url(&self, path: &str) -> Url {
         let base = self.inner.public_url.as_str().trim_end_matches('/');
@@ -214,6 +223,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, sandbox: Sandbox) {
             .configure(amazon_api_routes)
             .configure(hooks::routes)
             .configure(program::routes)
+            .route("/app", web::get().to(app_page::app_page))
             .route("/program/orders", web::get().to(orders_page::orders_page)),
     );
 }

@@ -1,14 +1,19 @@
-//! `GET /sandbox/program/orders`: what the app pushed into the simulated program, per store,
-//! newest first, with every update it sent.
+//! `GET /sandbox/program/orders[?store=ID][&page=N]`: what the app pushed into the simulated
+//! program, newest day first, 50 a page, with every update it sent.
+use std::cmp::Reverse;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::program::major;
 use super::world::{DemoStore, Order};
-use super::{Sandbox, render};
+use super::{Sandbox, error_page, render, see_other};
+
+const PER_PAGE: usize = 50;
 
 struct OrderRow {
+    store: String,
     number: String,
     affiliate: String,
     date: String,
@@ -19,41 +24,98 @@ struct OrderRow {
     history: Vec<String>,
 }
 
-struct StoreOrders {
+/// A store in the page's chooser, with how many orders the program holds for it.
+struct StoreLink {
     id: String,
     name: String,
-    orders: Vec<OrderRow>,
+    orders: usize,
 }
 
 #[derive(Template)]
 #[template(path = "sandbox/orders.html")]
 struct OrdersPage {
+    /// The store shown, or empty for every store.
     filter: String,
-    stores: Vec<StoreOrders>,
+    stores: Vec<StoreLink>,
+    orders: Vec<OrderRow>,
+    total: usize,
+    page: usize,
+    pages: usize,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+/// The page's own query string: the same store, page `page`.
+fn link(store: &str, page: usize) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    if !store.is_empty() {
+        q.append_pair("store", store);
+    }
+    q.append_pair("page", &page.to_string());
+    format!("/sandbox/program/orders?{}", q.finish())
 }
 
 pub async fn orders_page(req: HttpRequest, sb: web::Data<Sandbox>) -> HttpResponse {
-    let filter = super::form::first_params(req.query_string().as_bytes())
-        .remove("store")
-        .unwrap_or_default();
-    let stores = sb.read(|s| {
-        s.stores
+    let mut params = super::form::first_params(req.query_string().as_bytes());
+    let filter = params.remove("store").unwrap_or_default();
+    let page = match params.remove("page").filter(|p| !p.is_empty()) {
+        None => 1,
+        Some(p) => match p.parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                let msg = "The page is a whole number from 1 on: ?page=1 is the newest orders.";
+                return error_page(StatusCode::BAD_REQUEST, "No such page", msg);
+            }
+        },
+    };
+    let (stores, total, orders) = sb.read(|s| {
+        let stores: Vec<StoreLink> = s
+            .stores
             .iter()
-            .filter(|st| filter.is_empty() || st.id == filter)
-            .map(|st| {
-                let mut orders: Vec<&Order> =
-                    s.orders.iter().filter(|o| o.store_id == st.id).collect();
-                orders.sort_by_key(|o| std::cmp::Reverse((o.created_at, o.id)));
-                let orders = orders.into_iter().map(|o| row(st, o)).collect();
-                StoreOrders {
-                    id: st.id.clone(),
-                    name: st.name.clone(),
-                    orders,
-                }
+            .map(|st| StoreLink {
+                id: st.id.clone(),
+                name: st.name.clone(),
+                orders: s.orders.iter().filter(|o| o.store_id == st.id).count(),
             })
-            .collect()
+            .collect();
+        let mut orders: Vec<(&Order, &DemoStore)> = s
+            .orders
+            .iter()
+            .filter(|o| filter.is_empty() || o.store_id == filter)
+            .filter_map(|o| Some((o, s.stores.iter().find(|st| st.id == o.store_id)?)))
+            .collect();
+        // Newest day first (YYYY-MM-DD sorts as days); within a day, the last received first.
+        orders.sort_by_key(|(o, _)| Reverse((o.date.as_deref(), o.created_at, o.id)));
+        let rows: Vec<OrderRow> = orders
+            .iter()
+            .skip((page - 1).saturating_mul(PER_PAGE))
+            .take(PER_PAGE)
+            .map(|(o, st)| row(st, o))
+            .collect();
+        (stores, orders.len(), rows)
     });
-    render(StatusCode::OK, &OrdersPage { filter, stores })
+    if !filter.is_empty() && !stores.iter().any(|st| st.id == filter) {
+        let msg = format!("There is no demo store {filter}. The control room installs them.");
+        return error_page(StatusCode::NOT_FOUND, "No such demo store", &msg);
+    }
+    let pages = total.div_ceil(PER_PAGE).max(1);
+    if page > pages {
+        // Past the end (the list shrank, or a hand-typed page): the last page, at its address.
+        return see_other(sb.url(&link(&filter, pages)).as_str());
+    }
+    render(
+        StatusCode::OK,
+        &OrdersPage {
+            prev: (page > 1).then(|| link(&filter, page - 1)),
+            next: (page < pages).then(|| link(&filter, page + 1)),
+            filter,
+            stores,
+            orders,
+            total,
+            page,
+            pages,
+        },
+    )
 }
 
 fn row(store: &DemoStore, o: &Order) -> OrderRow {
@@ -83,6 +145,7 @@ fn row(store: &DemoStore, o: &Order) -> OrderRow {
         })
         .collect();
     OrderRow {
+        store: format!("{} ({})", store.name, store.id),
         number: o.number.clone(),
         affiliate,
         date: o.date.clone().unwrap_or_default(),

@@ -3,6 +3,7 @@
 mod ads;
 mod control;
 mod lwa;
+mod pages;
 mod program;
 mod report;
 
