@@ -92,9 +92,10 @@ pub async fn ledger_page(
     page: u64,
     now: DateTime<Utc>,
 ) -> Result<LedgerView, DbErr> {
-    let page = page.max(1);
     let today = today(conn, store, now).await?;
     let matching = ledger::count_filtered(conn, store, filter).await?;
+    // A page past the end shows the last one ("page 5 of 5"), never "page 999 of 5".
+    let page = page.clamp(1, matching.div_ceil(PER_PAGE).max(1));
     let offset = (page - 1).saturating_mul(PER_PAGE);
     let rows = ledger::orders_page(conn, store, filter, offset, PER_PAGE)
         .await?

@@ -116,6 +116,8 @@ struct Overview {
     held: Vec<HeldChange>,
     held_count: usize,
     unmatched: u64,
+    /// With the sandbox on: its program's orders page of this store.
+    program_orders: Option<String>,
 }
 
 pub async fn overview(
@@ -163,6 +165,10 @@ pub async fn overview(
         held,
         held_count,
         unmatched: ledger::count_unmatched(db, &store).await?,
+        program_orders: state
+            .sandbox
+            .as_ref()
+            .map(|sb| sb.program_orders_url(store.as_str()).to_string()),
     })
 }
 

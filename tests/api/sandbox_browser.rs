@@ -93,6 +93,17 @@ async fn a_newcomer_installs_a_demo_store_connects_amazon_and_sees_the_links() {
     app.run_due_jobs().await;
     c.refresh().await.unwrap();
     let last = browser.text("#last-sync").await;
+    let orders_page = browser
+        .element("#program-orders")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        orders_page.contains("/sandbox/program/orders?store=st_demo_"),
+        "the Overview links the sandbox program's orders: {orders_page}"
+    );
 
     assert!(last.contains(": ok,"), "{last}");
 
