@@ -29,6 +29,8 @@ pub struct LwaState {
     pub next_error: Option<(u16, Value)>,
     /// Every token answer takes this long (a slow Amazon).
     pub delay_ms: u64,
+    /// The grant (refresh token) each access token was issued for.
+    pub grant_of_access: HashMap<String, String>,
 }
 
 fn form(req: &Request) -> HashMap<String, String> {
@@ -137,6 +139,7 @@ impl Lwa {
                 let refresh = format!("Atzr|refresh-{}", s.refresh_tokens.len() + 1);
                 s.refresh_tokens.push(refresh.clone());
                 let access = issue(&mut s);
+                s.grant_of_access.insert(access.clone(), refresh.clone());
                 ResponseTemplate::new(200).set_body_json(json!({
                     "access_token": access, "token_type": "bearer", "expires_in": 3600, "refresh_token": refresh}))
             }
@@ -151,6 +154,7 @@ impl Lwa {
                 }
                 s.refreshes += 1;
                 let access = issue(&mut s);
+                s.grant_of_access.insert(access.clone(), token.clone());
                 // `expires_in` as a string, as some LwA answers have it.
                 ResponseTemplate::new(200).set_body_json(json!({
                     "access_token": access, "token_type": "bearer", "expires_in": "3600", "refresh_token": token}))
@@ -397,6 +401,11 @@ pub struct Report {
     pub page_size: usize,
     pub faults: Arc<Mutex<std::collections::VecDeque<ResponseTemplate>>>,
     pub bodies: Arc<Mutex<Vec<Value>>>,
+    /// Seeded faults and delays on every page (the proof scenarios).
+    pub chaos: Arc<Mutex<Option<crate::chaos::Chaos>>>,
+    /// With several stores on one Amazon account: the campaign each grant (refresh token) may
+    /// read; a grant reads only its campaign's rows. Empty: every row for everyone.
+    pub campaign_of_grant: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl Respond for Report {
@@ -408,6 +417,16 @@ impl Respond for Report {
         if let Some(fault) = self.faults.lock().unwrap().pop_front() {
             return fault;
         }
+        let chaos = self.chaos.lock().unwrap().clone();
+        let delay = match chaos.map(|c| c.draw(false)) {
+            Some(crate::chaos::Draw {
+                fault: Some(fault),
+                delay,
+                ..
+            }) => return fault.set_delay(delay),
+            Some(draw) => draw.delay,
+            None => std::time::Duration::ZERO,
+        };
         let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
         self.bodies.lock().unwrap().push(body.clone());
         let start: usize = body
@@ -420,6 +439,16 @@ impl Respond for Report {
             body["startDate"].as_str().unwrap_or("").to_owned(),
             body["endDate"].as_str().unwrap_or("").to_owned(),
         );
+        let campaign = {
+            let grants = self.campaign_of_grant.lock().unwrap();
+            let bearer = header(req, "authorization").unwrap_or_default();
+            let lwa = self.lwa.0.lock().unwrap();
+            bearer
+                .strip_prefix("Bearer ")
+                .and_then(|access| lwa.grant_of_access.get(access))
+                .and_then(|grant| grants.get(grant))
+                .cloned()
+        };
         let rows: Vec<Value> = self
             .rows
             .lock()
@@ -427,7 +456,11 @@ impl Respond for Report {
             .iter()
             .filter(|r| {
                 let d = r["date"].as_str().unwrap_or("");
-                d >= from.as_str() && d <= to.as_str()
+                d >= from.as_str()
+                    && d <= to.as_str()
+                    && campaign
+                        .as_ref()
+                        .is_none_or(|c| r["campaignId"] == c.as_str())
             })
             .cloned()
             .collect();
@@ -445,6 +478,7 @@ impl Respond for Report {
         };
         ResponseTemplate::new(200)
             .set_body_json(json!({"reports": page, "cursorId": cursor, "size": page.len()}))
+            .set_delay(delay)
     }
 }
 
@@ -489,6 +523,10 @@ pub struct Orders {
     pub orders: Arc<Mutex<Vec<StoredOrder>>>,
     pub faults: Arc<Mutex<std::collections::VecDeque<(ResponseTemplate, bool)>>>,
     pub writes: Arc<Mutex<usize>>,
+    /// Seeded faults and delays on every write (the proof scenarios).
+    pub chaos: Arc<Mutex<Option<crate::chaos::Chaos>>>,
+    /// Creates that stored an order (a repeated number is refused with 409, never stored).
+    pub creates: Arc<Mutex<usize>>,
 }
 
 impl Respond for Orders {
@@ -515,7 +553,17 @@ impl Respond for Orders {
             return ResponseTemplate::new(200).set_body_json(json!({ "orders": found }));
         }
         *self.writes.lock().unwrap() += 1;
-        let fault = self.faults.lock().unwrap().pop_front();
+        let mut fault = self.faults.lock().unwrap().pop_front();
+        let mut delay = std::time::Duration::ZERO;
+        if fault.is_none()
+            && let Some(chaos) = self.chaos.lock().unwrap().clone()
+        {
+            let draw = chaos.draw(true);
+            delay = draw.delay;
+            fault = draw
+                .fault
+                .map(|f| (f.set_delay(draw.delay), draw.effect_anyway));
+        }
         if let Some((answer, false)) = &fault {
             return answer.clone();
         }
@@ -558,6 +606,7 @@ impl Respond for Orders {
                     .set_body_json(json!({"error": "order number already exists"}));
             }
             let id = 1000 + orders.len() as u64;
+            *self.creates.lock().unwrap() += 1;
             orders.push(StoredOrder {
                 id,
                 body,
@@ -582,7 +631,7 @@ impl Respond for Orders {
         };
         match fault {
             Some((lost, true)) => lost,
-            _ => answer,
+            _ => answer.set_delay(delay),
         }
     }
 }

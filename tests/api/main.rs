@@ -3,6 +3,7 @@
 mod amazon_client;
 mod amazon_connect;
 mod browser;
+mod chaos;
 mod cli;
 mod crash;
 mod dashboard;
@@ -19,6 +20,7 @@ mod observability;
 mod outside_text;
 mod pages;
 mod private_hosts;
+mod proof;
 mod retry_after;
 mod roster;
 mod sandbox_browser;

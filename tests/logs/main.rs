@@ -9,6 +9,9 @@ use std::{
 };
 
 #[allow(dead_code)]
+#[path = "../api/chaos.rs"]
+mod chaos;
+#[allow(dead_code)]
 #[path = "../api/doubles.rs"]
 mod doubles;
 #[allow(dead_code)]
