@@ -143,7 +143,26 @@ pub fn parse(body: &[u8], hosts: &HostPolicy) -> Result<(String, Event), Malform
         .map_err(|e| MalformedPayload(format!("body is not a webhook event: {e}")))?;
     let data = envelope.data;
     let event_type = envelope.event_type;
+    // Text that is stored must be storable everywhere: PostgreSQL refuses NUL in text, and a
+    // delivery it can never commit would be answered 503 and retried forever.
+    if event_type.contains('\0') {
+        return Err(MalformedPayload("type contains a NUL character".into()));
+    }
     let bad = |e: serde_json::Error| MalformedPayload(format!("{event_type} payload: {e}"));
+    let known = [
+        "app.installed",
+        "app.uninstalled",
+        "store.redact",
+        "affiliate.created",
+        "affiliate.updated",
+        "affiliate.deleted",
+        "program.commission_updated",
+    ];
+    if known.contains(&event_type.as_str()) && has_nul(&data) {
+        return Err(MalformedPayload(format!(
+            "{event_type} payload: text contains a NUL character"
+        )));
+    }
     let event = match event_type.as_str() {
         "app.installed" => {
             let d: InstalledData = serde_json::from_value(data).map_err(bad)?;
@@ -190,6 +209,26 @@ pub fn parse(body: &[u8], hosts: &HostPolicy) -> Result<(String, Event), Malform
         },
     };
     Ok((event_type, event))
+}
+
+/// Whether any string or key in `v` holds a NUL character.
+fn has_nul(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::String(s) if s.contains('\0') => return true,
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => {
+                if map.keys().any(|k| k.contains('\0')) {
+                    return true;
+                }
+                stack.extend(map.values());
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 fn installed(d: InstalledData, hosts: &HostPolicy) -> Result<Installed, String> {
@@ -303,6 +342,11 @@ mod tests {
             br#"{"type":"app.uninstalled","data":{"store":{"id":"bad id"}}}"#,
             br#"{"type":"app.installed","data":{"store":{"id":"st_1","name":"A","url":"u","currency":"ZZZ"},"program":{"access_token":"t","default_commission":{"type":"flat","value":"1"}}}}"#,
             br#"{"type":"program.commission_updated","data":{"store_id":"st_1","default_commission":{"type":"recurring","value":"1"}}}"#,
+            // Found by the fuzzer (tests/api/fuzz.rs): PostgreSQL cannot store a NUL, so such a
+            // delivery was answered 503 and retried forever.
+            br#"{"type":"\u0000","data":{}}"#,
+            br#"{"type":"affiliate.created","data":{"store_id":"st_1","affiliate":{"id":1,"name":"A\u0000"}}}"#,
+            br#"{"type":"app.installed","data":{"store":{"id":"st_1","name":"A\u0000","url":"https://a.example","currency":"USD"},"program":{"access_token":"t","default_commission":{"type":"flat","value":"1"}}}}"#,
         ] {
             assert!(parse(body).is_err(), "{}", String::from_utf8_lossy(body));
         }

@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod dashboard;
 mod doubles;
+mod fuzz;
 mod helpers;
 mod leases;
 mod ledger_props;
