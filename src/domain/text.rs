@@ -65,3 +65,29 @@ mod tests {
         assert_eq!(Escaped("a\u{2028}b").to_string(), "a\\u{2028}b");
     }
 }
+
+/// `text` as every database can store it: PostgreSQL refuses a NUL in text, so a NUL from outside
+/// (an affiliate name from the program's roster, an id in Amazon's report) becomes U+FFFD, the
+/// replacement character, instead of failing the write (and the job) forever.
+pub fn storable(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+#[cfg(test)]
+mod storable_tests {
+    use super::storable;
+
+    #[test]
+    fn a_nul_becomes_the_replacement_character_and_the_rest_stays() {
+        assert_eq!(storable("Ann\0a"), "Ann\u{FFFD}a");
+        assert_eq!(storable("\0"), "\u{FFFD}");
+        assert!(matches!(
+            storable("Anna ☃"),
+            std::borrow::Cow::Borrowed("Anna ☃")
+        ));
+    }
+}

@@ -9,6 +9,7 @@ use sea_orm::{
 };
 
 use super::StoreScoped;
+use crate::domain::text::storable;
 use crate::domain::{
     affiliate::Affiliate,
     ids::{AffiliateId, StoreId},
@@ -27,14 +28,14 @@ pub async fn upsert(
     let row = affiliates::ActiveModel {
         store_id: Set(store_id.as_str().to_owned()),
         affiliate_id: Set(affiliate.id.get()),
-        name: Set(affiliate.name.trim().to_owned()),
+        name: Set(storable(affiliate.name.trim()).into_owned()),
         ref_code: Set(affiliate
             .ref_code
             .as_deref()
             .map(str::trim)
             .filter(|r| !r.is_empty())
-            .map(str::to_owned)),
-        status: Set(affiliate.status.clone()),
+            .map(|r| storable(r).into_owned())),
+        status: Set(storable(&affiliate.status).into_owned()),
         deleted_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),

@@ -220,7 +220,10 @@ async fn crash() {
         }
         // A `sync` that ends by itself with 0 says every job of the store is done: it must be.
         if let Some(status) = exited {
-            assert!(status.success(), "seed {seed}: a sync failed on its own: {status}");
+            assert!(
+                status.success(),
+                "seed {seed}: a sync failed on its own: {status}"
+            );
             assert_exact(&w.orders, &expected, seed);
             said_done += 1;
             continue;

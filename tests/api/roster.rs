@@ -75,3 +75,25 @@ async fn a_refused_program_token_is_an_error_not_an_empty_roster() {
         1
     );
 }
+
+/// PostgreSQL refuses a NUL in text: a roster whose names carry one is stored with U+FFFD in its
+/// place, on both databases, instead of failing the read (and every read after it) for good.
+#[tokio::test]
+async fn a_nul_in_a_roster_name_is_stored_as_the_replacement_character() {
+    let (_, _, app, program) = read(2, false).await;
+    {
+        let mut people = program.roster.people.lock().unwrap();
+        people[0]["name"] = "Ann\u{0}a".into();
+        people[1]["ref_code"] = "code\u{0}".into();
+    }
+    let summary = roster::sync(&app.state.deps, &store_id("st_1"))
+        .await
+        .unwrap();
+    assert_eq!(summary.affiliates, 2);
+    let stored =
+        attribution_bridge::store::affiliates::list_current(&app.state.deps.db, &store_id("st_1"))
+            .await
+            .unwrap();
+    assert_eq!(stored[0].name, "Ann\u{FFFD}a");
+    assert_eq!(stored[1].ref_code.as_deref(), Some("code\u{FFFD}"));
+}

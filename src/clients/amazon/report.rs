@@ -74,7 +74,8 @@ pub struct BadRow {
 
 fn text(v: Option<&Value>) -> Option<String> {
     match v? {
-        Value::String(s) => Some(s.clone()),
+        // Ids are stored (unmatched rows keep them): NUL-free, as every database can store them.
+        Value::String(s) => Some(crate::domain::text::storable(s).into_owned()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
