@@ -489,6 +489,11 @@ pub struct Orders {
     pub orders: Arc<Mutex<Vec<StoredOrder>>>,
     pub faults: Arc<Mutex<std::collections::VecDeque<(ResponseTemplate, bool)>>>,
     pub writes: Arc<Mutex<usize>>,
+    /// Every `POST` (create) and `PATCH` (update) received, faults and refusals included.
+    pub creates_sent: Arc<Mutex<usize>>,
+    pub patches_sent: Arc<Mutex<usize>>,
+    /// Order number → its place in `orders`, so that thousands of orders stay quick to find.
+    pub numbers: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl Respond for Orders {
@@ -515,6 +520,11 @@ impl Respond for Orders {
             return ResponseTemplate::new(200).set_body_json(json!({ "orders": found }));
         }
         *self.writes.lock().unwrap() += 1;
+        if req.method.as_str() == "POST" {
+            *self.creates_sent.lock().unwrap() += 1;
+        } else {
+            *self.patches_sent.lock().unwrap() += 1;
+        }
         let fault = self.faults.lock().unwrap().pop_front();
         if let Some((answer, false)) = &fault {
             return answer.clone();
@@ -553,7 +563,8 @@ impl Respond for Orders {
             }
         }
         let answer = if req.method.as_str() == "POST" {
-            if orders.iter().any(|o| o.body["number"] == body["number"]) {
+            let number = body["number"].as_str().unwrap_or("").to_owned();
+            if self.position(&orders, &number).is_some() {
                 return ResponseTemplate::new(409)
                     .set_body_json(json!({"error": "order number already exists"}));
             }
@@ -563,6 +574,10 @@ impl Respond for Orders {
                 body,
                 patches: vec![],
             });
+            self.numbers
+                .lock()
+                .unwrap()
+                .insert(number, orders.len() - 1);
             ResponseTemplate::new(201).set_body_json(json!({"order": view(orders.last().unwrap())}))
         } else {
             let id: u64 = req
@@ -588,10 +603,24 @@ impl Respond for Orders {
 }
 
 impl Orders {
+    /// Where the order numbered `number` is in `orders` (the first such), if anywhere; the index
+    /// is rebuilt when a test added orders itself.
+    fn position(&self, orders: &[StoredOrder], number: &str) -> Option<usize> {
+        let mut index = self.numbers.lock().unwrap();
+        if index.len() != orders.len() {
+            index.clear();
+            for (i, o) in orders.iter().enumerate() {
+                let n = o.body["number"].as_str().unwrap_or("").to_owned();
+                index.entry(n).or_insert(i);
+            }
+        }
+        index.get(number).copied()
+    }
+
     /// The order as the program shows it now.
     pub fn current(&self, number: &str) -> Option<Value> {
         let orders = self.orders.lock().unwrap();
-        let o = orders.iter().find(|o| o.body["number"] == number)?;
+        let o = &orders[self.position(&orders, number)?];
         Some(patched(o.body.clone(), &o.patches))
     }
 
