@@ -527,6 +527,11 @@ pub struct Orders {
     pub chaos: Arc<Mutex<Option<crate::chaos::Chaos>>>,
     /// Creates that stored an order (a repeated number is refused with 409, never stored).
     pub creates: Arc<Mutex<usize>>,
+    /// Every `POST` (create) and `PATCH` (update) received, faults and refusals included.
+    pub creates_sent: Arc<Mutex<usize>>,
+    pub patches_sent: Arc<Mutex<usize>>,
+    /// Order number → its place in `orders`, so that thousands of orders stay quick to find.
+    pub numbers: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl Respond for Orders {
@@ -553,6 +558,11 @@ impl Respond for Orders {
             return ResponseTemplate::new(200).set_body_json(json!({ "orders": found }));
         }
         *self.writes.lock().unwrap() += 1;
+        if req.method.as_str() == "POST" {
+            *self.creates_sent.lock().unwrap() += 1;
+        } else {
+            *self.patches_sent.lock().unwrap() += 1;
+        }
         let mut fault = self.faults.lock().unwrap().pop_front();
         let mut delay = std::time::Duration::ZERO;
         if fault.is_none()
@@ -601,7 +611,8 @@ impl Respond for Orders {
             }
         }
         let answer = if req.method.as_str() == "POST" {
-            if orders.iter().any(|o| o.body["number"] == body["number"]) {
+            let number = body["number"].as_str().unwrap_or("").to_owned();
+            if self.position(&orders, &number).is_some() {
                 return ResponseTemplate::new(409)
                     .set_body_json(json!({"error": "order number already exists"}));
             }
@@ -612,6 +623,10 @@ impl Respond for Orders {
                 body,
                 patches: vec![],
             });
+            self.numbers
+                .lock()
+                .unwrap()
+                .insert(number, orders.len() - 1);
             ResponseTemplate::new(201).set_body_json(json!({"order": view(orders.last().unwrap())}))
         } else {
             let id: u64 = req
@@ -637,10 +652,24 @@ impl Respond for Orders {
 }
 
 impl Orders {
+    /// Where the order numbered `number` is in `orders` (the first such), if anywhere; the index
+    /// is rebuilt when a test added orders itself.
+    fn position(&self, orders: &[StoredOrder], number: &str) -> Option<usize> {
+        let mut index = self.numbers.lock().unwrap();
+        if index.len() != orders.len() {
+            index.clear();
+            for (i, o) in orders.iter().enumerate() {
+                let n = o.body["number"].as_str().unwrap_or("").to_owned();
+                index.entry(n).or_insert(i);
+            }
+        }
+        index.get(number).copied()
+    }
+
     /// The order as the program shows it now.
     pub fn current(&self, number: &str) -> Option<Value> {
         let orders = self.orders.lock().unwrap();
-        let o = orders.iter().find(|o| o.body["number"] == number)?;
+        let o = &orders[self.position(&orders, number)?];
         Some(patched(o.body.clone(), &o.patches))
     }
 

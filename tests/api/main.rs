@@ -28,6 +28,7 @@ mod sandbox_browser;
 mod sandbox_newcomer;
 mod secrets_at_rest;
 mod serve_cli;
+mod storm;
 mod sync;
 mod sync_cli;
 mod sync_now;
