@@ -532,6 +532,8 @@ pub struct Orders {
     pub patches_sent: Arc<Mutex<usize>>,
     /// Order number → its place in `orders`, so that thousands of orders stay quick to find.
     pub numbers: Arc<Mutex<HashMap<String, usize>>>,
+    /// Numbers whose create the program refuses for good (400), whatever else happens.
+    pub refused: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Respond for Orders {
@@ -562,6 +564,16 @@ impl Respond for Orders {
             *self.creates_sent.lock().unwrap() += 1;
         } else {
             *self.patches_sent.lock().unwrap() += 1;
+        }
+        // A refused create is refused before anything else can happen to it.
+        if req.method.as_str() == "POST"
+            && let Ok(sent) = serde_json::from_slice::<Value>(&req.body)
+            && sent["number"]
+                .as_str()
+                .is_some_and(|n| self.refused.lock().unwrap().contains(n))
+        {
+            return ResponseTemplate::new(400)
+                .set_body_json(json!({"error": "affiliate is blocked"}));
         }
         let mut fault = self.faults.lock().unwrap().pop_front();
         let mut delay = std::time::Duration::ZERO;

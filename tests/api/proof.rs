@@ -260,9 +260,10 @@ async fn crash() {
 }
 
 /// 30 % of Amazon's and the program's calls fail: 500, 502, 503, 429 with `Retry-After` in seconds
-/// and as an HTTP-date, timeouts, and writes whose answer is lost after their effect. One `sync`
-/// runs to the end: every order exact, each created once, every program failure in the attempts
-/// log, and no dead letter (none of these failures is permanent).
+/// and as an HTTP-date, timeouts, and writes whose answer is lost after their effect; besides, the
+/// program refuses three orders for good (400). One `sync` runs to the end and exits 3: every other
+/// order exact and created once, every program failure in the attempts log, and the three refused
+/// orders, only they, in the dead letters.
 #[tokio::test]
 #[ignore = "the proof: run by .ci/run on the release binary"]
 async fn upstream_faults() {
@@ -274,16 +275,49 @@ async fn upstream_faults() {
     let program = Chaos::new(seed.wrapping_add(1), 0.3, 10);
     *w.report.chaos.lock().unwrap() = Some(amazon.clone());
     *w.orders.chaos.lock().unwrap() = Some(program.clone());
+    let mut expected = expected;
+    let refused: Vec<String> = (0..3)
+        .map(|_| {
+            let at = rng.random_range(0..expected.len());
+            let number = expected.keys().nth(at).unwrap().clone();
+            expected.remove(&number);
+            number
+        })
+        .collect();
+    w.orders
+        .refused
+        .lock()
+        .unwrap()
+        .extend(refused.iter().cloned());
     let started = Instant::now();
     let (code, stderr) = sync_to_the_end(&env);
-    assert_eq!(code, Some(0), "seed {seed}: {stderr}");
+    // 3: a job failed for good; every other one is done.
+    assert_eq!(code, Some(3), "seed {seed}: {stderr}");
     let exact = assert_exact(&w.orders, &expected, seed);
     assert_eq!(
         *w.orders.creates.lock().unwrap(),
         expected.len(),
         "seed {seed}: each order created once"
     );
-    w.app.assert_rows("jobs WHERE status = 'dead'", 0).await;
+    // The dead letters are the refused orders, and only they (a permanent 4xx); the rest of the
+    // failures were retried until they passed.
+    w.app.assert_rows("jobs WHERE status = 'dead'", 3).await;
+    for number in &refused {
+        let day = number.rsplit('-').next().unwrap();
+        let day = format!("{}-{}-{}", &day[..4], &day[4..6], &day[6..]);
+        // AMZ-ab_st_1-a{affiliate}-{yyyymmdd}
+        let affiliate = number.rsplit('-').nth(1).unwrap().trim_start_matches('a');
+        assert!(
+            stderr.contains(&format!("push of affiliate {affiliate}'s order of {day}")),
+            "seed {seed}: {number} is named as failed for good: {stderr}"
+        );
+        w.app
+            .assert_rows(
+                &format!("orders WHERE number = '{number}' AND push_state = 'dead'"),
+                1,
+            )
+            .await;
+    }
     // Every failure the program answered shows as a failed push attempt with its status, and
     // every timeout as one without a status.
     let injected = program.counts();
@@ -332,7 +366,7 @@ async fn upstream_faults() {
     );
     println!(
         "upstream faults: {} Amazon and {} program faults injected ({:?}), {exact} orders exact, \
-         0 duplicates, 0 dead letters, {:.0} s, seed {seed}",
+         0 duplicates, 3 dead letters = the 3 orders refused for good, {:.0} s, seed {seed}",
         amazon.total(),
         program.total(),
         injected,
