@@ -16,18 +16,42 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// Adds another row of the same key (Amazon may split one).
-    pub fn add(&mut self, o: &Figures) {
-        self.clicks += o.clicks;
-        self.detail_page_views += o.detail_page_views;
-        self.add_to_carts += o.add_to_carts;
-        self.purchases += o.purchases;
-        self.units += o.units;
-        self.sales_minor += o.sales_minor;
-        self.total_purchases += o.total_purchases;
-        self.total_units += o.total_units;
-        self.total_sales_minor += o.total_sales_minor;
-        self.brb_minor += o.brb_minor;
+    /// The sum with another row of the same key (Amazon may split one); `None` when a figure
+    /// overflows `i64`: such a sum is no number to pay on (never wrapped, never read as zero).
+    pub fn checked_add(&self, o: &Figures) -> Option<Figures> {
+        Some(Figures {
+            clicks: self.clicks.checked_add(o.clicks)?,
+            detail_page_views: self.detail_page_views.checked_add(o.detail_page_views)?,
+            add_to_carts: self.add_to_carts.checked_add(o.add_to_carts)?,
+            purchases: self.purchases.checked_add(o.purchases)?,
+            units: self.units.checked_add(o.units)?,
+            sales_minor: self.sales_minor.checked_add(o.sales_minor)?,
+            total_purchases: self.total_purchases.checked_add(o.total_purchases)?,
+            total_units: self.total_units.checked_add(o.total_units)?,
+            total_sales_minor: self.total_sales_minor.checked_add(o.total_sales_minor)?,
+            brb_minor: self.brb_minor.checked_add(o.brb_minor)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sum_that_overflows_is_none_never_wrapped() {
+        let big = Figures {
+            sales_minor: i64::MAX,
+            ..Default::default()
+        };
+        let one = Figures {
+            sales_minor: 1,
+            clicks: 2,
+            ..Default::default()
+        };
+        assert_eq!(big.checked_add(&one), None);
+        let sum = one.checked_add(&one).unwrap();
+        assert_eq!((sum.sales_minor, sum.clicks), (2, 4));
     }
 }
 

@@ -12,6 +12,9 @@ pub const METRICS: &str = "Click-throughs,attributedDetailPageViewsClicks14d,att
 pub const PAGE_SIZE: u32 = 5000;
 /// A stop for a cursor that never ends (5,000 × 1,000 rows is far beyond 60 days of any store).
 pub const MAX_PAGES: usize = 1000;
+/// The largest figure a row may carry (a count, or money in minor units: 10 billion dollars);
+/// above it the row is incomplete.
+pub const MAX_FIGURE: i64 = 1_000_000_000_000;
 
 /// What one row of the report says: its figures, or that they are incomplete (a money or
 /// purchase metric absent, null, `""` or not a number). Incomplete is never read as zero
@@ -23,12 +26,15 @@ pub enum Reading {
 }
 
 impl Reading {
-    /// Two rows of one key (Amazon may split one): their sum, incomplete if either is.
+    /// Two rows of one key (Amazon may split one): their sum, incomplete if either is or if the
+    /// sum overflows.
     fn add(&mut self, other: Reading) {
-        match (&mut *self, other) {
-            (Reading::Complete(a), Reading::Complete(b)) => a.add(&b),
-            _ => *self = Reading::Incomplete,
-        }
+        *self = match (&*self, other) {
+            (Reading::Complete(a), Reading::Complete(b)) => a
+                .checked_add(&b)
+                .map_or(Reading::Incomplete, Reading::Complete),
+            _ => Reading::Incomplete,
+        };
     }
 }
 
@@ -122,9 +128,12 @@ fn figures(row: &Value, exponent: u32) -> Option<Figures> {
         }
         values.insert(key, text.unwrap_or_default());
     }
-    // A negative figure is no reading Amazon gives: never trusted, so the row is incomplete.
-    let count = |k: &str| to_count(&values[k]).ok().filter(|n| *n >= 0);
-    let money = |k: &str| to_minor(&values[k], exponent).ok().filter(|n| *n >= 0);
+    // A negative figure, or one beyond any real link's day, is no reading Amazon gives: never
+    // trusted, so the row is incomplete. The bound also keeps every sum the pages and the ledger
+    // add up (a million such rows) inside a 64-bit integer.
+    let plausible = |n: &i64| (0..=MAX_FIGURE).contains(n);
+    let count = |k: &str| to_count(&values[k]).ok().filter(plausible);
+    let money = |k: &str| to_minor(&values[k], exponent).ok().filter(plausible);
     Some(Figures {
         clicks: count("Click-throughs")?,
         detail_page_views: count("attributedDetailPageViewsClicks14d")?,
@@ -340,6 +349,37 @@ mod tests {
             row[key] = json!(value);
             assert_eq!(read_one(row), Reading::Incomplete, "{key} = {value}");
         }
+    }
+
+    #[test]
+    fn implausibly_big_figures_are_never_trusted() {
+        for (key, value) in [
+            ("attributedSales14d", "10000000000.01"),
+            ("attributedPurchases14d", "1000000000001"),
+            ("Click-throughs", "9223372036854775807"),
+            ("totalAttributedSales14d", "92233720368547758.07"),
+        ] {
+            let mut row = complete_row();
+            row[key] = json!(value);
+            assert_eq!(read_one(row), Reading::Incomplete, "{key} = {value}");
+        }
+        let mut row = complete_row();
+        row["attributedSales14d"] = json!("10000000000.00");
+        assert!(
+            matches!(read_one(row), Reading::Complete(_)),
+            "the bound itself is plausible"
+        );
+    }
+
+    #[test]
+    fn split_rows_at_the_bound_add_up_without_overflow() {
+        let mut rows = Rows::new();
+        let mut big = complete_row();
+        big["attributedSales14d"] = json!("10000000000.00");
+        let page = json!({"reports": vec![big; 1000]});
+        read_page(&page, 2, &mut rows).unwrap();
+        // 1,000 halves at the bound add up to 10^15 minor units: within i64, so complete.
+        assert!(matches!(rows.values().next(), Some(Reading::Complete(_))));
     }
 
     #[test]
