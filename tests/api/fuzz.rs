@@ -94,19 +94,6 @@ fn env_u64(name: &str) -> Option<u64> {
     }
 }
 
-/// 1234567 → "1,234,567".
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Runs `default_cases` cases of `test` (or `FUZZ_CASES`), from `FUZZ_SEED` or a fresh seed, and
 /// prints the group's line. A failure is shrunk to a minimal input and fails the test.
 pub fn run<S: Strategy>(

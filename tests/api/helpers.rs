@@ -590,3 +590,24 @@ pub fn flash_of(html: &str) -> Option<String> {
     let end = html[start..].find("</p>")? + start;
     Some(html[start..end].to_owned())
 }
+
+/// The setting `name` from the environment (a long run's size, a seed), else `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// A count as the summary lines print it: 6000 as "6,000".
+pub fn thousands(n: impl ToString) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -19,6 +19,7 @@ use serde_json::Value;
 use crate::{
     chaos::{Chaos, TIMEOUT_SECS},
     doubles::*,
+    helpers::env_or,
     world::*,
 };
 
@@ -33,13 +34,6 @@ fn seed() -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| rand::rng().random())
-}
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
 }
 
 /// What the program must hold in the end, by order number: (sales, commission) in cents, computed
@@ -188,7 +182,7 @@ fn assert_exact(orders: &Orders, expected: &Expected, seed: u64) -> usize {
 async fn crash() {
     let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
-    let kills = env_number("PROOF_KILLS", 20);
+    let kills = env_or("PROOF_KILLS", 20usize);
     let (rows, expected) = sales(&mut rng, 40, 15);
     let (w, env) = world(40, rows, 50).await;
     // Every call takes up to 30 ms, so that kills land inside calls, and 10 % of them fail as in
@@ -419,7 +413,7 @@ async fn connect_store(w: &World, store: &str) {
 async fn several_instances() {
     let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
-    let n_stores = env_number("PROOF_STORES", 200);
+    let n_stores = env_or("PROOF_STORES", 200usize);
     // The world's own store st_1 stays unconnected: only the stores below are synced.
     let w = store_with(5).report_page_size(100).opened().await;
     let mut env = process_env(&w);

@@ -20,13 +20,6 @@ const PUSH_AFTER: i64 = 2;
 /// The oldest age a day's order may still change; older days are final.
 const OPEN_UNTIL: i64 = 60;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
 /// One row of Amazon's report as served: the sales exactly as the text Amazon sends.
 #[derive(Debug, Clone)]
 struct Row {
@@ -188,19 +181,6 @@ fn day_text(day: NaiveDate) -> String {
 
 fn money(cents: i64) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)
-}
-
-/// 6000 as "6,000".
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 struct Model {
