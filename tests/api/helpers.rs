@@ -478,6 +478,19 @@ impl TestApp {
             .unwrap();
     }
 
+    /// The rows a query returns, each as a JSON object (a failing proof prints them).
+    pub async fn rows_json(&self, sql: &str) -> Vec<serde_json::Value> {
+        use sea_orm::FromQueryResult;
+        let db = &self.state.deps.db;
+        serde_json::Value::find_by_statement(Statement::from_string(
+            db.get_database_backend(),
+            sql.to_owned(),
+        ))
+        .all(db)
+        .await
+        .unwrap()
+    }
+
     /// Asserts how many rows `from` holds: a table and its condition, as after `SELECT COUNT(*) FROM`.
     pub async fn assert_rows(&self, from: &str, expected: i64) {
         let sql = format!("SELECT COUNT(*) FROM {from}");

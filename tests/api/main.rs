@@ -22,6 +22,7 @@ mod outside_text;
 mod pages;
 mod private_hosts;
 mod proof;
+mod resets;
 mod retry_after;
 mod roster;
 mod sandbox_browser;

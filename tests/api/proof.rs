@@ -19,7 +19,8 @@ use serde_json::Value;
 use crate::{
     chaos::{Chaos, TIMEOUT_SECS},
     doubles::*,
-    helpers::env_or,
+    helpers::{env_or, install_event_at},
+    resets::ResetProxy,
     world::*,
 };
 
@@ -37,7 +38,8 @@ fn seed() -> u64 {
 }
 
 /// What the program must hold in the end, by order number: (sales, commission) in cents, computed
-/// here from the report's figures alone (10 % of each affiliate-day's sales, half a cent up).
+/// here from the report's figures alone (10 % of each affiliate-day's sales, half a cent up; no
+/// order where that is zero).
 type Expected = BTreeMap<String, (i64, i64)>;
 
 /// `affiliates` × `days` report rows of store st_1 with seeded sales (ages 2 to `days` + 1, so every
@@ -54,7 +56,12 @@ fn sales_of(rng: &mut StdRng, store: &str, affiliates: i64, days: i64) -> (Vec<V
     for a in 1..=affiliates {
         for age in 2..=days + 1 {
             let day: NaiveDate = today - chrono::Days::new(age as u64);
-            let cents: i64 = rng.random_range(1..=50_000);
+            // A few days sell for pennies: a commission of half a cent rounds up, under it is none.
+            let cents: i64 = if rng.random_bool(0.02) {
+                rng.random_range(1..=9)
+            } else {
+                rng.random_range(1..=50_000)
+            };
             let date = day.format("%Y%m%d").to_string();
             let mut row = report_row(
                 &date,
@@ -65,10 +72,12 @@ fn sales_of(rng: &mut StdRng, store: &str, affiliates: i64, days: i64) -> (Vec<V
             );
             row["campaignId"] = format!("ab_{store}").into();
             rows.push(row);
-            expected.insert(
-                format!("AMZ-ab_{store}-a{a}-{date}"),
-                (cents, (cents * 10 + 50) / 100),
-            );
+            // A day whose commission rounds to nothing (sales under 5 cents) is no order: there
+            // is nothing to pay, so nothing is sent to the program (DESIGN §4.4, §5).
+            let commission = (cents * 10 + 50) / 100;
+            if commission > 0 {
+                expected.insert(format!("AMZ-ab_{store}-a{a}-{date}"), (cents, commission));
+            }
         }
     }
     (rows, expected)
@@ -113,19 +122,28 @@ fn process_env(w: &World) -> Vec<(String, String)> {
         ("APP__AMAZON__RETRY_CAP_MS", "5000"),
         ("APP__PROGRAM__RETRY_BASE_MS", "50"),
         ("APP__PROGRAM__RETRY_CAP_MS", "5000"),
-        ("APP__LOG__LEVEL", "warn"),
+        ("APP__LOG__LEVEL", "info"),
     ] {
         env.push((k.into(), v.into()));
     }
     env
 }
 
+/// Where the processes' logs go: one file per process, named by test run, order and command.
+fn logs_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("proof-logs")
+}
+
 fn spawn(args: &[&str], env: &[(String, String)]) -> Child {
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::fs::create_dir_all(logs_dir()).unwrap();
+    let log = logs_dir().join(format!("{}-{n:03}-{}.log", std::process::id(), args[0]));
     Command::new(bin())
         .args(args)
         .envs(env.iter().cloned())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .expect("the binary starts")
 }
@@ -137,40 +155,86 @@ fn sync_to_the_end(env: &[(String, String)]) -> (Option<i32>, String) {
         .envs(env.iter().cloned())
         .output()
         .expect("the binary runs");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    std::fs::create_dir_all(logs_dir()).unwrap();
+    let log = logs_dir().join(format!("{}-last-sync.log", std::process::id()));
+    std::fs::write(log, &stderr).unwrap();
+    (out.status.code(), stderr)
 }
 
 /// Every expected order is in the program exactly once with its amounts to the cent, and nothing
-/// else is; returns how many were checked.
-fn assert_exact(orders: &Orders, expected: &Expected, seed: u64) -> usize {
-    let held = orders.orders.lock().unwrap().len();
+/// else is; returns how many were checked. On a difference it prints what the app recorded of each
+/// wrong order (its ledger row, its push jobs and their attempts) and the store's syncs.
+async fn assert_exact(w: &World, expected: &Expected, seed: u64) -> usize {
+    let held = w.orders.orders.lock().unwrap().len();
     let mut wrong = vec![];
     for (number, (sales, commission)) in expected {
         let shown = |cents: i64| format!("{}.{:02}", cents / 100, cents % 100);
-        match orders.current(number) {
-            None => wrong.push(format!("{number}: missing")),
+        match w.orders.current(number) {
+            None => wrong.push((number, format!("{number}: missing"))),
             Some(o) if o["total"] != shown(*sales) || o["commission"] != shown(*commission) => {
-                wrong.push(format!(
-                    "{number}: {} / {}, expected {} / {}",
-                    o["total"],
-                    o["commission"],
-                    shown(*sales),
-                    shown(*commission)
+                wrong.push((
+                    number,
+                    format!(
+                        "{number}: {} / {}, expected {} / {}",
+                        o["total"],
+                        o["commission"],
+                        shown(*sales),
+                        shown(*commission)
+                    ),
                 ))
             }
             Some(_) => {}
         }
     }
-    assert!(
-        wrong.is_empty() && held == expected.len(),
+    if wrong.is_empty() && held == expected.len() {
+        return held;
+    }
+    for (number, _) in wrong.iter().take(5) {
+        eprintln!("{number}, as the app recorded it:");
+        let orders = w
+            .app
+            .rows_json(&format!("SELECT * FROM orders WHERE number = '{number}'"))
+            .await;
+        for o in &orders {
+            eprintln!("  order {o}");
+            let jobs = format!(
+                "SELECT * FROM jobs WHERE kind = 'push_order' AND store_id = '{}' \
+                 AND payload LIKE '%\"affiliate_id\":{},%' AND payload LIKE '%{}%' ORDER BY id",
+                o["store_id"].as_str().unwrap_or_default(),
+                o["affiliate_id"],
+                o["day"].as_str().unwrap_or_default()
+            );
+            for job in w.app.rows_json(&jobs).await {
+                eprintln!("  job {job}");
+                let attempts = format!(
+                    "SELECT * FROM job_attempts WHERE job_id = {} ORDER BY id",
+                    job["id"]
+                );
+                for a in w.app.rows_json(&attempts).await {
+                    eprintln!("    attempt {a}");
+                }
+            }
+        }
+    }
+    for job in w
+        .app
+        .rows_json("SELECT id, status, attempts, dedupe_key, payload, last_error FROM jobs WHERE kind = 'sync_store' ORDER BY id")
+        .await
+    {
+        eprintln!("sync job {job}");
+    }
+    eprintln!(
+        "the processes' logs: {}/{}-*.log",
+        logs_dir().display(),
+        std::process::id()
+    );
+    let wrong: Vec<String> = wrong.into_iter().map(|(_, w)| w).collect();
+    panic!(
         "seed {seed}: {} order(s) wrong, {held} held for {} expected: {wrong:?}",
         wrong.len(),
         expected.len()
     );
-    held
 }
 
 /// DESIGN §6: `serve` and `sync` processes SIGKILLed at seeded moments during syncs and pushes
@@ -184,6 +248,7 @@ async fn crash() {
     let mut rng = StdRng::seed_from_u64(seed);
     let kills = env_or("PROOF_KILLS", 20usize);
     let (rows, expected) = sales(&mut rng, 40, 15);
+    let no_order = rows.len() - expected.len();
     let (w, env) = world(40, rows, 50).await;
     // Every call takes up to 30 ms, so that kills land inside calls, and 10 % of them fail as in
     // the upstream-faults scenario: processes die while upstreams misbehave.
@@ -218,7 +283,7 @@ async fn crash() {
                 status.success(),
                 "seed {seed}: a sync failed on its own: {status}"
             );
-            assert_exact(&w.orders, &expected, seed);
+            assert_exact(&w, &expected, seed).await;
             said_done += 1;
             continue;
         }
@@ -233,7 +298,7 @@ async fn crash() {
     let during = creates();
     let (code, stderr) = sync_to_the_end(&env);
     assert_eq!(code, Some(0), "seed {seed}: {stderr}");
-    let exact = assert_exact(&w.orders, &expected, seed);
+    let exact = assert_exact(&w, &expected, seed).await;
     let creates = creates();
     assert_eq!(
         creates,
@@ -246,7 +311,8 @@ async fn crash() {
     println!(
         "crash: {} kills ({of_sync} sync, {of_serve} serve, {mid_push} while orders went out; \
          {during} creates before the last sync), {said_done} sync(s) that ended by themselves exact, \
-         {} upstream faults, {exact} orders exact, {creates} creates, 0 duplicates, {:.0} s, seed {seed}",
+         {} upstream faults, {exact} orders exact ({no_order} day(s) without commission, no order), \
+         {creates} creates, 0 duplicates, {:.0} s, seed {seed}",
         kills - said_done,
         chaos.total(),
         started.elapsed().as_secs_f64()
@@ -254,21 +320,40 @@ async fn crash() {
 }
 
 /// 30 % of Amazon's and the program's calls fail: 500, 502, 503, 429 with `Retry-After` in seconds
-/// and as an HTTP-date, timeouts, and writes whose answer is lost after their effect; besides, the
-/// program refuses three orders for good (400). One `sync` runs to the end and exits 3: every other
-/// order exact and created once, every program failure in the attempts log, and the three refused
-/// orders, only they, in the dead letters.
+/// and as an HTTP-date, timeouts, and writes whose answer is lost after their effect; besides, 5 %
+/// of the connections to each are reset, before the request reaches it or after it answered, and
+/// the program refuses three orders for good (400). One `sync` runs to the end and exits 3: every
+/// other order exact and created once, every program failure in the attempts log, and the three
+/// refused orders, only they, in the dead letters.
 #[tokio::test]
 #[ignore = "the proof: run by .ci/run on the release binary"]
 async fn upstream_faults() {
     let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let (rows, expected) = sales(&mut rng, 20, 10);
-    let (w, env) = world(20, rows, 7).await;
+    let (w, mut env) = world(20, rows, 7).await;
     let amazon = Chaos::new(seed, 0.3, 10);
     let program = Chaos::new(seed.wrapping_add(1), 0.3, 10);
     *w.report.chaos.lock().unwrap() = Some(amazon.clone());
     *w.orders.chaos.lock().unwrap() = Some(program.clone());
+    // Both upstreams behind a proxy that resets connections; the program's through a new install
+    // event naming the proxy as the program's API.
+    let amazon_resets = ResetProxy::start(w.amazon.server.address().to_owned(), seed ^ 2, 0.05);
+    let amazon_url = amazon_resets.url(&w.amazon.server.uri());
+    env.push(("APP__AMAZON__API_URL".into(), amazon_url.clone()));
+    env.push((
+        "APP__AMAZON__TOKEN_URL".into(),
+        format!("{amazon_url}/auth/o2/token"),
+    ));
+    let program_resets = ResetProxy::start(w.program.server.address().to_owned(), seed ^ 3, 0.05);
+    w.app
+        .send(&install_event_at(
+            "st_1",
+            "gpat_prog",
+            &program_resets.url(&w.program.api_url()),
+        ))
+        .await;
+    let resets = program_resets.resets.clone();
     let mut expected = expected;
     let refused: Vec<String> = (0..3)
         .map(|_| {
@@ -287,7 +372,7 @@ async fn upstream_faults() {
     let (code, stderr) = sync_to_the_end(&env);
     // 3: a job failed for good; every other one is done.
     assert_eq!(code, Some(3), "seed {seed}: {stderr}");
-    let exact = assert_exact(&w.orders, &expected, seed);
+    let exact = assert_exact(&w, &expected, seed).await;
     assert_eq!(
         *w.orders.creates.lock().unwrap(),
         expected.len(),
@@ -327,13 +412,17 @@ async fn upstream_faults() {
              (SELECT id FROM jobs WHERE kind = 'push_order') AND {cond}"
         )
     };
+    // A reset after the program answered hides that answer's status from the app.
     for (status, kinds) in [
         (500, &["500", "lost 500"][..]),
         (502, &["502"][..]),
         (503, &["503"][..]),
     ] {
         w.app
-            .assert_rows(&attempts(&format!("http_status = {status}")), n(kinds))
+            .assert_rows(
+                &attempts(&format!("http_status = {status}")),
+                n(kinds) - resets.lost(status) as i64,
+            )
             .await;
     }
     let throttled = w
@@ -344,7 +433,7 @@ async fn upstream_faults() {
         ))
         .await;
     assert!(
-        throttled >= n(&["429 seconds", "429 date"]),
+        throttled >= n(&["429 seconds", "429 date"]) - resets.lost(429) as i64,
         "seed {seed}: 429s logged"
     );
     let timeouts = w
@@ -355,15 +444,20 @@ async fn upstream_faults() {
         ))
         .await;
     assert!(
-        timeouts >= n(&["timeout", "lost timeout"]),
-        "seed {seed}: timeouts logged"
+        timeouts >= n(&["timeout", "lost timeout"]) + resets.writes() as i64,
+        "seed {seed}: timeouts and resets logged ({} resets of writes)",
+        resets.writes()
     );
     println!(
-        "upstream faults: {} Amazon and {} program faults injected ({:?}), {exact} orders exact, \
-         0 duplicates, 3 dead letters = the 3 orders refused for good, {:.0} s, seed {seed}",
+        "upstream faults: {} Amazon and {} program faults injected ({:?}), connections reset: \
+         {} to Amazon, {} to the program ({:?}), {exact} orders exact, 0 duplicates, \
+         3 dead letters = the 3 orders refused for good, {:.0} s, seed {seed}",
         amazon.total(),
         program.total(),
         injected,
+        amazon_resets.resets.total(),
+        resets.total(),
+        resets.counts(),
         started.elapsed().as_secs_f64()
     );
 }
@@ -474,7 +568,7 @@ async fn several_instances() {
         serve.kill().unwrap();
         serve.wait().unwrap();
     }
-    let exact = assert_exact(&w.orders, &expected, seed);
+    let exact = assert_exact(&w, &expected, seed).await;
     let creates = *w.orders.creates.lock().unwrap();
     assert_eq!(
         creates,
