@@ -36,7 +36,7 @@ use crate::{
     state::AppState,
     store::stores,
     web::{routes, session::DbSessionStore},
-    webhooks::verify::Verifier,
+    webhooks::{intake::Intake, verify::Verifier},
 };
 
 pub struct Application {
@@ -221,6 +221,7 @@ pub async fn prepare_with(
         metrics: metrics.clone(),
     };
     Ok(AppState {
+        intake: Intake::start(deps.clone()),
         deps,
         verifier: Arc::new(verifier),
         worker,

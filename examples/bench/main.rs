@@ -1,12 +1,22 @@
 //! Benchmarks: `cargo run --release --example bench` (add BENCH_POSTGRES=postgres://… for the
-//! PostgreSQL column). Prints figures side by side; nothing here is asserted.
+//! PostgreSQL column). Prints figures side by side, each beside its ceiling measured in the same
+//! run; nothing here is asserted.
 //!
-//! - webhook intake: signed `affiliate.created` deliveries through the real HTTP server, 16 at a time;
+//! - webhook intake: signed ~1 KB `affiliate.updated` deliveries through the real HTTP server from
+//!   8 and 32 connections (`load`), the median of 3 runs, beside a bare actix-web handler doing the
+//!   same verified durable insert one transaction each and in groups (`ceiling`); and the latency
+//!   at 5,000 deliveries/s;
 //! - daily sync ingest: one store, 1,000 affiliates × 60 days (60,000 report rows) into figures and
 //!   the ledger, first read, then the same report again (a no-op);
 //! - the merchant's pages of that store (goal: under 200 ms each), beside the time of the static
 //!   stylesheet through the same server, which is the floor of any request.
-use std::{sync::Arc, time::Instant};
+mod ceiling;
+mod load;
+
+use std::{
+    sync::Arc,
+    time::{Duration as StdDuration, Instant},
+};
 
 use attribution_bridge::{
     Application, clients::amazon::report::Figures, clients::amazon::report::Reading,
@@ -22,7 +32,13 @@ use secrecy::SecretString;
 use serde_json::json;
 
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
-const WEBHOOKS: usize = 2_000;
+/// Client connections of the intake runs.
+const CONNECTIONS: [usize; 2] = [8, 32];
+/// Runs per intake figure (the median is shown), and each run's length.
+const INTAKE_RUNS: usize = 3;
+const INTAKE_SECS: u64 = 3;
+/// The rate the intake's latency goal is set at.
+const PACED_RATE: f64 = 5_000.0;
 const AFFILIATES: i64 = 1_000;
 const DAYS: i64 = 60;
 
@@ -47,8 +63,20 @@ const PAGES: [(&str, &str); 12] = [
     ("Settings", "/settings"),
 ];
 
+/// One intake figure per connection count: the app, the ceiling one transaction each, and the
+/// ceiling in groups.
+struct Intake {
+    app: Vec<load::Load>,
+    each: Vec<load::Load>,
+    grouped: Vec<load::Load>,
+    /// The app at `PACED_RATE` from 32 connections.
+    paced: load::Load,
+    /// Deliveries per group commit over the app's runs, on average.
+    mean_batch: f64,
+}
+
 struct Figures3 {
-    webhooks_per_sec: f64,
+    intake: Option<Intake>,
     ingest_first_secs: f64,
     ingest_again_secs: f64,
     /// (median, slowest) in ms, in the order of `PAGES`.
@@ -122,12 +150,11 @@ async fn fresh_db(kind: &str, dir: &std::path::Path) -> Option<(String, Option<(
     }
 }
 
-async fn run(kind: &str) -> Option<Figures3> {
-    let dir = tempfile::tempdir().ok()?;
-    let (url, cleanup) = fresh_db(kind, dir.path()).await?;
+/// The settings the app gets for database `url` (the ceiling opens its database with them too).
+fn settings_for(url: &str) -> Option<Settings> {
     let env = vec![
         ("APP__SERVER__PORT".to_owned(), "0".to_owned()),
-        ("APP__DATABASE__URL".to_owned(), url.clone()),
+        ("APP__DATABASE__URL".to_owned(), url.to_owned()),
         (
             "APP__SECURITY__ENCRYPTION_KEY".to_owned(),
             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned(),
@@ -141,7 +168,97 @@ async fn run(kind: &str) -> Option<Figures3> {
         ("APP__DATABASE__MAX_CONNECTIONS".to_owned(), "16".to_owned()),
         ("APP__LOG__LEVEL".to_owned(), "warn".to_owned()),
     ];
-    let settings = Settings::from_sources(None, env).ok()?;
+    Settings::from_sources(None, env).ok()
+}
+
+/// The medians of `INTAKE_RUNS` runs at each of `CONNECTIONS` against `url`.
+fn loads(url: &str, signer: &Arc<Verifier>, name: &str) -> Vec<load::Load> {
+    CONNECTIONS
+        .iter()
+        .map(|&c| {
+            let runs = (0..INTAKE_RUNS)
+                .map(|r| {
+                    let time = StdDuration::from_secs(INTAKE_SECS);
+                    load::run(
+                        url,
+                        signer.clone(),
+                        c,
+                        time,
+                        None,
+                        &format!("{name}{c}r{r}"),
+                    )
+                })
+                .collect();
+            load::median(runs)
+        })
+        .collect()
+}
+
+/// The app's intake at `address`, then the two ceilings, each on a fresh database of `kind`.
+async fn intake(
+    kind: &str,
+    dir: &std::path::Path,
+    address: &str,
+    signer: &Arc<Verifier>,
+) -> Option<Intake> {
+    let app = loads(address, signer, "app");
+    let paced = load::run(
+        address,
+        signer.clone(),
+        32,
+        StdDuration::from_secs(INTAKE_SECS),
+        Some(PACED_RATE),
+        "paced",
+    );
+    let metrics = reqwest::get(address.replace("/webhooks/platform", "/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let sample = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let mean_batch = sample("attribution_bridge_webhook_batch_size_sum ")
+        / sample("attribution_bridge_webhook_batch_size_count ");
+    let mut ceilings = vec![];
+    for grouped in [false, true] {
+        let sub = dir.join(if grouped { "grouped" } else { "each" });
+        std::fs::create_dir_all(&sub).ok()?;
+        let (url, cleanup) = fresh_db(kind, &sub).await?;
+        let url = ceiling::start(&settings_for(&url)?.database, SECRET, grouped).await;
+        ceilings.push(loads(&url, signer, "ceiling"));
+        drop_db(cleanup).await;
+    }
+    let grouped = ceilings.pop()?;
+    let each = ceilings.pop()?;
+    Some(Intake {
+        app,
+        each,
+        grouped,
+        paced,
+        mean_batch,
+    })
+}
+
+/// Drops a PostgreSQL database the bench created.
+async fn drop_db(cleanup: Option<(String, String)>) {
+    if let Some((admin, name)) = cleanup
+        && let Ok(admin) = Database::connect(&admin).await
+    {
+        let _ = admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .await;
+    }
+}
+
+async fn run(kind: &str) -> Option<Figures3> {
+    let dir = tempfile::tempdir().ok()?;
+    let (url, cleanup) = fresh_db(kind, dir.path()).await?;
+    let settings = settings_for(&url)?;
     let app = Application::build_with_clock(settings.clone(), Arc::new(SystemClock))
         .await
         .ok()?;
@@ -157,14 +274,12 @@ async fn run(kind: &str) -> Option<Figures3> {
         "program": {"access_token": "gpat_bench", "default_commission": {"type": "percentage", "value": "10"}}}});
     send(&client, &signer, &address, "msg_install", &install).await;
 
-    let started = Instant::now();
+    // The store's roster, 16 deliveries at a time.
     let mut tasks = tokio::task::JoinSet::new();
-    let per_task = WEBHOOKS / 16;
     for t in 0..16 {
         let (client, signer, address) = (client.clone(), signer.clone(), address.clone());
         tasks.spawn(async move {
-            for i in 0..per_task {
-                let id = (t * per_task + i + 1) as i64;
+            for id in (1 + t..=AFFILIATES).step_by(16) {
                 let event = json!({"type": "affiliate.created", "data": {"store_id": "st_bench",
                     "affiliate": {"id": id, "name": format!("Affiliate {id}"), "ref_code": format!("a{id}"), "status": "approved"}}});
                 send(&client, &signer, &address, &format!("msg_{id}"), &event).await;
@@ -172,7 +287,11 @@ async fn run(kind: &str) -> Option<Figures3> {
         });
     }
     while tasks.join_next().await.is_some() {}
-    let webhooks_per_sec = WEBHOOKS as f64 / started.elapsed().as_secs_f64();
+    // `BENCH_ONLY=ingest` skips the intake runs (to profile the ingest alone).
+    let intake = match std::env::var("BENCH_ONLY").as_deref() {
+        Ok("ingest") => None,
+        _ => Some(intake(kind, dir.path(), &address, &signer).await?),
+    };
 
     let conn = db::connect(&settings.database).await.ok()?;
     let today = Utc::now().date_naive();
@@ -247,16 +366,10 @@ async fn run(kind: &str) -> Option<Figures3> {
         .await
         .0;
     conn.close().await.ok();
-    if let Some((admin, name)) = cleanup
-        && let Ok(admin) = Database::connect(&admin).await
-    {
-        let _ = admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .await;
-    }
+    drop_db(cleanup).await;
 
     Some(Figures3 {
-        webhooks_per_sec,
+        intake,
         ingest_first_secs: timings[0],
         ingest_again_secs: timings[1],
         pages,
@@ -290,6 +403,50 @@ async fn send(
     );
 }
 
+/// Section 1: the intake beside its ceilings.
+fn intake_table(sqlite: &Figures3, postgres: Option<&Figures3>) {
+    let cell = |l: &load::Load| {
+        let errors = if l.errors > 0 {
+            format!(", {} errors", l.errors)
+        } else {
+            String::new()
+        };
+        format!(
+            "{:.0}/s (p50 {:.1} ms, p99 {:.1} ms{errors})",
+            l.per_sec, l.p50_ms, l.p99_ms
+        )
+    };
+    println!(
+        "1. Webhook intake: signed ~1 KB deliveries, the median of {INTAKE_RUNS} runs of {INTAKE_SECS} s; \
+         the ceiling is a bare actix-web handler doing the same verified durable insert"
+    );
+    println!();
+    println!(
+        "| database | connections | attribution-bridge | ceiling, one transaction each | ceiling, in groups |"
+    );
+    println!("|---|---|---|---|---|");
+    for (name, f) in [("SQLite", Some(sqlite)), ("PostgreSQL", postgres)] {
+        let Some(f) = f.and_then(|f| f.intake.as_ref()) else {
+            println!("| {name} | – | (set BENCH_POSTGRES; not BENCH_ONLY) | | |");
+            continue;
+        };
+        for (i, c) in CONNECTIONS.iter().enumerate() {
+            println!(
+                "| {name} | {c} | {} | {} | {} |",
+                cell(&f.app[i]),
+                cell(&f.each[i]),
+                cell(&f.grouped[i])
+            );
+        }
+        println!(
+            "| {name} | 32, paced at {PACED_RATE:.0}/s | {} (mean group commit: {:.1} deliveries) | | |",
+            cell(&f.paced),
+            f.mean_batch
+        );
+    }
+    println!();
+}
+
 #[tokio::main]
 async fn main() {
     let sqlite = run("sqlite").await.expect("SQLite benchmark ran");
@@ -297,16 +454,9 @@ async fn main() {
     let cell = |f: Option<&Figures3>, pick: &dyn Fn(&Figures3) -> String| {
         f.map_or("(set BENCH_POSTGRES)".to_owned(), pick)
     };
+    intake_table(&sqlite, postgres.as_ref());
     println!("| measure | SQLite | PostgreSQL |");
     println!("|---|---|---|");
-    println!(
-        "| webhook intake, signed, 16 concurrent ({WEBHOOKS} deliveries) | {:.0}/s | {} |",
-        sqlite.webhooks_per_sec,
-        cell(postgres.as_ref(), &|f| format!(
-            "{:.0}/s",
-            f.webhooks_per_sec
-        ))
-    );
     println!(
         "| sync ingest, {AFFILIATES} affiliates × {DAYS} days, first read | {:.2} s | {} |",
         sqlite.ingest_first_secs,

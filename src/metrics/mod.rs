@@ -80,6 +80,10 @@ pub struct Metrics {
     pub report_rows: Counter,
     /// Orders by [`OrderEvent`].
     pub orders: Family<Outcome, Counter>,
+    /// Webhook group commits: deliveries per batch.
+    pub webhook_batch_size: Histogram,
+    /// Batches that failed together and were committed one delivery at a time.
+    pub webhook_batches_split: Counter,
     pub jobs_waiting: Gauge,
     pub dead_letters: Gauge,
     pub stores_active: Gauge,
@@ -146,9 +150,25 @@ impl Default for Metrics {
             "Orders created and updated at the program, held for the merchant, or dead",
             orders.clone(),
         );
+        let webhook_batch_size = Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(1.0, 2.0, 9),
+        );
+        registry.register(
+            "webhook_batch_size",
+            "Verified webhook deliveries committed per transaction",
+            webhook_batch_size.clone(),
+        );
+        let webhook_batches_split = Counter::default();
+        registry.register(
+            "webhook_batches_split",
+            "Webhook batches that failed together and were committed one delivery at a time",
+            webhook_batches_split.clone(),
+        );
         Self {
             registry,
             webhooks,
+            webhook_batch_size,
+            webhook_batches_split,
             jobs,
             requests,
             upstream,
@@ -184,6 +204,15 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// One group commit of `size` deliveries; `split`: it failed together and was committed one
+    /// delivery at a time.
+    pub fn webhook_batch(&self, size: usize, split: bool) {
+        self.webhook_batch_size.observe(size as f64);
+        if split {
+            self.webhook_batches_split.inc();
+        }
     }
 
     /// `n` more rows of Amazon's report read.

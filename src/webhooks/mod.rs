@@ -1,19 +1,18 @@
-//! `POST /webhooks/platform`: verify, parse, dedupe and apply in one transaction (DESIGN §4.1).
+//! `POST /webhooks/platform`: verify and parse here, then dedupe and apply in the writer's next
+//! group commit (`intake`), answered once committed (DESIGN §4.1).
 pub mod events;
+pub mod intake;
 pub mod verify;
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web};
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbErr};
 use serde::Serialize;
 
 use crate::{
-    flows::lifecycle,
+    flows::{Deps, lifecycle},
     state::AppState,
-    store::{
-        inbox,
-        stores::{self, NewStore},
-    },
+    store::stores::{self, NewStore},
 };
 use events::{Event, MalformedPayload};
 use verify::{SignedHeaders, VerifyError};
@@ -105,36 +104,21 @@ pub async fn process(
         .verify_webhook(headers, body, now.timestamp())?;
     let (event_type, event) = events::parse(body, state.deps.program.hosts())?;
     let webhook_id = headers.id.expect("verified deliveries carry an id");
-
-    let txn = state.deps.db.begin().await?;
-    // The inbox row comes first: a racing duplicate waits on its key and then finds it taken.
-    // A redacted store must not stay named anywhere, not even in the inbox.
-    let named = match &event {
-        Event::Redact { .. } => None,
-        other => other.store_id(),
-    };
-    if !inbox::record(&txn, webhook_id, &event_type, named, now).await? {
-        txn.rollback().await?;
-        tracing::info!(webhook_id, "duplicate webhook delivery ignored");
-        return Ok(Receipt::Duplicate);
-    }
-    let applied = apply(&txn, state, &event, now).await?;
-    if !applied {
-        inbox::mark_ignored(&txn, webhook_id).await?;
-    }
-    txn.commit().await?;
-    tracing::info!(webhook_id, event_type, store_id = ?event.store_id().map(|s| s.as_str()), applied, "webhook processed");
-    Ok(if applied {
-        Receipt::Processed
-    } else {
-        Receipt::Ignored
-    })
+    Ok(state
+        .intake
+        .submit(intake::Delivery {
+            webhook_id: webhook_id.to_owned(),
+            event_type,
+            event,
+            received_at: now,
+        })
+        .await?)
 }
 
 /// The event's effect, in the delivery's transaction. False when there was nothing to act on.
 async fn apply(
     conn: &impl ConnectionTrait,
-    state: &AppState,
+    deps: &Deps,
     event: &Event,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
@@ -151,7 +135,7 @@ async fn apply(
                     .map(|u| u.as_str().trim_end_matches('/').to_owned()),
                 commission: installed.commission,
             };
-            let cipher = &state.deps.cipher;
+            let cipher = &deps.cipher;
             lifecycle::install(conn, cipher, &new, &installed.access_token, now).await?;
             Ok(true)
         }

@@ -9,6 +9,7 @@ mod crash;
 mod dashboard;
 mod doubles;
 mod fuzz;
+mod group_commit;
 mod helpers;
 mod leases;
 mod ledger_props;

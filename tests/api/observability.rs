@@ -15,14 +15,14 @@ use wiremock::{
 use crate::{doubles::*, helpers::*, sync::sync_world, world::*};
 
 /// The value of one series (`name{labels}` exactly as encoded, or a bare name) in `/metrics`.
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .map(|v| v.trim().parse().expect("a number"))
 }
 
 /// `/metrics` as the operator's scraper reads it.
-async fn scrape(app: &TestApp) -> String {
+pub async fn scrape(app: &TestApp) -> String {
     let res = app.get("/metrics").await;
     assert_eq!(res.status(), 200);
     res.text().await.unwrap()

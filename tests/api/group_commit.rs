@@ -1,0 +1,160 @@
+//! The webhook intake's group commit (issue 11): deliveries that arrive together are committed in
+//! one transaction and each answered once it committed; a batch that fails is committed one
+//! delivery at a time, so a bad delivery fails alone with a 503 and nothing of it is kept.
+use futures_util::future::join_all;
+use serde_json::Value;
+
+use crate::{
+    helpers::*,
+    observability::{sample, scrape},
+};
+
+/// Delivers `events` (id, event) at once while the writer is held, so that they form one batch;
+/// returns each answer's status and receipt, in order.
+async fn burst(app: &TestApp, events: &[(String, Value)]) -> Vec<(u16, String)> {
+    let intake = &app.state.intake;
+    intake.hold();
+    let sent = join_all(events.iter().map(|(id, event)| app.deliver(id, event)));
+    let (answers, ()) = tokio::join!(sent, async {
+        intake.wait_pending(events.len()).await;
+        intake.release();
+    });
+    let mut out = vec![];
+    for answer in answers {
+        let status = answer.status().as_u16();
+        let body: Value = answer.json().await.unwrap_or_default();
+        let receipt = body["status"].as_str().or(body["code"].as_str());
+        out.push((status, receipt.unwrap_or_default().to_owned()));
+    }
+    out
+}
+
+/// Group commits so far, the deliveries in them, and the batches split, from `/metrics`.
+async fn batches(app: &TestApp) -> (f64, f64, f64) {
+    let text = scrape(app).await;
+    let read = |series| sample(&text, series).unwrap_or(0.0);
+    (
+        read("attribution_bridge_webhook_batch_size_count"),
+        read("attribution_bridge_webhook_batch_size_sum"),
+        read("attribution_bridge_webhook_batches_split_total"),
+    )
+}
+
+fn affiliates(from: i64, to: i64) -> Vec<(String, Value)> {
+    (from..=to)
+        .map(|a| {
+            (
+                format!("msg_a{a}"),
+                affiliate_event("affiliate.created", "st_1", a, &format!("Affiliate {a}")),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn deliveries_arriving_together_are_committed_in_one_batch_and_each_answered() {
+    let app = spawn_app().await;
+    app.install("st_1", "t").await;
+    let before = batches(&app).await;
+    // The same id twice in one batch: the second finds the first's row, inside the transaction.
+    let mut events = affiliates(1, 30);
+    events.push(events[0].clone());
+    let answers = burst(&app, &events).await;
+    let mut expected = vec![(200, "processed".to_owned()); 30];
+    expected.push((200, "duplicate".to_owned()));
+    assert_eq!(answers, expected);
+    app.assert_counts(&[
+        ("affiliates WHERE store_id = 'st_1'", 30),
+        ("webhook_inbox WHERE webhook_id LIKE 'msg_a%'", 30),
+    ])
+    .await;
+    let after = batches(&app).await;
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1, after.2 - before.2),
+        (1.0, 31.0, 0.0),
+        "one batch of 31 deliveries, committed together"
+    );
+}
+
+/// A trigger that refuses affiliate 13 of any store, so that its delivery fails in the database.
+async fn refuse_affiliate_13(app: &TestApp) {
+    if app.db.is_postgres() {
+        app.execute(
+            "CREATE FUNCTION refuse_13() RETURNS trigger AS $$ BEGIN \
+             IF NEW.affiliate_id = 13 THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; \
+             END $$ LANGUAGE plpgsql",
+        )
+        .await;
+        app.execute(
+            "CREATE TRIGGER refuse_13 BEFORE INSERT ON affiliates \
+             FOR EACH ROW EXECUTE FUNCTION refuse_13()",
+        )
+        .await;
+    } else {
+        app.execute(
+            "CREATE TRIGGER refuse_13 BEFORE INSERT ON affiliates WHEN NEW.affiliate_id = 13 \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_the_database_refuses_fails_alone_with_503_and_its_neighbours_commit() {
+    let app = spawn_app().await;
+    app.install("st_1", "t").await;
+    refuse_affiliate_13(&app).await;
+    let before = batches(&app).await;
+    let answers = burst(&app, &affiliates(10, 16)).await;
+    for (a, answer) in (10..=16).zip(&answers) {
+        let expected = if a == 13 {
+            (503, "unavailable".to_owned())
+        } else {
+            (200, "processed".to_owned())
+        };
+        assert_eq!(*answer, expected, "affiliate {a}");
+    }
+    // Nothing of the refused delivery is kept, not even its inbox row: the platform's retry
+    // of it is processed once the cause is gone.
+    app.assert_counts(&[
+        ("affiliates WHERE store_id = 'st_1'", 6),
+        ("webhook_inbox WHERE webhook_id = 'msg_a13'", 0),
+    ])
+    .await;
+    let after = batches(&app).await;
+    assert_eq!(
+        (after.0 - before.0, after.2 - before.2),
+        (1.0, 1.0),
+        "one batch, split"
+    );
+    app.execute(if app.db.is_postgres() {
+        "DROP TRIGGER refuse_13 ON affiliates"
+    } else {
+        "DROP TRIGGER refuse_13"
+    })
+    .await;
+    let retry = affiliates(13, 13);
+    let again = app.deliver(&retry[0].0, &retry[0].1).await;
+    assert_eq!(again.status(), 200);
+    app.assert_rows("affiliates WHERE affiliate_id = 13", 1)
+        .await;
+}
+
+#[tokio::test]
+async fn with_the_database_failing_every_delivery_is_503_and_nothing_is_kept() {
+    let app = spawn_app().await;
+    app.install("st_1", "t").await;
+    app.execute("ALTER TABLE webhook_inbox RENAME TO webhook_inbox_away")
+        .await;
+    let answers = burst(&app, &affiliates(1, 5)).await;
+    assert_eq!(answers, vec![(503, "unavailable".to_owned()); 5]);
+    app.execute("ALTER TABLE webhook_inbox_away RENAME TO webhook_inbox")
+        .await;
+    app.assert_rows("affiliates WHERE store_id = 'st_1'", 0)
+        .await;
+    // The platform retries: each is processed once.
+    let answers = burst(&app, &affiliates(1, 5)).await;
+    assert_eq!(answers, vec![(200, "processed".to_owned()); 5]);
+    app.assert_rows("affiliates WHERE store_id = 'st_1'", 5)
+        .await;
+}
