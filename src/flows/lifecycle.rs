@@ -66,7 +66,7 @@ pub async fn affiliate_upserted(
         return Ok(false);
     }
     affiliates::upsert(conn, store, affiliate, now).await?;
-    links::refresh(conn, store, now).await?;
+    links::refresh_affiliate(conn, store, affiliate.id.get(), now).await?;
     Ok(true)
 }
 
@@ -82,6 +82,6 @@ pub async fn affiliate_deleted(
         return Ok(false);
     }
     let known = affiliates::mark_deleted(conn, store, affiliate, now).await?;
-    links::refresh(conn, store, now).await?;
+    links::refresh_affiliate(conn, store, affiliate.get(), now).await?;
     Ok(known)
 }

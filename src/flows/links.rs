@@ -28,6 +28,26 @@ pub async fn refresh(
     store: &StoreId,
     now: DateTime<Utc>,
 ) -> Result<usize, DbErr> {
+    refresh_of(conn, store, None, now).await
+}
+
+/// As [`refresh`], for one affiliate's links only: what an affiliate's event changes. Reads that
+/// affiliate's rows, not the whole roster's, so a roster's worth of events stays linear.
+pub async fn refresh_affiliate(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    affiliate: i64,
+    now: DateTime<Utc>,
+) -> Result<usize, DbErr> {
+    refresh_of(conn, store, Some(affiliate), now).await
+}
+
+async fn refresh_of(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    only: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<usize, DbErr> {
     let Some(amazon) = connections::find_connected(conn, store).await? else {
         return Ok(0);
     };
@@ -40,15 +60,17 @@ pub async fn refresh(
     let campaign = store_row
         .campaign_id
         .unwrap_or_else(|| campaign_id_for(store.as_str()));
-    let pages = ensure_home(
+    let (pages, home_added) = ensure_home(
         conn,
         store,
         amazon.country_code.as_deref().unwrap_or("US"),
         now,
     )
     .await?;
-    let people = affiliates::list_current(conn, store).await?;
-    let mut existing = links::all(conn, store).await?;
+    // A landing page just added is every affiliate's.
+    let only = only.filter(|_| !home_added);
+    let people = affiliates::current_of(conn, store, only).await?;
+    let mut existing = links::all(conn, store, only).await?;
     let mut wanted = HashSet::new();
     let mut changed = 0;
     for person in &people {
@@ -92,21 +114,21 @@ pub async fn refresh(
     Ok(changed)
 }
 
-/// The store's landing pages, the main one first; the marketplace home page is the main one until
-/// the merchant sets another.
+/// The store's landing pages, the main one first, and whether the main one was added now; the
+/// marketplace home page is the main one until the merchant sets another.
 async fn ensure_home(
     conn: &impl ConnectionTrait,
     store: &StoreId,
     country: &str,
     now: DateTime<Utc>,
-) -> Result<Vec<LandingPage>, DbErr> {
-    let mut pages = links::landing_pages(conn, store).await?;
-    if !pages.iter().any(|p| p.is_main) {
-        let url = marketplace_home(country).unwrap_or("https://www.amazon.com/");
-        links::set_landing_page(conn, store, HOME, url, None, true, now).await?;
-        pages = links::landing_pages(conn, store).await?;
+) -> Result<(Vec<LandingPage>, bool), DbErr> {
+    let pages = links::landing_pages(conn, store).await?;
+    if pages.iter().any(|p| p.is_main) {
+        return Ok((pages, false));
     }
-    Ok(pages)
+    let url = marketplace_home(country).unwrap_or("https://www.amazon.com/");
+    links::set_landing_page(conn, store, HOME, url, None, true, now).await?;
+    Ok((links::landing_pages(conn, store).await?, true))
 }
 
 /// Sets the main landing page (replacing the previous main one) or adds a product page, and

@@ -78,9 +78,22 @@ pub async fn list_current(
     conn: &impl ConnectionTrait,
     store_id: &StoreId,
 ) -> Result<Vec<AffiliateRow>, DbErr> {
-    affiliates::Entity::of_store(store_id)
-        .filter(affiliates::Column::DeletedAt.is_null())
-        .order_by_asc(affiliates::Column::AffiliateId)
+    current_of(conn, store_id, None).await
+}
+
+/// The store's current (not deleted) affiliates, by id; only `affiliate` when given (none when it
+/// is deleted or unknown).
+pub async fn current_of(
+    conn: &impl ConnectionTrait,
+    store_id: &StoreId,
+    affiliate: Option<i64>,
+) -> Result<Vec<AffiliateRow>, DbErr> {
+    let mut q =
+        affiliates::Entity::of_store(store_id).filter(affiliates::Column::DeletedAt.is_null());
+    if let Some(id) = affiliate {
+        q = q.filter(affiliates::Column::AffiliateId.eq(id));
+    }
+    q.order_by_asc(affiliates::Column::AffiliateId)
         .all(conn)
         .await
 }

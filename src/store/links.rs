@@ -78,12 +78,18 @@ pub async fn remove_landing_page(
 }
 
 /// Every link of the store, retired ones too, by (affiliate, landing page).
+/// The store's links, current and retired, by (affiliate, landing page); of one affiliate only
+/// when `affiliate` is given.
 pub async fn all(
     conn: &impl ConnectionTrait,
     store: &StoreId,
+    affiliate: Option<i64>,
 ) -> Result<HashMap<(i64, String), Link>, DbErr> {
-    Ok(links::Entity::of_store(store)
-        .all(conn)
+    let mut q = links::Entity::of_store(store);
+    if let Some(id) = affiliate {
+        q = q.filter(links::Column::AffiliateId.eq(id));
+    }
+    Ok(q.all(conn)
         .await?
         .into_iter()
         .map(|l| ((l.affiliate_id, l.landing_page_id.clone()), l))

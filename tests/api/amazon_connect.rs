@@ -377,6 +377,17 @@ async fn affiliate_webhooks_mint_and_retire_links_at_once() {
             1,
         )
         .await;
+    // One affiliate's events touch that affiliate's links alone.
+    w.app
+        .assert_rows("links WHERE affiliate_id <> 77 AND retired_at IS NULL", 2)
+        .await;
+    // Back in the program: the same link again, current.
+    w.app
+        .send(&affiliate_event("affiliate.created", "st_1", 77, "Zoe"))
+        .await;
+    w.app
+        .assert_rows("links WHERE affiliate_id = 77 AND retired_at IS NULL", 1)
+        .await;
 }
 
 #[tokio::test]
