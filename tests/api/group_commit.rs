@@ -44,7 +44,7 @@ fn affiliates(from: i64, to: i64) -> Vec<(String, Value)> {
     (from..=to)
         .map(|a| {
             (
-                format!("msg_a{a}"),
+                format!("burst-{a}"),
                 affiliate_event("affiliate.created", "st_1", a, &format!("Affiliate {a}")),
             )
         })
@@ -65,7 +65,7 @@ async fn deliveries_arriving_together_are_committed_in_one_batch_and_each_answer
     assert_eq!(answers, expected);
     app.assert_counts(&[
         ("affiliates WHERE store_id = 'st_1'", 30),
-        ("webhook_inbox WHERE webhook_id LIKE 'msg_a%'", 30),
+        ("webhook_inbox WHERE webhook_id LIKE 'burst-%'", 30),
     ])
     .await;
     let after = batches(&app).await;
@@ -118,7 +118,7 @@ async fn a_delivery_the_database_refuses_fails_alone_with_503_and_its_neighbours
     // of it is processed once the cause is gone.
     app.assert_counts(&[
         ("affiliates WHERE store_id = 'st_1'", 6),
-        ("webhook_inbox WHERE webhook_id = 'msg_a13'", 0),
+        ("webhook_inbox WHERE webhook_id = 'burst-13'", 0),
     ])
     .await;
     let after = batches(&app).await;

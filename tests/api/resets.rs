@@ -3,7 +3,8 @@
 //! before the request reaches the double (no effect) or once the double has answered (the effect
 //! took place, its answer is lost). Writes (`POST`, `PATCH`) are counted by what happened to them,
 //! with the status of each answer the reset swallowed, so a scenario can find them in the attempts
-//! log; reads are reset too, and counted apart (the clients retry them inline).
+//! log; reads are reset too, and counted apart (Amazon's are retried inline; the program's order
+//! lookup is not, so its reset shows as a status-less attempt of its own).
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
@@ -20,38 +21,45 @@ use tokio::{
 /// {status}" (a write the double answered with `status`, its answer reset) and "read reset" (a
 /// read, either way).
 #[derive(Clone, Default)]
-pub struct Resets(Arc<Mutex<BTreeMap<String, usize>>>);
+pub struct Resets {
+    kinds: Arc<Mutex<BTreeMap<String, usize>>>,
+    relayed: Arc<Mutex<usize>>,
+}
 
 impl Resets {
+    /// The resets by kind.
     pub fn counts(&self) -> BTreeMap<String, usize> {
-        self.0.lock().unwrap().clone()
+        self.kinds.lock().unwrap().clone()
+    }
+
+    fn of(&self, kind: &str) -> usize {
+        self.kinds.lock().unwrap().get(kind).copied().unwrap_or(0)
     }
 
     /// Connections reset in all.
     pub fn total(&self) -> usize {
-        self.0.lock().unwrap().values().sum()
+        self.kinds.lock().unwrap().values().sum()
     }
 
-    /// Writes reset in all, before or after their effect.
+    /// Writes reset, before or after their effect, but for answers the caller had stopped waiting
+    /// for: a "timeout" fault answers 504 after the caller's timeout, and on a slow machine the
+    /// caller may close after that answer came; that attempt counts as a timeout already.
     pub fn writes(&self) -> usize {
-        self.total()
-            - self
-                .0
-                .lock()
-                .unwrap()
-                .get("read reset")
-                .copied()
-                .unwrap_or(0)
+        self.total() - self.of("read reset") - self.of("lost reset 504")
     }
 
     /// Writes whose answer, of this status, was reset after their effect.
     pub fn lost(&self, status: u16) -> usize {
-        let key = format!("lost reset {status}");
-        self.0.lock().unwrap().get(&key).copied().unwrap_or(0)
+        self.of(&format!("lost reset {status}"))
+    }
+
+    /// Requests that came through the proxy, reset or not.
+    pub fn relayed(&self) -> usize {
+        *self.relayed.lock().unwrap()
     }
 
     fn count(&self, kind: String) {
-        *self.0.lock().unwrap().entry(kind).or_default() += 1;
+        *self.kinds.lock().unwrap().entry(kind).or_default() += 1;
     }
 }
 
@@ -135,6 +143,7 @@ async fn relay(
                 };
                 if next_is_request {
                     next_is_request = false;
+                    *resets.relayed.lock().unwrap() += 1;
                     let head = &from_client[..n];
                     write = head.starts_with(b"POST ") || head.starts_with(b"PATCH ");
                     fate = {
