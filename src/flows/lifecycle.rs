@@ -62,10 +62,10 @@ pub async fn affiliate_upserted(
     affiliate: &Affiliate,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    if !stores::is_active(conn, store).await? {
+    // The store's state is checked in the upsert itself: one statement per event.
+    if !affiliates::upsert(conn, store, affiliate, now).await? {
         return Ok(false);
     }
-    affiliates::upsert(conn, store, affiliate, now).await?;
     links::refresh_affiliate(conn, store, affiliate.id.get(), now).await?;
     Ok(true)
 }

@@ -3,9 +3,10 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::affiliates;
+use entity::{states::StoreStatus, stores};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, sea_query::Expr, sea_query::OnConflict,
+    ColumnTrait, ConnectionTrait, DbErr, PaginatorTrait, QueryFilter, QueryOrder,
+    sea_query::{Expr, OnConflict, Query},
 };
 
 use super::StoreScoped;
@@ -18,43 +19,57 @@ use crate::domain::{
 /// An affiliate row (deleted ones keep their row, with `deleted_at`, for their history's names).
 pub use entity::affiliates::Model as AffiliateRow;
 
-/// Creates or updates an affiliate (and revives one that was deleted).
+/// Creates or updates an affiliate (and revives one that was deleted), if the store is installed:
+/// one statement, `INSERT … SELECT` from the store's row. False when the store is not active.
 pub async fn upsert(
     conn: &impl ConnectionTrait,
     store_id: &StoreId,
     affiliate: &Affiliate,
     now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    let row = affiliates::ActiveModel {
-        store_id: Set(store_id.as_str().to_owned()),
-        affiliate_id: Set(affiliate.id.get()),
-        name: Set(storable(affiliate.name.trim()).into_owned()),
-        ref_code: Set(affiliate
-            .ref_code
-            .as_deref()
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .map(|r| storable(r).into_owned())),
-        status: Set(storable(&affiliate.status).into_owned()),
-        deleted_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    };
-    affiliates::Entity::insert(row)
+) -> Result<bool, DbErr> {
+    use affiliates::Column as C;
+    let ref_code = affiliate
+        .ref_code
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| storable(r).into_owned());
+    let mut from_store = Query::select();
+    from_store
+        .exprs([
+            Expr::val(store_id.as_str()),
+            Expr::val(affiliate.id.get()),
+            Expr::val(storable(affiliate.name.trim()).into_owned()),
+            Expr::val(ref_code),
+            Expr::val(storable(&affiliate.status).into_owned()),
+            Expr::val(Option::<DateTime<Utc>>::None),
+            Expr::val(now),
+            Expr::val(now),
+        ])
+        .from(stores::Entity)
+        .and_where(stores::Column::Id.eq(store_id.as_str()))
+        .and_where(stores::Column::Status.eq(StoreStatus::Active));
+    let mut insert = Query::insert();
+    insert
+        .into_table(affiliates::Entity)
+        .columns([
+            C::StoreId,
+            C::AffiliateId,
+            C::Name,
+            C::RefCode,
+            C::Status,
+            C::DeletedAt,
+            C::CreatedAt,
+            C::UpdatedAt,
+        ])
+        .select_from(from_store)
+        .map_err(|e| DbErr::Custom(e.to_string()))?
         .on_conflict(
-            OnConflict::columns([affiliates::Column::StoreId, affiliates::Column::AffiliateId])
-                .update_columns([
-                    affiliates::Column::Name,
-                    affiliates::Column::RefCode,
-                    affiliates::Column::Status,
-                    affiliates::Column::DeletedAt,
-                    affiliates::Column::UpdatedAt,
-                ])
+            OnConflict::columns([C::StoreId, C::AffiliateId])
+                .update_columns([C::Name, C::RefCode, C::Status, C::DeletedAt, C::UpdatedAt])
                 .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+        );
+    Ok(conn.execute(&insert).await?.rows_affected() > 0)
 }
 
 /// Marks an affiliate deleted; the row stays so that its history keeps a name.

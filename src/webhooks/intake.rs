@@ -158,38 +158,56 @@ async fn write(deps: Deps, mut rx: mpsc::Receiver<Waiting>, mut held: watch::Rec
     }
 }
 
+/// The group's inbox rows in one statement, then each new delivery's effect in arrival order.
 async fn commit_together(deps: &Deps, batch: &[Waiting]) -> Result<Vec<Receipt>, DbErr> {
     let txn = deps.db.begin().await?;
+    let arrivals: Vec<_> = batch.iter().map(|w| arrival(&w.delivery)).collect();
+    let mut new = inbox::record_all(&txn, &arrivals).await?;
     let mut receipts = Vec::with_capacity(batch.len());
     for waiting in batch {
-        receipts.push(record_and_apply(&txn, deps, &waiting.delivery).await?);
+        // The first of an id in the group took its row; a later one is a duplicate.
+        receipts.push(if new.remove(&waiting.delivery.webhook_id) {
+            apply_recorded(&txn, deps, &waiting.delivery).await?
+        } else {
+            Receipt::Duplicate
+        });
     }
     txn.commit().await?;
     Ok(receipts)
 }
 
-async fn commit_alone(deps: &Deps, delivery: &Delivery) -> Result<Receipt, DbErr> {
+async fn commit_alone(deps: &Deps, d: &Delivery) -> Result<Receipt, DbErr> {
     let txn = deps.db.begin().await?;
-    let receipt = record_and_apply(&txn, deps, delivery).await?;
+    let receipt = if inbox::record_all(&txn, &[arrival(d)]).await?.is_empty() {
+        Receipt::Duplicate
+    } else {
+        apply_recorded(&txn, deps, d).await?
+    };
     txn.commit().await?;
     Ok(receipt)
 }
 
-/// The inbox row, then the effect. The inbox row comes first: a racing duplicate (in this batch,
-/// or another instance's) waits on its key and then finds it taken. A redacted store must not
-/// stay named anywhere, not even in the inbox.
-async fn record_and_apply(
+/// The delivery's inbox row. The inbox row comes first: a racing duplicate (another instance's)
+/// waits on its key and then finds it taken. A redacted store must not stay named anywhere, not
+/// even in the inbox.
+fn arrival(d: &Delivery) -> inbox::Arrival<'_> {
+    inbox::Arrival {
+        webhook_id: &d.webhook_id,
+        event_type: &d.event_type,
+        store: match &d.event {
+            Event::Redact { .. } => None,
+            other => other.store_id(),
+        },
+        received_at: d.received_at,
+    }
+}
+
+/// The effect of a delivery whose inbox row was just written.
+async fn apply_recorded(
     conn: &impl ConnectionTrait,
     deps: &Deps,
     d: &Delivery,
 ) -> Result<Receipt, DbErr> {
-    let named = match &d.event {
-        Event::Redact { .. } => None,
-        other => other.store_id(),
-    };
-    if !inbox::record(conn, &d.webhook_id, &d.event_type, named, d.received_at).await? {
-        return Ok(Receipt::Duplicate);
-    }
     if super::apply(conn, deps, &d.event, d.received_at).await? {
         Ok(Receipt::Processed)
     } else {
