@@ -6,12 +6,15 @@
 //!   8 and 32 connections (`load`), the median of 3 runs, beside a bare actix-web handler doing the
 //!   same verified durable insert one transaction each and in groups (`ceiling`); and the latency
 //!   at 5,000 deliveries/s;
-//! - daily sync ingest: one store, 1,000 affiliates × 60 days (60,000 report rows) into figures and
-//!   the ledger, first read, then the same report again (a no-op);
+//! - the daily sync of one store, 1,000 affiliates × 60 days (60,000 report rows in 12 pages)
+//!   served by an Amazon double, run by the app's `sync` command in a child process: first read,
+//!   then the same report again (no write), rows/s and peak RSS, beside `serde_json` parsing the
+//!   same pages (`sync`);
 //! - the merchant's pages of that store (goal: under 200 ms each), beside the time of the static
 //!   stylesheet through the same server, which is the floor of any request.
 mod ceiling;
 mod load;
+mod sync;
 
 use std::{
     sync::Arc,
@@ -19,15 +22,11 @@ use std::{
 };
 
 use attribution_bridge::{
-    Application, clients::amazon::report::Figures, clients::amazon::report::Reading,
-    clients::amazon::report::Rows, config::Settings, db, domain::clock::SystemClock,
-    domain::commission::DefaultCommission, domain::currency::Currency, domain::figures::Basis,
-    domain::ids::StoreId, flows::sync::ledger, flows::sync::ledger::Context,
+    Application, config::Settings, db, domain::clock::SystemClock, domain::ids::StoreId,
     webhooks::verify::Verifier,
 };
-use chrono::{Duration, NaiveDate, Utc};
-use rust_decimal::Decimal;
-use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+use chrono::{Duration, Utc};
+use sea_orm::{ConnectionTrait, Database};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -75,10 +74,20 @@ struct Intake {
     mean_batch: f64,
 }
 
+/// Section 2: the sync's two runs and the parser's ceiling.
+struct SyncFigures {
+    rows: i64,
+    first: sync::Run,
+    again: sync::Run,
+    /// Whether the unchanged re-read wrote to the ledger (it must not).
+    writes_again: bool,
+    /// Seconds `serde_json` takes to parse the same pages.
+    ceiling_secs: f64,
+}
+
 struct Figures3 {
     intake: Option<Intake>,
-    ingest_first_secs: f64,
-    ingest_again_secs: f64,
+    sync: SyncFigures,
     /// (median, slowest) in ms, in the order of `PAGES`.
     pages: Vec<(f64, f64)>,
     /// The stylesheet's median, in ms.
@@ -99,18 +108,23 @@ async fn time_get(client: &reqwest::Client, url: &str) -> (f64, f64) {
     (ms[PAGE_RUNS / 2], ms[PAGE_RUNS - 1])
 }
 
-/// The store connected to Amazon (as if the merchant had), so that every page shows its figures.
-async fn connect_amazon(conn: &impl ConnectionTrait) -> Option<()> {
+/// The store connected to Amazon (as if the merchant had, with an access token good for a day),
+/// so that the sync can run and every page shows its figures.
+async fn connect_amazon(conn: &impl ConnectionTrait, settings: &Settings) -> Option<()> {
+    use attribution_bridge::{crypto, flows::tokens};
     use entity::amazon_connections::ActiveModel;
     use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let store = StoreId::parse("st_bench").ok()?;
+    let cipher = crypto::TokenCipher::new(crypto::load_key(settings).ok()?);
+    let seal = |aad: String| Some(cipher.seal(&SecretString::from("Atza|bench"), &aad));
     let now = Utc::now();
     ActiveModel {
         store_id: Set("st_bench".into()),
         region: Set("NA".into()),
         status: Set(entity::states::ConnectionStatus::Connected),
-        refresh_token: Set(None),
-        access_token: Set(None),
-        access_expires_at: Set(None),
+        refresh_token: Set(seal(tokens::refresh_aad(&store))),
+        access_token: Set(seal(tokens::access_aad(&store))),
+        access_expires_at: Set(Some(now + Duration::days(1))),
         profile_id: Set(Some(1)),
         advertiser_id: Set(Some("ad_bench".into())),
         advertiser_name: Set(Some("Bench Brand".into())),
@@ -128,6 +142,57 @@ async fn connect_amazon(conn: &impl ConnectionTrait) -> Option<()> {
     .await
     .ok()
     .map(|_| ())
+}
+
+/// What the ledger holds, in a few numbers: any write to it changes one.
+async fn ledger_fingerprint(conn: &impl ConnectionTrait) -> Option<Vec<String>> {
+    let mut out = vec![];
+    for table in [
+        "daily_figures",
+        "figure_changes",
+        "orders",
+        "order_versions",
+        "unmatched_figures",
+        "jobs",
+    ] {
+        let sql = if table == "jobs" {
+            // The sync's own job is no write to the ledger; a push queued would be.
+            "SELECT CAST(COUNT(*) AS TEXT) AS f FROM jobs WHERE kind = 'push_order'".to_owned()
+        } else if table == "figure_changes" || table == "order_versions" {
+            format!("SELECT CAST(COUNT(*) AS TEXT) AS f FROM {table}")
+        } else {
+            format!(
+                "SELECT CAST(COUNT(*) AS TEXT) || ' ' || COALESCE(CAST(MAX(updated_at) AS TEXT), '') AS f FROM {table}"
+            )
+        };
+        let row = conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                conn.get_database_backend(),
+                sql,
+            ))
+            .await
+            .ok()??;
+        out.push(row.try_get::<String>("", "f").ok()?);
+    }
+    Some(out)
+}
+
+/// The seconds of the store's last two sync runs, as the app recorded them.
+async fn run_secs(conn: &impl ConnectionTrait) -> Option<(f64, f64)> {
+    use sea_orm::{EntityTrait, QueryOrder};
+    let runs = entity::sync_runs::Entity::find()
+        .order_by_asc(entity::sync_runs::Column::Id)
+        .all(conn)
+        .await
+        .ok()?;
+    let secs = |r: &entity::sync_runs::Model| {
+        r.finished_at
+            .map_or(f64::NAN, |f| (f - r.started_at).as_seconds_f64())
+    };
+    match runs.as_slice() {
+        [.., a, b] => Some((secs(a), secs(b))),
+        _ => None,
+    }
 }
 
 async fn fresh_db(kind: &str, dir: &std::path::Path) -> Option<(String, Option<(String, String)>)> {
@@ -152,7 +217,12 @@ async fn fresh_db(kind: &str, dir: &std::path::Path) -> Option<(String, Option<(
 
 /// The settings the app gets for database `url` (the ceiling opens its database with them too).
 fn settings_for(url: &str) -> Option<Settings> {
-    let env = vec![
+    Settings::from_sources(None, env_for(url)).ok()
+}
+
+/// The environment of those settings.
+fn env_for(url: &str) -> Vec<(String, String)> {
+    vec![
         ("APP__SERVER__PORT".to_owned(), "0".to_owned()),
         ("APP__DATABASE__URL".to_owned(), url.to_owned()),
         (
@@ -167,8 +237,7 @@ fn settings_for(url: &str) -> Option<Settings> {
         ("APP__SANDBOX__ENABLED".to_owned(), "false".to_owned()),
         ("APP__DATABASE__MAX_CONNECTIONS".to_owned(), "16".to_owned()),
         ("APP__LOG__LEVEL".to_owned(), "warn".to_owned()),
-    ];
-    Settings::from_sources(None, env).ok()
+    ]
 }
 
 /// The medians of `INTAKE_RUNS` runs at each of `CONNECTIONS` against `url`.
@@ -295,56 +364,30 @@ async fn run(kind: &str) -> Option<Figures3> {
 
     let conn = db::connect(&settings.database).await.ok()?;
     let today = Utc::now().date_naive();
-    let mut rows = Rows::new();
-    for a in 1..=AFFILIATES {
-        for age in 1..=DAYS {
-            let day: NaiveDate = today - Duration::days(age);
-            let cents = (a * 37 + age * 101) % 20_000;
-            let purchases = (a + age) % 4;
-            rows.insert(
-                ("ab_st_bench".to_owned(), format!("a{a}"), day),
-                Reading::Complete(Figures {
-                    clicks: 10 + a % 30,
-                    purchases,
-                    units: purchases,
-                    sales_minor: cents,
-                    total_purchases: purchases,
-                    total_units: purchases,
-                    total_sales_minor: cents,
-                    brb_minor: cents / 10,
-                    ..Default::default()
-                }),
-            );
-        }
-    }
-    let store = StoreId::parse("st_bench").ok()?;
-    let ctx = Context {
-        store: &store,
-        campaign_id: "ab_st_bench",
-        currency: Currency::parse("USD").ok()?,
-        program_currency: Currency::parse("USD").ok()?,
-        confirm_absence: Duration::hours(12),
-        hold_share: Decimal::ONE,
-        commission_since: Utc::now() - Duration::days(1),
-        commission: DefaultCommission::from_columns("percentage", "10").ok()?,
-        basis: Basis::Promoted,
-        today,
-        push_after_days: 2,
-        from: today - Duration::days(DAYS),
-        to: today - Duration::days(1),
-        now: Utc::now(),
-    };
-    let mut timings = vec![];
-    for _ in 0..2 {
-        let started = Instant::now();
-        let txn = conn.begin().await.ok()?;
-        ledger::ingest(&txn, &ctx, &rows).await.ok()?;
-        txn.commit().await.ok()?;
-        timings.push(started.elapsed().as_secs_f64());
-    }
+    // Section 2: the daily sync, through the app's own command, against an Amazon double.
+    connect_amazon(&conn, &settings).await?;
+    let pages = sync::pages("ab_st_bench", AFFILIATES, DAYS, today);
+    let ceiling_secs = sync::parse_ceiling(&pages);
+    let double = sync::double(pages);
+    let mut env = env_for(&url);
+    env.extend(
+        [
+            ("APP__AMAZON__API_URL", double.as_str()),
+            ("APP__PROGRAM__API_URL", double.as_str()),
+            ("APP__PROGRAM__ALLOWED_PRIVATE_HOSTS", "127.0.0.1"),
+            // Only the oldest day's orders are due: the pushes stay out of the sync's figures.
+            ("APP__SYNC__PUSH_AFTER_DAYS", "60"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let first_mb = sync::run_child("st_bench", &env);
+    let before = ledger_fingerprint(&conn).await?;
+    let again_mb = sync::run_child("st_bench", &env);
+    let after = ledger_fingerprint(&conn).await?;
+    let writes_again = after != before;
+    let runs = run_secs(&conn).await?;
 
     // The merchant's pages of that store, through a merchant session.
-    connect_amazon(&conn).await?;
     let merchant = reqwest::Client::builder().cookie_store(true).build().ok()?;
     let ts = Utc::now().timestamp().to_string();
     let sig = signer.sign(&["st_bench".as_bytes(), ts.as_bytes()]);
@@ -370,8 +413,19 @@ async fn run(kind: &str) -> Option<Figures3> {
 
     Some(Figures3 {
         intake,
-        ingest_first_secs: timings[0],
-        ingest_again_secs: timings[1],
+        sync: SyncFigures {
+            rows: AFFILIATES * DAYS,
+            first: sync::Run {
+                secs: runs.0,
+                peak_mb: first_mb,
+            },
+            again: sync::Run {
+                secs: runs.1,
+                peak_mb: again_mb,
+            },
+            writes_again,
+            ceiling_secs,
+        },
         pages,
         floor_ms,
     })
@@ -447,33 +501,64 @@ fn intake_table(sqlite: &Figures3, postgres: Option<&Figures3>) {
     println!();
 }
 
+/// Section 2: the daily sync beside the parser's ceiling.
+fn sync_table(sqlite: &Figures3, postgres: Option<&Figures3>) {
+    println!(
+        "2. Daily sync: {AFFILIATES} affiliates × {DAYS} days ({} report rows, 12 pages) from an Amazon \
+         double, by the `sync` command; the ceiling is serde_json parsing the same pages",
+        AFFILIATES * DAYS
+    );
+    println!();
+    println!(
+        "| database | read | seconds | rows/s | peak RSS | ledger written | ceiling: serde_json rows/s |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (name, f) in [("SQLite", Some(sqlite)), ("PostgreSQL", postgres)] {
+        let Some(f) = f.map(|f| &f.sync) else {
+            println!("| {name} | (set BENCH_POSTGRES) | | | | | |");
+            continue;
+        };
+        let rate = |secs: f64| f.rows as f64 / secs;
+        for (read, run, written) in [
+            ("first", f.first, "yes".to_owned()),
+            (
+                "same report again",
+                f.again,
+                if f.writes_again {
+                    "YES (must not)"
+                } else {
+                    "no"
+                }
+                .to_owned(),
+            ),
+        ] {
+            println!(
+                "| {name} | {read} | {:.2} s | {:.0} | {:.0} MB | {written} | {:.0} |",
+                run.secs,
+                rate(run.secs),
+                run.peak_mb,
+                rate(f.ceiling_secs)
+            );
+        }
+    }
+    println!();
+}
+
 #[tokio::main]
-async fn main() {
+async fn main() -> std::process::ExitCode {
+    // The bench runs the app's own `sync` command in a child of itself (see `sync::run_child`).
+    if std::env::var_os("BENCH_CHILD").is_some() {
+        let code = attribution_bridge::cli::run().await;
+        eprintln!("bench_peak_kb={}", sync::peak_kb());
+        return code;
+    }
     let sqlite = run("sqlite").await.expect("SQLite benchmark ran");
     let postgres = run("postgres").await;
     let cell = |f: Option<&Figures3>, pick: &dyn Fn(&Figures3) -> String| {
         f.map_or("(set BENCH_POSTGRES)".to_owned(), pick)
     };
     intake_table(&sqlite, postgres.as_ref());
-    println!("| measure | SQLite | PostgreSQL |");
-    println!("|---|---|---|");
-    println!(
-        "| sync ingest, {AFFILIATES} affiliates × {DAYS} days, first read | {:.2} s | {} |",
-        sqlite.ingest_first_secs,
-        cell(postgres.as_ref(), &|f| format!(
-            "{:.2} s",
-            f.ingest_first_secs
-        ))
-    );
-    println!(
-        "| same report again (no change, no write) | {:.2} s | {} |",
-        sqlite.ingest_again_secs,
-        cell(postgres.as_ref(), &|f| format!(
-            "{:.2} s",
-            f.ingest_again_secs
-        ))
-    );
-    println!();
+    sync_table(&sqlite, postgres.as_ref());
     println!(
         "| merchant page, {AFFILIATES} affiliates × {DAYS} days (goal < 200 ms) | SQLite median (slowest of {PAGE_RUNS}) | PostgreSQL median (slowest) |"
     );
@@ -491,4 +576,5 @@ async fn main() {
         sqlite.floor_ms,
         cell(postgres.as_ref(), &|f| format!("{:.1} ms", f.floor_ms))
     );
+    std::process::ExitCode::SUCCESS
 }

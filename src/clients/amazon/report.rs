@@ -1,6 +1,6 @@
 //! The PERFORMANCE report grouped by ADGROUP (DESIGN §4.3), every page, read leniently: metrics as
 //! strings or numbers, `null` ad groups, `cursorId` empty, null or absent on the last page.
-use std::collections::BTreeMap;
+use std::{borrow::Cow, collections::BTreeMap};
 
 use chrono::NaiveDate;
 use serde_json::{Value, json};
@@ -88,17 +88,19 @@ fn text(v: Option<&Value>) -> Option<String> {
 }
 
 /// A metric's text: `None` when absent, null or `""`; `Err` when it is there but no number.
-fn metric(row: &Value, key: &str) -> Result<Option<String>, ()> {
+fn metric<'a>(row: &'a Value, key: &str) -> Result<Option<Cow<'a, str>>, ()> {
     match row.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(Value::String(s)) => Ok(Some(Cow::Borrowed(s))),
+        Some(Value::Number(n)) => Ok(Some(Cow::Owned(n.to_string()))),
         Some(_) => Err(()),
     }
 }
 
-/// The metrics a commission is computed from: each must be there and numeric.
+/// The metrics a commission is computed from: each must be there and numeric (`figures` reads
+/// them with `required`).
+#[cfg(test)]
 const REQUIRED: [&str; 4] = [
     "attributedSales14d",
     "totalAttributedSales14d",
@@ -106,45 +108,33 @@ const REQUIRED: [&str; 4] = [
     "attributedTotalPurchases14d",
 ];
 
-/// A row's figures, or `None` when it is incomplete. Traffic metrics and the Brand Referral
-/// Bonus may be missing (Amazon omits `brb_bonus_amount` for non-BRB advertisers): they count
-/// as zero; but none may be there and not a number.
+/// A metric that may be missing (Amazon omits `brb_bonus_amount` for non-BRB advertisers, traffic
+/// metrics may be absent): it counts as zero, but it may not be there and not a number.
+fn optional<'a>(row: &'a Value, key: &str) -> Option<Cow<'a, str>> {
+    Some(metric(row, key).ok()?.unwrap_or(Cow::Borrowed("0")))
+}
+
+/// A row's figures, or `None` when it is incomplete: one of `REQUIRED` missing, or any metric
+/// there but not a number, negative or beyond `MAX_FIGURE`.
 fn figures(row: &Value, exponent: u32) -> Option<Figures> {
-    let mut values = std::collections::HashMap::new();
-    for key in [
-        "Click-throughs",
-        "attributedDetailPageViewsClicks14d",
-        "attributedAddToCartClicks14d",
-        "unitsSold14d",
-        "totalUnitsSold14d",
-        "brb_bonus_amount",
-    ]
-    .into_iter()
-    .chain(REQUIRED)
-    {
-        let text = metric(row, key).ok()?;
-        if text.is_none() && REQUIRED.contains(&key) {
-            return None;
-        }
-        values.insert(key, text.unwrap_or_default());
-    }
     // A negative figure, or one beyond any real link's day, is no reading Amazon gives: never
     // trusted, so the row is incomplete. The bound also keeps every sum the pages and the ledger
     // add up (a million such rows) inside a 64-bit integer.
     let plausible = |n: &i64| (0..=MAX_FIGURE).contains(n);
-    let count = |k: &str| to_count(&values[k]).ok().filter(plausible);
-    let money = |k: &str| to_minor(&values[k], exponent).ok().filter(plausible);
+    let required = |k: &str| metric(row, k).ok().flatten();
+    let count = |t: Option<Cow<'_, str>>| to_count(&t?).ok().filter(plausible);
+    let money = |t: Option<Cow<'_, str>>| to_minor(&t?, exponent).ok().filter(plausible);
     Some(Figures {
-        clicks: count("Click-throughs")?,
-        detail_page_views: count("attributedDetailPageViewsClicks14d")?,
-        add_to_carts: count("attributedAddToCartClicks14d")?,
-        purchases: count("attributedPurchases14d")?,
-        units: count("unitsSold14d")?,
-        sales_minor: money("attributedSales14d")?,
-        total_purchases: count("attributedTotalPurchases14d")?,
-        total_units: count("totalUnitsSold14d")?,
-        total_sales_minor: money("totalAttributedSales14d")?,
-        brb_minor: money("brb_bonus_amount")?,
+        clicks: count(optional(row, "Click-throughs"))?,
+        detail_page_views: count(optional(row, "attributedDetailPageViewsClicks14d"))?,
+        add_to_carts: count(optional(row, "attributedAddToCartClicks14d"))?,
+        purchases: count(required("attributedPurchases14d"))?,
+        units: count(optional(row, "unitsSold14d"))?,
+        sales_minor: money(required("attributedSales14d"))?,
+        total_purchases: count(required("attributedTotalPurchases14d"))?,
+        total_units: count(optional(row, "totalUnitsSold14d"))?,
+        total_sales_minor: money(required("totalAttributedSales14d"))?,
+        brb_minor: money(optional(row, "brb_bonus_amount"))?,
     })
 }
 
@@ -152,16 +142,17 @@ fn figures(row: &Value, exponent: u32) -> Option<Figures> {
 /// row); a key that an earlier page had already is a repeat and makes it incomplete. A page that
 /// is not a report, or a row without a readable date, is an error: it must not read as "no sales".
 pub fn read_page(page: &Value, exponent: u32, rows: &mut Rows) -> Result<usize, BadRow> {
+    const NONE: &[Value] = &[];
     let list = page
         .get("reports")
         .and_then(Value::as_array)
-        .cloned()
+        .map(Vec::as_slice)
         .or_else(|| {
             // An empty page may leave the list out, but then it says it is empty.
             let empty = ["size", "count"]
                 .iter()
                 .any(|k| page.get(*k).and_then(Value::as_u64) == Some(0));
-            empty.then(Vec::new)
+            empty.then_some(NONE)
         })
         .ok_or_else(|| BadRow {
             row: page.to_string().chars().take(300).collect(),
@@ -169,7 +160,7 @@ pub fn read_page(page: &Value, exponent: u32, rows: &mut Rows) -> Result<usize, 
         })?;
 
     let mut page_rows = Rows::new();
-    for row in &list {
+    for row in list {
         let bad = |problem: String| BadRow {
             row: row.to_string().chars().take(300).collect(),
             problem,
