@@ -1,19 +1,18 @@
 //! The ledger's tables: daily figures per (affiliate, day) with their history of changes,
 //! unmatched rows, and orders with their versions and pushed state (DESIGN §2 steps 5–7).
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{daily_figures, figure_changes, order_versions, orders, unmatched_figures};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, sea_query::Expr,
+    ActiveEnum, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr,
+    EntityTrait, IdenStatic, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select, sea_query::Expr,
 };
 
-use super::{HoldState, PushState, StoreScoped, insert_all};
+use super::{BATCH, HoldState, OrderStatus, PushState, StoreScoped, insert_all};
 use crate::domain::{currency::Currency, figures::Figures, ids::StoreId};
 
-/// A day's stored figures of one affiliate.
-pub use entity::daily_figures::Model as DailyFigures;
 /// One version of an order, as it was computed.
 pub use entity::order_versions::Model as OrderVersion;
 /// One order per (store, affiliate, day): what it should say (`version`) and what the program
@@ -26,23 +25,6 @@ pub use entity::unmatched_figures::Model as Unmatched;
 pub type Key = (i64, NaiveDate);
 /// (campaign id, ad group id, day): the key of unmatched rows.
 pub type UnmatchedKey = (String, String, NaiveDate);
-
-impl From<&DailyFigures> for Figures {
-    fn from(m: &DailyFigures) -> Self {
-        Figures {
-            clicks: m.clicks,
-            detail_page_views: m.detail_page_views,
-            add_to_carts: m.add_to_carts,
-            purchases: m.purchases,
-            units: m.units,
-            sales_minor: m.sales_minor,
-            total_purchases: m.total_purchases,
-            total_units: m.total_units,
-            total_sales_minor: m.total_sales_minor,
-            brb_minor: m.brb_minor,
-        }
-    }
-}
 
 fn set_figures(row: &mut daily_figures::ActiveModel, f: &Figures) {
     row.clicks = Set(f.clicks);
@@ -67,41 +49,186 @@ async fn keyed<E: EntityTrait, K: Ord>(
     Ok(rows.into_iter().map(|m| (key(&m), m)).collect())
 }
 
-/// The store's stored figures of `from..=to`.
+/// A stored day's figures, and since when readings have had no row for it (DESIGN §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDay {
+    pub figures: Figures,
+    pub absent_since: Option<DateTime<Utc>>,
+}
+
+/// The store's stored figures of `from..=to`, read in bulk (see [`packed`]).
 pub async fn figures_in(
     conn: &impl ConnectionTrait,
     store: &StoreId,
     (from, to): (NaiveDate, NaiveDate),
-) -> Result<BTreeMap<Key, DailyFigures>, DbErr> {
-    let q =
-        daily_figures::Entity::of_store(store).filter(daily_figures::Column::Day.between(from, to));
-    keyed(conn, q, |m| (m.affiliate_id, m.day)).await
+) -> Result<BTreeMap<Key, StoredDay>, DbErr> {
+    use daily_figures::Column as C;
+    let in_range = || daily_figures::Entity::of_store(store).filter(C::Day.between(from, to));
+    let fields = [
+        C::Clicks,
+        C::DetailPageViews,
+        C::AddToCarts,
+        C::Purchases,
+        C::Units,
+        C::SalesMinor,
+        C::TotalPurchases,
+        C::TotalUnits,
+        C::TotalSalesMinor,
+        C::BrbMinor,
+    ];
+    let mut out = BTreeMap::new();
+    packed(
+        conn,
+        in_range(),
+        (C::AffiliateId, C::Day),
+        &fields,
+        |key, values| {
+            let n = |i: usize| number(values[i]);
+            let figures = Figures {
+                clicks: n(0)?,
+                detail_page_views: n(1)?,
+                add_to_carts: n(2)?,
+                purchases: n(3)?,
+                units: n(4)?,
+                sales_minor: n(5)?,
+                total_purchases: n(6)?,
+                total_units: n(7)?,
+                total_sales_minor: n(8)?,
+                brb_minor: n(9)?,
+            };
+            out.insert(
+                key,
+                StoredDay {
+                    figures,
+                    absent_since: None,
+                },
+            );
+            Ok(())
+        },
+    )
+    .await?;
+    // Few days are ever absent: their instants are read as they are typed.
+    let absent: Vec<(i64, NaiveDate, DateTime<Utc>)> = in_range()
+        .filter(C::AbsentSince.is_not_null())
+        .select_only()
+        .columns([C::AffiliateId, C::Day, C::AbsentSince])
+        .into_tuple()
+        .all(conn)
+        .await?;
+    for (affiliate_id, day, since) in absent {
+        if let Some(d) = out.get_mut(&(affiliate_id, day)) {
+            d.absent_since = Some(since);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the rows `query` selects as few: each row's day and `fields` as text joined by `,`, the
+/// rows of one affiliate joined by `;` (`group_concat`, `string_agg`), so that a store's 60 days
+/// come back as one row per affiliate instead of one per day (fetching row by row was most of a
+/// sync's time and memory). `visit` gets each row's key and its fields' texts, in the order of
+/// `fields`; those must be integer or state columns, whose texts hold neither `,` nor `;`.
+async fn packed<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    query: Select<E>,
+    (affiliate, day): (E::Column, E::Column),
+    fields: &[E::Column],
+    mut visit: impl FnMut(Key, &[&str]) -> Result<(), DbErr>,
+) -> Result<(), DbErr> {
+    let backend = conn.get_database_backend();
+    // ISO whatever the server's DateStyle.
+    let day = match backend {
+        DbBackend::Postgres => format!("to_char(\"{}\", 'YYYY-MM-DD')", day.as_str()),
+        _ => format!("CAST(\"{}\" AS TEXT)", day.as_str()),
+    };
+    let row = std::iter::once(day)
+        .chain(
+            fields
+                .iter()
+                .map(|c| format!("COALESCE(CAST(\"{}\" AS TEXT), '')", c.as_str())),
+        )
+        .collect::<Vec<_>>()
+        .join(" || ',' || ");
+    let aggregate = match backend {
+        DbBackend::Postgres => format!("string_agg({row}, ';')"),
+        _ => format!("group_concat({row}, ';')"),
+    };
+    let groups: Vec<(i64, String)> = query
+        .select_only()
+        .column(affiliate)
+        .column_as(Expr::cust(aggregate), "packed")
+        .group_by(affiliate)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut values = Vec::with_capacity(fields.len() + 1);
+    for (affiliate_id, text) in &groups {
+        for row in text.split(';') {
+            values.clear();
+            values.extend(row.split(','));
+            let day = values
+                .first()
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .filter(|_| values.len() == fields.len() + 1)
+                .ok_or_else(|| DbErr::Custom(format!("a stored row is unreadable: {row:?}")))?;
+            visit((*affiliate_id, day), &values[1..])?;
+        }
+    }
+    Ok(())
+}
+
+fn number(text: &str) -> Result<i64, DbErr> {
+    text.parse()
+        .map_err(|_| DbErr::Custom(format!("a stored figure is not a number: {text:?}")))
 }
 
 /// Replaces a stored day's figures; the day is present again.
 pub async fn update_figures(
     conn: &impl ConnectionTrait,
-    row: DailyFigures,
+    store: &StoreId,
+    (affiliate_id, day): Key,
     f: &Figures,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let mut row: daily_figures::ActiveModel = row.into();
-    set_figures(&mut row, f);
-    row.absent_since = Set(None);
-    row.updated_at = Set(now);
-    row.update(conn).await?;
+    use daily_figures::Column as C;
+    let values = [
+        (C::Clicks, f.clicks),
+        (C::DetailPageViews, f.detail_page_views),
+        (C::AddToCarts, f.add_to_carts),
+        (C::Purchases, f.purchases),
+        (C::Units, f.units),
+        (C::SalesMinor, f.sales_minor),
+        (C::TotalPurchases, f.total_purchases),
+        (C::TotalUnits, f.total_units),
+        (C::TotalSalesMinor, f.total_sales_minor),
+        (C::BrbMinor, f.brb_minor),
+    ];
+    let mut update = daily_figures::Entity::update_of_store(store)
+        .filter(C::AffiliateId.eq(affiliate_id))
+        .filter(C::Day.eq(day))
+        .col_expr(C::AbsentSince, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(C::UpdatedAt, Expr::value(now));
+    for (column, value) in values {
+        update = update.col_expr(column, Expr::value(value));
+    }
+    update.exec(conn).await?;
     Ok(())
 }
 
 /// Marks when a reading first had no row for a stored day (`Some`), or that it has one again.
 pub async fn set_absent_since(
     conn: &impl ConnectionTrait,
-    row: DailyFigures,
+    store: &StoreId,
+    (affiliate_id, day): Key,
     since: Option<DateTime<Utc>>,
 ) -> Result<(), DbErr> {
-    let mut row: daily_figures::ActiveModel = row.into();
-    row.absent_since = Set(since);
-    row.update(conn).await?;
+    use daily_figures::Column as C;
+    daily_figures::Entity::update_of_store(store)
+        .filter(C::AffiliateId.eq(affiliate_id))
+        .filter(C::Day.eq(day))
+        .col_expr(C::AbsentSince, Expr::value(since))
+        .exec(conn)
+        .await?;
     Ok(())
 }
 
@@ -247,14 +374,161 @@ pub async fn other_currency(
         .map(|o| o.currency))
 }
 
-/// The store's orders of `from..=to`.
-pub async fn orders_in(
+/// What deciding an order's next step needs of it: its figures, amounts and states, not its
+/// texts. Read in bulk by [`order_states_in`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderState {
+    pub clicks: i64,
+    pub purchases: i64,
+    pub units: i64,
+    pub sales_minor: i64,
+    pub commission_minor: i64,
+    pub status: OrderStatus,
+    pub version: i32,
+    pub pushed_version: i32,
+    pub push_state: PushState,
+    /// What the program was last told the commission is, in minor units.
+    pub pushed_commission_minor: Option<i64>,
+    pub hold_state: Option<HoldState>,
+}
+
+impl From<&Order> for OrderState {
+    fn from(o: &Order) -> Self {
+        Self {
+            clicks: o.clicks,
+            purchases: o.purchases,
+            units: o.units,
+            sales_minor: o.sales_minor,
+            commission_minor: o.commission_minor,
+            status: o.status,
+            version: o.version,
+            pushed_version: o.pushed_version,
+            push_state: o.push_state,
+            pushed_commission_minor: o.pushed_commission_minor,
+            hold_state: o.hold_state,
+        }
+    }
+}
+
+/// The state of each of the store's orders of `from..=to`, read in bulk (see [`packed`]).
+pub async fn order_states_in(
     conn: &impl ConnectionTrait,
     store: &StoreId,
     (from, to): (NaiveDate, NaiveDate),
+) -> Result<BTreeMap<Key, OrderState>, DbErr> {
+    use orders::Column as C;
+    let query = orders::Entity::of_store(store).filter(C::Day.between(from, to));
+    let fields = [
+        C::Clicks,
+        C::Purchases,
+        C::Units,
+        C::SalesMinor,
+        C::CommissionMinor,
+        C::Status,
+        C::Version,
+        C::PushedVersion,
+        C::PushState,
+        C::PushedCommissionMinor,
+        C::HoldState,
+    ];
+    let mut out = BTreeMap::new();
+    packed(conn, query, (C::AffiliateId, C::Day), &fields, |key, v| {
+        let n = |i: usize| number(v[i]);
+        let small = |i: usize| {
+            i32::try_from(n(i)?).map_err(|_| DbErr::Custom(format!("a version is {}", v[i])))
+        };
+        let optional = |i: usize| (!v[i].is_empty()).then(|| v[i].to_owned());
+        out.insert(
+            key,
+            OrderState {
+                clicks: n(0)?,
+                purchases: n(1)?,
+                units: n(2)?,
+                sales_minor: n(3)?,
+                commission_minor: n(4)?,
+                status: OrderStatus::try_from_value(&v[5].to_owned())?,
+                version: small(6)?,
+                pushed_version: small(7)?,
+                push_state: PushState::try_from_value(&v[8].to_owned())?,
+                pushed_commission_minor: optional(9).map(|t| number(&t)).transpose()?,
+                hold_state: optional(10)
+                    .map(|t| HoldState::try_from_value(&t))
+                    .transpose()?,
+            },
+        );
+        Ok(())
+    })
+    .await?;
+    Ok(out)
+}
+
+/// The store's orders of `from..=to` computed before `since` (the default commission's last
+/// change): they move with the commission.
+pub async fn computed_before(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    (from, to): (NaiveDate, NaiveDate),
+    since: DateTime<Utc>,
+) -> Result<BTreeSet<Key>, DbErr> {
+    let keys: Vec<Key> = orders::Entity::of_store(store)
+        .filter(orders::Column::Day.between(from, to))
+        .filter(orders::Column::ComputedAt.lt(since))
+        .select_only()
+        .columns([orders::Column::AffiliateId, orders::Column::Day])
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(keys.into_iter().collect())
+}
+
+/// The proposal held (or discarded) on each of the store's orders of `from..=to` that has one.
+pub async fn held_in(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    (from, to): (NaiveDate, NaiveDate),
+) -> Result<BTreeMap<Key, String>, DbErr> {
+    let rows: Vec<(i64, NaiveDate, String)> = orders::Entity::of_store(store)
+        .filter(orders::Column::Day.between(from, to))
+        .filter(orders::Column::Held.is_not_null())
+        .select_only()
+        .columns([
+            orders::Column::AffiliateId,
+            orders::Column::Day,
+            orders::Column::Held,
+        ])
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|(a, d, h)| ((a, d), h)).collect())
+}
+
+/// The store's orders of these keys, whole (to be written).
+pub async fn orders_of_keys(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    keys: &BTreeSet<Key>,
 ) -> Result<BTreeMap<Key, Order>, DbErr> {
-    let q = orders::Entity::of_store(store).filter(orders::Column::Day.between(from, to));
-    keyed(conn, q, |o| (o.affiliate_id, o.day)).await
+    let affiliates: BTreeSet<i64> = keys.iter().map(|k| k.0).collect();
+    let (Some(from), Some(to)) = (
+        keys.iter().map(|k| k.1).min(),
+        keys.iter().map(|k| k.1).max(),
+    ) else {
+        return Ok(BTreeMap::new());
+    };
+    let affiliates: Vec<i64> = affiliates.into_iter().collect();
+    let mut out = BTreeMap::new();
+    for chunk in affiliates.chunks(BATCH) {
+        let q = orders::Entity::of_store(store)
+            .filter(orders::Column::AffiliateId.is_in(chunk.iter().copied()))
+            .filter(orders::Column::Day.between(from, to));
+        for o in q.all(conn).await? {
+            let key = (o.affiliate_id, o.day);
+            if keys.contains(&key) {
+                out.insert(key, o);
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub async fn find_order(
@@ -304,19 +578,26 @@ fn version_row(o: &Order) -> order_versions::ActiveModel {
     }
 }
 
-/// Holds a decrease for the merchant: `proposal` is the JSON of what it would set.
+/// Holds a decrease of the order for the merchant: `proposal` is the JSON of what it would set.
 pub async fn hold(
     conn: &impl ConnectionTrait,
-    order: Order,
+    store: &StoreId,
+    (affiliate_id, day): Key,
     proposal: String,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let mut row: orders::ActiveModel = order.into();
-    row.held = Set(Some(proposal));
-    row.hold_state = Set(Some(HoldState::Held));
-    row.held_at = Set(Some(now));
-    row.updated_at = Set(now);
-    row.update(conn).await?;
+    orders::Entity::update_of_store(store)
+        .filter(orders::Column::AffiliateId.eq(affiliate_id))
+        .filter(orders::Column::Day.eq(day))
+        .col_expr(orders::Column::Held, Expr::value(Some(proposal)))
+        .col_expr(
+            orders::Column::HoldState,
+            Expr::value(Some(HoldState::Held)),
+        )
+        .col_expr(orders::Column::HeldAt, Expr::value(Some(now)))
+        .col_expr(orders::Column::UpdatedAt, Expr::value(now))
+        .exec(conn)
+        .await?;
     Ok(())
 }
 

@@ -102,7 +102,7 @@ pub async fn ingest(
         let (affiliate_id, day) = key;
         let age = ctx.age(day);
         let stored = existing.remove(&key);
-        let old = stored.as_ref().map(Figures::from);
+        let old = stored.as_ref().map(|d| d.figures.clone());
         if age < 1 {
             continue;
         }
@@ -112,7 +112,7 @@ pub async fn ingest(
                 // Never read as zero: the day keeps its last complete figures. Amazon has a row
                 // for it, so it is not absent either.
                 summary.incomplete += 1;
-                present_again(conn, stored).await?;
+                present_again(conn, ctx, key, stored).await?;
                 if let Some(old) = old {
                     current.insert(key, old);
                 }
@@ -126,10 +126,10 @@ pub async fn ingest(
                 };
                 let since = row.absent_since;
                 let confirmed = since.is_some_and(|t| ctx.now - t >= ctx.confirm_absence);
-                let old = Figures::from(&row);
+                let old = row.figures.clone();
                 if !confirmed {
                     if since.is_none() && old != Figures::default() {
-                        rows::set_absent_since(conn, row, Some(ctx.now)).await?;
+                        rows::set_absent_since(conn, store, key, Some(ctx.now)).await?;
                     }
                     current.insert(key, old);
                     continue;
@@ -139,7 +139,7 @@ pub async fn ingest(
         };
         let unchanged = old.as_ref() == Some(&new) || (old.is_none() && new == Figures::default());
         if unchanged {
-            present_again(conn, stored).await?;
+            present_again(conn, ctx, key, stored).await?;
             if let Some(old) = old {
                 current.insert(key, old);
             }
@@ -158,8 +158,8 @@ pub async fn ingest(
             continue;
         }
         match stored {
-            Some(row) => {
-                rows::update_figures(conn, row, &new, ctx.now).await?;
+            Some(_) => {
+                rows::update_figures(conn, store, key, &new, ctx.now).await?;
                 record_change(conn, ctx, affiliate_id, day, changes, true).await?;
             }
             None => fresh.push((key, new.clone())),
@@ -181,10 +181,12 @@ pub async fn ingest(
 /// Amazon has a row for the stored day again: it no longer counts as absent.
 async fn present_again(
     conn: &impl ConnectionTrait,
-    stored: Option<rows::DailyFigures>,
+    ctx: &Context<'_>,
+    key: Key,
+    stored: Option<rows::StoredDay>,
 ) -> Result<(), JobError> {
-    if let Some(row) = stored.filter(|r| r.absent_since.is_some()) {
-        rows::set_absent_since(conn, row, None).await?;
+    if stored.is_some_and(|r| r.absent_since.is_some()) {
+        rows::set_absent_since(conn, ctx.store, key, None).await?;
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ use crate::{
     jobs::JobError,
     store::{
         HoldState, OrderStatus, PushState, connections, jobs,
-        ledger::{self as rows, Key, Order},
+        ledger::{self as rows, Key, Order, OrderState},
     },
 };
 
@@ -76,12 +76,12 @@ impl Proposal {
 
     /// Whether the affiliate would see a different order (clicks and units alone are no reason
     /// to e-mail them).
-    fn amounts_differ(&self, o: &Order) -> bool {
+    fn amounts_differ(&self, o: &OrderState) -> bool {
         (o.sales_minor, o.commission_minor, o.status)
             != (self.sales_minor, self.commission_minor, self.status)
     }
 
-    fn differs(&self, o: &Order) -> bool {
+    fn differs(&self, o: &OrderState) -> bool {
         self.amounts_differ(o)
             || (o.clicks, o.purchases, o.units) != (self.clicks, self.purchases, self.units)
     }
@@ -91,28 +91,54 @@ impl Proposal {
     }
 }
 
-/// Whether a decrease of `o` is Amazon's doing: the order was computed under the default
-/// commission that still applies. A cut the merchant made (a lower default commission) is theirs
-/// to make and is never held.
-fn by_amazon(ctx: &Context<'_>, o: &Order) -> bool {
-    o.computed_at >= ctx.commission_since
+/// What writing a proposal into an order changes, when it changes anything.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    /// Its amounts or status: a new version.
+    amounts_changed: bool,
+    /// Anything the order says.
+    differs: bool,
+    /// Its push is due and none is queued.
+    enqueue: bool,
 }
 
-/// The decreases of one pass, and the window's pushed commission they would cut into.
+impl Plan {
+    /// `None` when the order already says `p`, needs no push and holds nothing.
+    fn of(o: &OrderState, p: &Proposal, due: bool) -> Option<Self> {
+        let amounts_changed = p.amounts_differ(o);
+        let version = o.version + i32::from(amounts_changed);
+        // Pending means a push job is queued or running already.
+        let enqueue = due
+            && o.pushed_version < version
+            && o.push_state != PushState::Dead
+            && o.push_state != PushState::Pending;
+        let differs = p.differs(o);
+        (differs || enqueue || o.hold_state.is_some()).then_some(Self {
+            amounts_changed,
+            differs,
+            enqueue,
+        })
+    }
+}
+
+/// The decreases of one pass, and the window's pushed commission they would cut into. Only
+/// Amazon's decreases count (`by_amazon`): a cut the merchant made (a lower default commission)
+/// is theirs to make and is never held.
 fn must_hold(
     ctx: &Context<'_>,
-    existing: &BTreeMap<Key, Order>,
+    existing: &BTreeMap<Key, OrderState>,
+    by_amazon: impl Fn(&Key) -> bool,
     proposals: &[(Key, Proposal)],
 ) -> bool {
     let pushed: i64 = existing
-        .values()
-        .filter(|o| ctx.is_open(o.day))
-        .filter_map(|o| o.pushed_commission_minor)
+        .iter()
+        .filter(|(key, _)| ctx.is_open(key.1))
+        .filter_map(|(_, o)| o.pushed_commission_minor)
         .sum();
     let cut: i64 = proposals
         .iter()
         .filter_map(|(key, p)| {
-            let o = existing.get(key).filter(|o| by_amazon(ctx, o))?;
+            let o = existing.get(key).filter(|_| by_amazon(key))?;
             let paid = o.pushed_commission_minor?;
             (p.commission_minor < paid).then_some(paid - p.commission_minor)
         })
@@ -127,7 +153,12 @@ pub async fn bring_in_line(
     ctx: &Context<'_>,
     figures: &BTreeMap<Key, Figures>,
 ) -> Result<Outcome, JobError> {
-    let existing = rows::orders_in(conn, ctx.store, (ctx.from, ctx.to)).await?;
+    let range = (ctx.from, ctx.to);
+    let existing = rows::order_states_in(conn, ctx.store, range).await?;
+    // Orders computed under an older default commission move with it; the rest are Amazon's.
+    let stale = rows::computed_before(conn, ctx.store, range, ctx.commission_since).await?;
+    let by_amazon = |key: &Key| !stale.contains(key);
+    let held_on = rows::held_in(conn, ctx.store, range).await?;
     let keys: BTreeSet<Key> = figures.keys().chain(existing.keys()).copied().collect();
     let mut proposals = Vec::new();
     for key in keys {
@@ -136,9 +167,10 @@ pub async fn bring_in_line(
             proposals.push((key, Proposal::of(ctx, key, &f)?));
         }
     }
-    let hold = must_hold(ctx, &existing, &proposals);
+    let hold = must_hold(ctx, &existing, by_amazon, &proposals);
     let basis = format!("{} of {}", ctx.commission, ctx.basis.label());
-    let (mut new_orders, mut new_jobs) = (Vec::new(), Vec::new());
+    let (mut new_orders, mut new_jobs) = (Vec::new(), BTreeMap::new());
+    let mut writes = BTreeMap::new();
     let (mut held, mut newly_held) = (0, 0);
     for (key, p) in proposals {
         let due = ctx.age(key.1) >= i64::from(ctx.push_after_days);
@@ -146,30 +178,46 @@ pub async fn bring_in_line(
             if p.commission_minor > 0 {
                 new_orders.push(new_order(ctx, key, &p, &basis, due));
                 if due {
-                    new_jobs.push(tasks::push_job(ctx.store, key.0, key.1, ctx.now));
+                    new_jobs.insert(key, tasks::push_job(ctx.store, key.0, key.1, ctx.now));
                 }
             }
             continue;
         };
-        let json = p.json();
-        let already = o.held.as_deref() == Some(json.as_str());
+        let decrease = hold && p.commission_minor < o.commission_minor && by_amazon(&key);
+        let on_hold = held_on.get(&key);
+        // Serialized only where a hold is compared or made: most orders have none.
+        let json = (decrease || on_hold.is_some()).then(|| p.json());
+        let already = on_hold.is_some() && on_hold == json.as_ref();
         if already && o.hold_state == Some(HoldState::Discarded) {
             // The merchant kept this order as it is against this very reading.
             continue;
         }
-        if hold && p.commission_minor < o.commission_minor && by_amazon(ctx, o) {
+        if decrease {
             if !already {
-                rows::hold(conn, o.clone(), json, ctx.now).await?;
+                let json = json.unwrap_or_else(|| p.json());
+                rows::hold(conn, ctx.store, key, json, ctx.now).await?;
                 newly_held += 1;
             }
             held += 1;
             continue;
         }
-        if let Some(job) = apply(conn, ctx.store, ctx.now, o.clone(), &p, &basis, due).await? {
-            new_jobs.push(job);
+        if Plan::of(o, &p, due).is_some() {
+            writes.insert(key, (p, due));
+        }
+    }
+    // Only the orders that change are read whole.
+    let keys = writes.keys().copied().collect();
+    let mut whole = rows::orders_of_keys(conn, ctx.store, &keys).await?;
+    for (key, (p, due)) in writes {
+        let Some(o) = whole.remove(&key) else {
+            continue;
+        };
+        if let Some(job) = apply(conn, ctx.store, ctx.now, o, &p, &basis, due).await? {
+            new_jobs.insert(key, job);
         }
     }
     rows::insert_orders(conn, new_orders).await?;
+    let new_jobs: Vec<_> = new_jobs.into_values().collect();
     let pushes = jobs::enqueue(conn, &new_jobs, ctx.now).await?;
     Ok(Outcome {
         pushes: usize::try_from(pushes).unwrap_or(usize::MAX),
@@ -232,19 +280,11 @@ async fn apply(
     basis: &str,
     due: bool,
 ) -> Result<Option<jobs::NewJob>, DbErr> {
-    let amounts_changed = p.amounts_differ(&o);
-    let version = o.version + i32::from(amounts_changed);
-    // Pending means a push job is queued or running already.
-    let enqueue = due
-        && o.pushed_version < version
-        && o.push_state != PushState::Dead
-        && o.push_state != PushState::Pending;
-    let differs = p.differs(&o);
-    if !(differs || enqueue || o.hold_state.is_some()) {
+    let Some(plan) = Plan::of(&OrderState::from(&o), p, due) else {
         return Ok(None);
-    }
+    };
     let mut order = o;
-    if differs {
+    if plan.differs {
         order.clicks = p.clicks;
         order.purchases = p.purchases;
         order.units = p.units;
@@ -253,17 +293,19 @@ async fn apply(
         order.status = p.status;
         order.basis = basis.to_owned();
         order.computed_at = now;
-        order.version = version;
+        order.version += i32::from(plan.amounts_changed);
     }
-    if enqueue {
+    if plan.enqueue {
         order.push_state = PushState::Pending;
     }
     order.held = None;
     order.hold_state = None;
     order.held_at = None;
     order.updated_at = now;
-    let job = enqueue.then(|| tasks::push_job(store, order.affiliate_id, order.day, now));
-    rows::update_order(conn, order, amounts_changed).await?;
+    let job = plan
+        .enqueue
+        .then(|| tasks::push_job(store, order.affiliate_id, order.day, now));
+    rows::update_order(conn, order, plan.amounts_changed).await?;
     Ok(job)
 }
 
