@@ -1,7 +1,7 @@
 //! A day's figures of one link, as Amazon reports them (DESIGN §4.3), money in minor units.
 
 /// One (campaign, ad group, day) of the report, money in minor units.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Figures {
     pub clicks: i64,
     pub detail_page_views: i64,

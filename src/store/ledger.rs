@@ -10,7 +10,13 @@ use sea_orm::{
     Select, sea_query::Expr,
 };
 
-use super::{BATCH, HoldState, OrderStatus, PushState, StoreScoped, insert_all};
+use super::{
+    BATCH, HoldState, OrderStatus, PushState, StoreScoped,
+    bulk::{Stamp, insert_bulk},
+    insert_all,
+};
+use serde::Serialize;
+
 use crate::domain::{currency::Currency, figures::Figures, ids::StoreId};
 
 /// One version of an order, as it was computed.
@@ -25,19 +31,6 @@ pub use entity::unmatched_figures::Model as Unmatched;
 pub type Key = (i64, NaiveDate);
 /// (campaign id, ad group id, day): the key of unmatched rows.
 pub type UnmatchedKey = (String, String, NaiveDate);
-
-fn set_figures(row: &mut daily_figures::ActiveModel, f: &Figures) {
-    row.clicks = Set(f.clicks);
-    row.detail_page_views = Set(f.detail_page_views);
-    row.add_to_carts = Set(f.add_to_carts);
-    row.purchases = Set(f.purchases);
-    row.units = Set(f.units);
-    row.sales_minor = Set(f.sales_minor);
-    row.total_purchases = Set(f.total_purchases);
-    row.total_units = Set(f.total_units);
-    row.total_sales_minor = Set(f.total_sales_minor);
-    row.brb_minor = Set(f.brb_minor);
-}
 
 /// The rows of a query, by the key `key` gives each.
 async fn keyed<E: EntityTrait, K: Ord>(
@@ -232,29 +225,54 @@ pub async fn set_absent_since(
     Ok(())
 }
 
-/// Adds days seen for the first time, in batches.
+/// A new row of `daily_figures`, as [`insert_bulk`] sends it.
+#[derive(Serialize)]
+struct FiguresRow<'a> {
+    store_id: &'a str,
+    affiliate_id: i64,
+    day: NaiveDate,
+    #[serde(flatten)]
+    figures: &'a Figures,
+    first_seen_at: &'a Stamp,
+    updated_at: &'a Stamp,
+}
+
+/// Adds days seen for the first time, in bulk.
 pub async fn insert_figures(
     conn: &impl ConnectionTrait,
     store: &StoreId,
     rows: &[(Key, Figures)],
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
+    let now = Stamp::new(conn.get_database_backend(), now);
+    let columns = [
+        "store_id",
+        "affiliate_id",
+        "day",
+        "clicks",
+        "detail_page_views",
+        "add_to_carts",
+        "purchases",
+        "units",
+        "sales_minor",
+        "total_purchases",
+        "total_units",
+        "total_sales_minor",
+        "brb_minor",
+        "first_seen_at",
+        "updated_at",
+    ];
     let rows = rows
         .iter()
-        .map(|((affiliate_id, day), f)| {
-            let mut row = daily_figures::ActiveModel {
-                store_id: Set(store.as_str().to_owned()),
-                affiliate_id: Set(*affiliate_id),
-                day: Set(*day),
-                first_seen_at: Set(now),
-                updated_at: Set(now),
-                ..Default::default()
-            };
-            set_figures(&mut row, f);
-            row
-        })
-        .collect();
-    insert_all::<daily_figures::Entity>(conn, rows).await
+        .map(|((affiliate_id, day), figures)| FiguresRow {
+            store_id: store.as_str(),
+            affiliate_id: *affiliate_id,
+            day: *day,
+            figures,
+            first_seen_at: &now,
+            updated_at: &now,
+        });
+    insert_bulk(conn, "daily_figures", &columns, &rows.collect::<Vec<_>>()).await
 }
 
 /// What one reading changed of a day (a JSON object of `field: [old, new]`), applied or not.
@@ -543,11 +561,129 @@ pub async fn find_order(
         .await
 }
 
-/// Adds new orders, each with its first version.
+/// A new order, as [`insert_bulk`] sends it: what the program was told is still nothing.
+#[derive(Serialize)]
+struct NewOrderRow<'a> {
+    store_id: &'a str,
+    affiliate_id: i64,
+    day: NaiveDate,
+    number: &'a str,
+    currency: &'a str,
+    clicks: i64,
+    purchases: i64,
+    units: i64,
+    sales_minor: i64,
+    commission_minor: i64,
+    status: &'static str,
+    version: i32,
+    basis: &'a str,
+    computed_at: Stamp,
+    push_state: &'static str,
+    pushed_version: i32,
+    create_attempted: bool,
+    created_at: Stamp,
+    updated_at: Stamp,
+}
+
+const NEW_ORDER_COLUMNS: [&str; 19] = [
+    "store_id",
+    "affiliate_id",
+    "day",
+    "number",
+    "currency",
+    "clicks",
+    "purchases",
+    "units",
+    "sales_minor",
+    "commission_minor",
+    "status",
+    "version",
+    "basis",
+    "computed_at",
+    "push_state",
+    "pushed_version",
+    "create_attempted",
+    "created_at",
+    "updated_at",
+];
+
+/// One version of an order, as [`insert_bulk`] sends it.
+#[derive(Serialize)]
+struct VersionRow<'a> {
+    store_id: &'a str,
+    affiliate_id: i64,
+    day: NaiveDate,
+    version: i32,
+    sales_minor: i64,
+    purchases: i64,
+    commission_minor: i64,
+    status: &'static str,
+    created_at: Stamp,
+}
+
+const VERSION_COLUMNS: [&str; 9] = [
+    "store_id",
+    "affiliate_id",
+    "day",
+    "version",
+    "sales_minor",
+    "purchases",
+    "commission_minor",
+    "status",
+    "created_at",
+];
+
+/// Adds new orders, each with its first version, in bulk. A new order has been pushed nowhere
+/// and holds nothing: those columns of `new` are not read.
 pub async fn insert_orders(conn: &impl ConnectionTrait, new: Vec<Order>) -> Result<(), DbErr> {
-    let versions = new.iter().map(version_row).collect();
-    insert_all::<orders::Entity>(conn, new.into_iter().map(Into::into).collect()).await?;
-    insert_all::<order_versions::Entity>(conn, versions).await
+    let backend = conn.get_database_backend();
+    let stamp = |t| Stamp::new(backend, t);
+    let orders = new.iter().map(|o| NewOrderRow {
+        store_id: &o.store_id,
+        affiliate_id: o.affiliate_id,
+        day: o.day,
+        number: &o.number,
+        currency: &o.currency,
+        clicks: o.clicks,
+        purchases: o.purchases,
+        units: o.units,
+        sales_minor: o.sales_minor,
+        commission_minor: o.commission_minor,
+        status: o.status.as_str(),
+        version: o.version,
+        basis: &o.basis,
+        computed_at: stamp(o.computed_at),
+        push_state: o.push_state.as_str(),
+        pushed_version: o.pushed_version,
+        create_attempted: o.create_attempted,
+        created_at: stamp(o.created_at),
+        updated_at: stamp(o.updated_at),
+    });
+    insert_bulk(
+        conn,
+        "orders",
+        &NEW_ORDER_COLUMNS,
+        &orders.collect::<Vec<_>>(),
+    )
+    .await?;
+    let versions = new.iter().map(|o| VersionRow {
+        store_id: &o.store_id,
+        affiliate_id: o.affiliate_id,
+        day: o.day,
+        version: o.version,
+        sales_minor: o.sales_minor,
+        purchases: o.purchases,
+        commission_minor: o.commission_minor,
+        status: o.status.as_str(),
+        created_at: stamp(o.computed_at),
+    });
+    insert_bulk(
+        conn,
+        "order_versions",
+        &VERSION_COLUMNS,
+        &versions.collect::<Vec<_>>(),
+    )
+    .await
 }
 
 /// Writes an order as it now is; `new_version` records its amounts as a version too.

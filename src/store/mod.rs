@@ -3,6 +3,7 @@
 //! forget the store (svix-server's `secure_find`). Rows come out as the entity models, re-exported
 //! here under their own names; states are enums, never strings.
 pub mod affiliates;
+mod bulk;
 pub mod connections;
 pub mod inbox;
 pub mod jobs;

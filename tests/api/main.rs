@@ -3,6 +3,7 @@
 mod amazon_client;
 mod amazon_connect;
 mod browser;
+mod bulk;
 mod chaos;
 mod cli;
 mod crash;
