@@ -5,8 +5,8 @@
 //! than the rate in any second.
 //!
 //! The rate adapts (AIMD): a 429 from a host halves its rate (never below 1/s); after a quiet
-//! spell it climbs back, quickly to just under the rate that was refused, then slowly, never above
-//! the setting. The rule is [`Pace`], a pure value fed with events and the instants they happen
+//! spell it climbs back, at once to the last rate that had a quiet spell, then slowly, staying
+//! below the rate that was refused for a while, never above the setting. The rule is [`Pace`], a pure value fed with events and the instants they happen
 //! at, so it is tested without waiting; the limiters are `governor`'s, rebuilt when the rate
 //! changes (its quotas are fixed).
 use std::{
@@ -42,6 +42,8 @@ pub struct Pace {
     rate: u32,
     /// The rate the last 429 answered, while it is remembered.
     refused: Option<u32>,
+    /// The highest rate that went a quiet spell without a 429 since, if any.
+    good: Option<u32>,
     last_429: Option<Instant>,
     /// The last drop or climb: the start of the quiet spell.
     changed: Instant,
@@ -56,6 +58,7 @@ impl Pace {
             setting,
             rate: setting,
             refused: None,
+            good: None,
             last_429: None,
             changed: now,
             dropped: None,
@@ -78,6 +81,7 @@ impl Pace {
             return false;
         }
         self.refused = Some(self.rate);
+        self.good = self.good.filter(|good| *good < self.rate);
         self.dropped = Some(now);
         self.changed = now;
         let before = self.rate;
@@ -86,10 +90,11 @@ impl Pace {
     }
 
     /// The time is `now` (a request is about to wait its turn): after [`CLIMB_EVERY`] without a
-    /// 429 or a change, the pace climbs one step. Below 90 % of the rate last refused it goes
-    /// there at once; above that, one request per second a step, staying below the refused rate
-    /// until [`PROBE_AFTER`] without a 429 has passed; with no refusal remembered, by 10 % (at
-    /// least 1/s). Never above the setting. Returns whether the pace changed.
+    /// 429 or a change, the pace is known good and climbs one step. Below the highest rate known
+    /// good (and not refused since) it goes back there at once; above that, one request per
+    /// second a step, staying below the rate last refused until [`PROBE_AFTER`] without a 429
+    /// has passed; with no refusal remembered, by 10 % (at least 1/s). Never above the setting.
+    /// Returns whether the pace changed.
     pub fn tick(&mut self, now: Instant) -> bool {
         if self.rate >= self.setting || now.saturating_duration_since(self.changed) < CLIMB_EVERY {
             return false;
@@ -100,15 +105,11 @@ impl Pace {
         {
             self.refused = None;
         }
+        let good = self.good.map_or(self.rate, |good| good.max(self.rate));
+        self.good = Some(good);
         let next = match self.refused {
-            Some(refused) => {
-                let near = refused.saturating_mul(9) / 10;
-                if self.rate < near {
-                    near
-                } else {
-                    (self.rate + 1).min(refused.saturating_sub(1))
-                }
-            }
+            _ if good > self.rate => good,
+            Some(refused) => (self.rate + 1).min(refused.saturating_sub(1)),
             None => self.rate.saturating_add((self.rate / 10).max(1)),
         }
         .min(self.setting);
@@ -257,7 +258,7 @@ mod tests {
     }
 
     #[test]
-    fn the_pace_climbs_back_after_quiet_spells_below_the_refused_rate_then_up_to_the_setting() {
+    fn the_pace_climbs_back_slowly_below_the_refused_rate_then_to_the_setting() {
         let t0 = Instant::now();
         let mut pace = Pace::new(100, t0);
         assert!(!pace.tick(t0 + S * 10), "at the setting already");
@@ -267,24 +268,55 @@ mod tests {
             !pace.tick(t0 + CLIMB_EVERY - S / 10),
             "not before a quiet spell"
         );
-        let mut t = t0 + CLIMB_EVERY;
-        assert!(pace.tick(t));
-        assert_eq!(pace.per_second(), 90, "back near the refused rate at once");
-        // Then one request per second a step, below the refused rate.
+        // One request per second a step, below the refused rate.
+        let mut t = t0;
         let mut seen = vec![];
-        for _ in 0..15 {
+        for _ in 0..25 {
             t += CLIMB_EVERY;
             pace.tick(t);
             seen.push(pace.per_second());
         }
-        assert_eq!(&seen[..9], [91, 92, 93, 94, 95, 96, 97, 98, 99]);
-        assert!(seen[9..].iter().all(|r| *r == 99), "{seen:?}");
+        assert_eq!(&seen[..3], [51, 52, 53]);
+        assert_eq!(seen[24], 75);
+        // Refused at 60: halved to 30, then at once back to 59, the highest rate known good.
+        let mut pace = Pace::new(100, t0);
+        pace.throttled(t0);
+        t = t0;
+        while pace.per_second() < 60 {
+            t += CLIMB_EVERY;
+            pace.tick(t);
+        }
+        pace.throttled(t);
+        assert_eq!(pace.per_second(), 30);
+        assert!(pace.tick(t + CLIMB_EVERY));
+        assert_eq!(pace.per_second(), 59);
+        for step in 2..10 {
+            pace.tick(t + CLIMB_EVERY * step);
+        }
+        assert_eq!(pace.per_second(), 59, "below the refused 60");
         // Long without a 429: the refused rate is probed again, up to the setting and no further.
-        t = t0 + PROBE_AFTER;
+        t += PROBE_AFTER;
         assert!(pace.tick(t));
+        assert_eq!(pace.per_second(), 64);
+        for step in 1..10 {
+            pace.tick(t + CLIMB_EVERY * step);
+        }
         assert_eq!(pace.per_second(), 100);
-        assert!(!pace.tick(t + PROBE_AFTER));
-        assert_eq!(pace.per_second(), 100);
+    }
+
+    #[test]
+    fn a_429_at_a_rate_known_good_forgets_it() {
+        let t0 = Instant::now();
+        let mut pace = Pace::new(20, t0);
+        pace.throttled(t0);
+        assert!(pace.tick(t0 + CLIMB_EVERY));
+        assert_eq!(pace.per_second(), 11, "10 was good");
+        // Refused at 11, then at 5 (the program's limit fell): 10 is no longer known good.
+        pace.throttled(t0 + CLIMB_EVERY * 2);
+        pace.throttled(t0 + CLIMB_EVERY * 3);
+        assert_eq!(pace.per_second(), 2);
+        assert!(pace.tick(t0 + CLIMB_EVERY * 4));
+        assert_eq!(pace.per_second(), 3, "slowly, not back to 10");
     }
 
     #[test]

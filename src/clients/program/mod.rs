@@ -266,7 +266,15 @@ impl<'a> ProgramClient<'a> {
                     .header("x-goaffpro-access-token", self.token.expose_secret())
                     .header("accept", "application/json");
                 async move {
-                    self.pacer.wait(host, self.observer).await;
+                    // A turn taken while a 429 paused the caller is given up: the request waits
+                    // out the pause and takes a new one.
+                    loop {
+                        self.pacer.wait(host, self.observer).await;
+                        if self.pauses.until(&self.caller).is_none() {
+                            break;
+                        }
+                        self.pauses.wait(&self.caller).await;
+                    }
                     let answer = match request.send().await {
                         Err(e) => Err(ProgramError::transport(e)),
                         Ok(res) => classify(res).await,
