@@ -12,6 +12,7 @@
 //!   stylesheet through the same server, which is the floor of any request.
 mod ceiling;
 mod load;
+mod pushes;
 
 use std::{
     sync::Arc,
@@ -449,6 +450,9 @@ fn intake_table(sqlite: &Figures3, postgres: Option<&Figures3>) {
 
 #[tokio::main]
 async fn main() {
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("pushes") {
+        return pushes::section().await;
+    }
     let sqlite = run("sqlite").await.expect("SQLite benchmark ran");
     let postgres = run("postgres").await;
     let cell = |f: Option<&Figures3>, pick: &dyn Fn(&Figures3) -> String| {
@@ -491,4 +495,5 @@ async fn main() {
         sqlite.floor_ms,
         cell(postgres.as_ref(), &|f| format!("{:.1} ms", f.floor_ms))
     );
+    pushes::section().await;
 }
