@@ -180,6 +180,9 @@ pub struct ProgramSettings {
     pub retry_attempts: u32,
     pub retry_base_ms: u64,
     pub retry_cap_ms: u64,
+    /// Requests a second to each program host from this instance (all workers and stores
+    /// together), lowered for a while after a 429 (DESIGN §4.4).
+    pub max_requests_per_sec: u32,
 }
 
 impl ProgramSettings {
@@ -386,6 +389,11 @@ impl Settings {
         }
         self.amazon.http().validate("amazon")?;
         self.program.http().validate("program")?;
+        within(
+            "program.max_requests_per_sec",
+            self.program.max_requests_per_sec,
+            1..=1000,
+        )?;
         if let Some(bad) = self
             .program
             .allowed_private_hosts
@@ -663,6 +671,24 @@ mod tests {
             NaiveTime::from_hms_opt(6, 0, 0).unwrap()
         );
         assert!(s.amazon.api_url.is_none());
+    }
+
+    #[test]
+    fn the_program_pace_is_ten_a_second_unless_set_within_its_range() {
+        let s = Settings::from_sources(None, env(&[])).unwrap();
+        assert_eq!(s.program.max_requests_per_sec, 10);
+        let set = |v: &str| {
+            Settings::from_sources(None, env(&[("APP__PROGRAM__MAX_REQUESTS_PER_SEC", v)]))
+        };
+        assert_eq!(set("1000").unwrap().program.max_requests_per_sec, 1000);
+        for bad in ["0", "1001"] {
+            assert_eq!(
+                problem(set(bad)),
+                "configuration: `program.max_requests_per_sec` must be between 1 and 1000",
+                "{bad}"
+            );
+        }
+        assert!(problem(set("-1")).contains("max_requests_per_sec"));
     }
 
     #[test]

@@ -15,6 +15,7 @@
 mod ceiling;
 mod footprint;
 mod load;
+mod pushes;
 mod sync;
 
 use std::{
@@ -597,6 +598,10 @@ async fn main() -> std::process::ExitCode {
         eprintln!("bench_peak_kb={}", sync::peak_kb());
         return code;
     }
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("pushes") {
+        pushes::section().await;
+        return std::process::ExitCode::SUCCESS;
+    }
     let sqlite = run("sqlite").await.expect("SQLite benchmark ran");
     let postgres = run("postgres").await;
     let cell = |f: Option<&Figures3>, pick: &dyn Fn(&Figures3) -> String| {
@@ -621,6 +626,8 @@ async fn main() -> std::process::ExitCode {
         sqlite.floor_ms,
         cell(postgres.as_ref(), &|f| format!("{:.1} ms", f.floor_ms))
     );
+    println!();
+    pushes::section().await;
     println!();
     let dir = tempfile::tempdir().expect("a temporary folder");
     let mut env = env_for("sqlite::memory:");

@@ -108,6 +108,9 @@ impl CallOutcome {
 pub trait CallObserver: fmt::Debug + Send + Sync {
     /// One try at `host` (`name:port`, as [`Caller::host`]) ended as `outcome`.
     fn observe(&self, host: &str, outcome: CallOutcome);
+
+    /// Calls to `host` are now paced at `per_second` requests a second (the program's pacer).
+    fn paced(&self, _host: &str, _per_second: u32) {}
 }
 
 /// An observer shared by every call of one upstream client.
@@ -135,6 +138,7 @@ pub fn retry_policy(h: HttpSettings) -> RetryPolicy {
         attempts: h.retry_attempts,
         base: Duration::from_millis(h.retry_base_ms),
         cap: Duration::from_millis(h.retry_cap_ms),
+        later: true,
     }
 }
 
@@ -158,6 +162,10 @@ pub struct RetryPolicy {
     pub attempts: u32,
     pub base: Duration,
     pub cap: Duration,
+    /// Whether 408, 5xx, timeouts and connection errors are tried again inline. Not for a call
+    /// whose outcome is unknown after them (a create): only a 429, which refused the request
+    /// before anything was done, is then tried again; the rest is the job schedule's.
+    pub later: bool,
 }
 
 impl RetryPolicy {
@@ -275,8 +283,8 @@ impl Pauses {
 /// One call with the inline retries every client shares. Before each try it waits out the
 /// caller's pause. A 429 pauses the caller (for its `Retry-After` up to the cap, or the backoff)
 /// and is tried again once the pause has passed, unless the upstream asked for longer than the
-/// cap; 408, 5xx and the network are tried again after the backoff; `policy.attempts` tries in
-/// all. The last failure is returned as it is. Each try's outcome is told to `observer`.
+/// cap; 408, 5xx and the network are tried again after the backoff (when `policy.later`);
+/// `policy.attempts` tries in all. The last failure is returned as it is. Each try's outcome is told to `observer`.
 pub async fn call<T, E, Fut>(
     policy: RetryPolicy,
     pauses: &Pauses,
@@ -311,7 +319,9 @@ where
                 }
                 (wait, true)
             }
-            Retry::Later { .. } if more => (policy.delay(attempt, None, &mut rand::rng()), false),
+            Retry::Later { .. } if more && policy.later => {
+                (policy.delay(attempt, None, &mut rand::rng()), false)
+            }
             Retry::Later { .. } | Retry::Never { .. } => return Err(error),
         };
         tracing::warn!(
@@ -339,6 +349,7 @@ mod tests {
         attempts: 5,
         base: Duration::from_secs(2),
         cap: Duration::from_secs(30),
+        later: true,
     };
 
     #[test]
@@ -374,6 +385,7 @@ mod tests {
             attempts: 3,
             base: Duration::from_millis(1),
             cap: Duration::from_millis(2),
+            later: true,
         };
         let caller = Caller::new(&Url::parse("https://api.example:8443/v1").unwrap(), "t");
         let recorder = Recorder::default();
@@ -407,6 +419,47 @@ mod tests {
                 (host.clone(), CallOutcome::Throttled),
                 (host, CallOutcome::Ok),
             ]
+        );
+    }
+
+    #[tokio::test]
+    async fn without_later_retries_only_a_429_is_tried_again() {
+        let policy = RetryPolicy {
+            attempts: 3,
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(2),
+            later: false,
+        };
+        let run = |answers: Vec<Result<i32, &'static str>>| {
+            let caller = Caller::new(&Url::parse("https://api.example/v1").unwrap(), "t");
+            let answers = Mutex::new(answers);
+            let tries = Mutex::new(0);
+            async move {
+                let got: Result<i32, &str> = call(
+                    policy,
+                    &Pauses::default(),
+                    &caller,
+                    &Unobserved,
+                    |e: &&str| match *e {
+                        "429" => Retry::Throttled(None),
+                        _ => later_5xx(),
+                    },
+                    || {
+                        *tries.lock().unwrap() += 1;
+                        let next = answers.lock().unwrap().pop().unwrap();
+                        async move { next }
+                    },
+                )
+                .await;
+                (got, *tries.lock().unwrap())
+            }
+        };
+        assert_eq!(run(vec![Ok(7), Err("429")]).await, (Ok(7), 2));
+        assert_eq!(run(vec![Ok(7), Err("503")]).await, (Err("503"), 1));
+        // Still bounded by the attempts.
+        assert_eq!(
+            run(vec![Ok(7), Err("429"), Err("429"), Err("429")]).await,
+            (Err("429"), 3)
         );
     }
 

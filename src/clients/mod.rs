@@ -4,5 +4,6 @@
 pub mod amazon;
 pub mod http;
 pub mod lenient;
+pub mod pace;
 pub mod program;
 pub mod resolve;

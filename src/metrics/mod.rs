@@ -39,6 +39,12 @@ pub struct UpstreamLabels {
     pub outcome: String,
 }
 
+/// One program host (`name:port`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HostLabels {
+    pub host: String,
+}
+
 /// What became of an order, as `attribution_bridge_orders_total{outcome}` counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderEvent {
@@ -76,6 +82,8 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Histogram, Buckets>,
     /// Tries at upstreams (Amazon, programs) by host and outcome; a retry is a try of its own.
     pub upstream: Family<UpstreamLabels, Counter>,
+    /// Requests a second each program host is paced at now (lowered after a 429).
+    pub program_pace: Family<HostLabels, Gauge>,
     /// Rows of Amazon's report read, over every page of every sync.
     pub report_rows: Counter,
     /// Orders by [`OrderEvent`].
@@ -138,6 +146,12 @@ impl Default for Metrics {
             "Tries at Amazon and the programs, by host and outcome",
             upstream.clone(),
         );
+        let program_pace = Family::<HostLabels, Gauge>::default();
+        registry.register(
+            "program_pace_per_second",
+            "Requests a second each program host is paced at now (lowered after a 429)",
+            program_pace.clone(),
+        );
         let report_rows = Counter::default();
         registry.register(
             "report_rows_read",
@@ -172,6 +186,7 @@ impl Default for Metrics {
             jobs,
             requests,
             upstream,
+            program_pace,
             report_rows,
             orders,
             jobs_waiting,
@@ -235,7 +250,10 @@ impl Metrics {
 
     /// The observer the upstream clients tell each try to: it counts them here.
     pub fn upstream_observer(&self) -> SharedObserver {
-        Arc::new(UpstreamCalls(self.upstream.clone()))
+        Arc::new(UpstreamCalls(
+            self.upstream.clone(),
+            self.program_pace.clone(),
+        ))
     }
 
     /// The OpenMetrics text, with the gauges refreshed from the database.
@@ -255,9 +273,10 @@ impl Metrics {
     }
 }
 
-/// Counts each try at an upstream in `attribution_bridge_upstream_calls_total{host,outcome}`.
+/// Counts each try at an upstream in `attribution_bridge_upstream_calls_total{host,outcome}`, and
+/// shows each program host's pace in `attribution_bridge_program_pace_per_second{host}`.
 #[derive(Debug)]
-struct UpstreamCalls(Family<UpstreamLabels, Counter>);
+struct UpstreamCalls(Family<UpstreamLabels, Counter>, Family<HostLabels, Gauge>);
 
 impl CallObserver for UpstreamCalls {
     fn observe(&self, host: &str, outcome: CallOutcome) {
@@ -267,6 +286,14 @@ impl CallObserver for UpstreamCalls {
                 outcome: outcome.as_str().to_owned(),
             })
             .inc();
+    }
+
+    fn paced(&self, host: &str, per_second: u32) {
+        self.1
+            .get_or_create(&HostLabels {
+                host: host.to_owned(),
+            })
+            .set(i64::from(per_second));
     }
 }
 

@@ -802,6 +802,7 @@ fn fuzz_program_answers() {
             ("APP__PROGRAM__RETRY_CAP_MS", "10"),
             ("APP__PROGRAM__REQUEST_TIMEOUT_SECS", "10"),
             ("APP__PROGRAM__ALLOWED_PRIVATE_HOSTS", "127.0.0.1"),
+            ("APP__PROGRAM__MAX_REQUESTS_PER_SEC", "1000"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     )

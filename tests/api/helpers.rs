@@ -125,6 +125,8 @@ pub fn test_env(db: &TestDb, secret: &str, key: &str) -> Vec<(String, String)> {
             "APP__PROGRAM__ALLOWED_PRIVATE_HOSTS".into(),
             "127.0.0.1".into(),
         ),
+        // The doubles take any pace; the tests of pacing set their own.
+        ("APP__PROGRAM__MAX_REQUESTS_PER_SEC".into(), "1000".into()),
     ]
 }
 

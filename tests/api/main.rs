@@ -21,6 +21,7 @@ mod migrations;
 mod money_safety;
 mod observability;
 mod outside_text;
+mod pace;
 mod pages;
 mod private_hosts;
 mod proof;

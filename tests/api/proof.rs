@@ -457,8 +457,10 @@ async fn upstream_faults() {
             attempts("http_status = 429")
         ))
         .await;
+    // A 429 whose Retry-After is within the cap is tried again within the push's run (issue 11):
+    // a failed attempt shows one only when every inline try was throttled.
     assert!(
-        throttled >= n(&["429 seconds", "429 date"]) - resets.lost(429) as i64,
+        throttled <= n(&["429 seconds", "429 date"]),
         "seed {seed}: 429s logged"
     );
     let timeouts = w

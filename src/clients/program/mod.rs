@@ -1,6 +1,7 @@
 //! The affiliate program's admin API (GoAffPro-compatible, DESIGN §4.4): what the app reads and
 //! writes there. Every call carries the store's access token; none of it is logged. A 429 pauses
-//! every call made with the same token to the same host for its `Retry-After`.
+//! every call made with the same token to the same host for its `Retry-After`. Every request
+//! waits for its host's turn (`[program] max_requests_per_sec`, lowered on 429: [`Pacer`]).
 use std::{
     sync::Arc,
     time::{Duration, SystemTime},
@@ -18,6 +19,7 @@ use crate::{
             self, CallObserver, Caller, Pauses, Retry, RetryPolicy, SharedObserver, Unobserved,
             retry_after,
         },
+        pace::Pacer,
         resolve::{self, GuardedResolver, SharedLookup, SystemLookup},
     },
     config::ProgramSettings,
@@ -89,14 +91,16 @@ impl ProgramError {
 }
 
 /// The program's admin API for every store: one HTTP client (`[program]` timeouts), the default
-/// base URL, the retry policy and the pauses 429s put on this instance's calls (per host and
-/// token). Its calls reach private addresses only at the hosts its policy allows (DESIGN §7).
+/// base URL, the retry policy, the pauses 429s put on this instance's calls (per host and token)
+/// and the pace of each host (shared by every store's calls). Its calls reach private addresses
+/// only at the hosts its policy allows (DESIGN §7).
 #[derive(Debug)]
 pub struct ProgramApp {
     http: reqwest::Client,
     default_api: Url,
     retry: RetryPolicy,
     pauses: Pauses,
+    pacer: Pacer,
     hosts: Arc<HostPolicy>,
     /// Hears how every try at a program ended (the service's metrics).
     observer: SharedObserver,
@@ -126,6 +130,7 @@ impl ProgramApp {
             default_api: p.api_url.clone(),
             retry: http::retry_policy(p.http()),
             pauses: Pauses::default(),
+            pacer: Pacer::new(p.max_requests_per_sec),
             hosts,
             observer: Arc::new(Unobserved),
         })
@@ -136,6 +141,11 @@ impl ProgramApp {
     pub fn observed_by(mut self, observer: SharedObserver) -> Self {
         self.observer = observer;
         self
+    }
+
+    /// The pace of each program host this instance calls.
+    pub fn pacer(&self) -> &Pacer {
+        &self.pacer
     }
 
     /// The hosts allowed at private addresses, as installs are checked against them.
@@ -157,22 +167,23 @@ impl ProgramApp {
         self.hosts.check_url(&base)?;
         Ok(ProgramClient::new(
             &self.http,
-            (&self.pauses, &*self.observer),
+            (&self.pauses, &self.pacer, &*self.observer),
             base,
             token,
             self.retry,
         ))
     }
 
-    /// As [`ProgramApp::client`], trying each call once (after the caller's pause): a job's
-    /// schedule does the retrying.
+    /// As [`ProgramApp::client`], trying a call again inline only after a 429 (which refused it
+    /// before anything was done) whose `Retry-After` is within the cap, once the pause and the
+    /// pace allow, up to `retry_attempts` tries: a job's schedule retries every other failure.
     pub fn client_once(
         &self,
         api_url: Option<&str>,
         token: SecretString,
     ) -> Result<ProgramClient<'_>, ProgramError> {
         let mut client = self.client(api_url, token)?;
-        client.retry.attempts = 1;
+        client.retry.later = false;
         Ok(client)
     }
 }
@@ -180,6 +191,7 @@ impl ProgramApp {
 pub struct ProgramClient<'a> {
     http: &'a reqwest::Client,
     pauses: &'a Pauses,
+    pacer: &'a Pacer,
     observer: &'a dyn CallObserver,
     /// This store's token at this host: whose calls a 429 pauses.
     caller: Caller,
@@ -201,10 +213,11 @@ pub struct RosterEntry {
 }
 
 impl<'a> ProgramClient<'a> {
-    /// A client of one program: the pauses its calls wait out and who hears how they ended.
+    /// A client of one program: the pauses its calls wait out, the pace they keep and who hears
+    /// how they ended.
     pub fn new(
         http: &'a reqwest::Client,
-        (pauses, observer): (&'a Pauses, &'a dyn CallObserver),
+        (pauses, pacer, observer): (&'a Pauses, &'a Pacer, &'a dyn CallObserver),
         base: Url,
         token: SecretString,
         retry: RetryPolicy,
@@ -213,6 +226,7 @@ impl<'a> ProgramClient<'a> {
         Self {
             http,
             pauses,
+            pacer,
             observer,
             caller,
             base,
@@ -228,17 +242,19 @@ impl<'a> ProgramClient<'a> {
         url
     }
 
-    /// Sends after the caller's pause, tried up to `attempts` times in all; returns the body of a
-    /// 2xx answer.
+    /// Sends after the caller's pause and in the host's pace, tried again as the client's policy
+    /// says (`later`: after 408, 5xx and network failures too, else only after a 429); returns
+    /// the body of a 2xx answer. A 429 slows the host's pace down.
     pub(crate) async fn send(
         &self,
-        attempts: u32,
+        later: bool,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Value, ProgramError> {
         let policy = RetryPolicy {
-            attempts: attempts.min(self.retry.attempts),
+            later: later && self.retry.later,
             ..self.retry
         };
+        let host = self.caller.host();
         http::call(
             policy,
             self.pauses,
@@ -250,10 +266,23 @@ impl<'a> ProgramClient<'a> {
                     .header("x-goaffpro-access-token", self.token.expose_secret())
                     .header("accept", "application/json");
                 async move {
-                    match request.send().await {
+                    // A turn taken while a 429 paused the caller is given up: the request waits
+                    // out the pause and takes a new one.
+                    loop {
+                        self.pacer.wait(host, self.observer).await;
+                        if self.pauses.until(&self.caller).is_none() {
+                            break;
+                        }
+                        self.pauses.wait(&self.caller).await;
+                    }
+                    let answer = match request.send().await {
                         Err(e) => Err(ProgramError::transport(e)),
                         Ok(res) => classify(res).await,
+                    };
+                    if let Err(ProgramError::Throttled { .. }) = answer {
+                        self.pacer.throttled(host, self.observer);
                     }
+                    answer
                 }
             },
         )
@@ -261,10 +290,8 @@ impl<'a> ProgramClient<'a> {
     }
 
     async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ProgramError> {
-        self.send(self.retry.attempts, || {
-            self.http.get(self.url(path)).query(query)
-        })
-        .await
+        self.send(true, || self.http.get(self.url(path)).query(query))
+            .await
     }
 
     /// Every affiliate, page by page. Stops at a short page, and also when a full page brings no

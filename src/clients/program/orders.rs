@@ -96,8 +96,10 @@ fn unwrap_order(body: Value) -> Value {
     }
 }
 
-/// Order calls are tried once, whatever the client's policy: a create whose outcome is unknown
-/// must be looked up before it is sent again (DESIGN §4.4), and the job's schedule retries.
+/// Order calls are tried again inline only after a 429, whatever the client's policy: a create
+/// whose outcome is unknown (a timeout, a 5xx) must be looked up before it is sent again
+/// (DESIGN §4.4), and the job's schedule does that; a 429 refused the request before anything
+/// was done.
 impl ProgramClient<'_> {
     /// The order with exactly this number, if the program has one.
     pub async fn find_order(
@@ -106,7 +108,7 @@ impl ProgramClient<'_> {
         exponent: u32,
     ) -> Result<Option<RemoteOrder>, ProgramError> {
         let body = self
-            .send(1, || {
+            .send(false, || {
                 self.http.get(self.url("/admin/orders")).query(&[
                     ("number", number),
                     ("fields", "id,number,total,commission,status"),
@@ -131,14 +133,16 @@ impl ProgramClient<'_> {
         exponent: u32,
     ) -> Result<RemoteOrder, ProgramError> {
         let body = self
-            .send(1, || self.http.post(self.url("/admin/orders")).json(order))
+            .send(false, || {
+                self.http.post(self.url("/admin/orders")).json(order)
+            })
             .await?;
         remote(&unwrap_order(body), exponent)
             .ok_or_else(|| ProgramError::Decode("the created order has no id".into()))
     }
 
     pub async fn update_order(&self, id: &str, changes: &OrderChanges) -> Result<(), ProgramError> {
-        self.send(1, || {
+        self.send(false, || {
             self.http
                 .patch(self.url(&format!("/admin/orders/{id}")))
                 .json(changes)
