@@ -204,8 +204,17 @@ pub async fn update_figures(
     for (column, value) in values {
         update = update.col_expr(column, Expr::value(value));
     }
-    update.exec(conn).await?;
-    Ok(())
+    one_row(update.exec(conn).await?)
+}
+
+/// An update by key must find its row (the sync read it in this very transaction): a row gone
+/// is an error, never a silent no-op.
+fn one_row(res: sea_orm::UpdateResult) -> Result<(), DbErr> {
+    if res.rows_affected == 1 {
+        Ok(())
+    } else {
+        Err(DbErr::RecordNotUpdated)
+    }
 }
 
 /// Marks when a reading first had no row for a stored day (`Some`), or that it has one again.
@@ -221,8 +230,8 @@ pub async fn set_absent_since(
         .filter(C::Day.eq(day))
         .col_expr(C::AbsentSince, Expr::value(since))
         .exec(conn)
-        .await?;
-    Ok(())
+        .await
+        .and_then(one_row)
 }
 
 /// A new row of `daily_figures`, as [`insert_bulk`] sends it.
@@ -733,8 +742,8 @@ pub async fn hold(
         .col_expr(orders::Column::HeldAt, Expr::value(Some(now)))
         .col_expr(orders::Column::UpdatedAt, Expr::value(now))
         .exec(conn)
-        .await?;
-    Ok(())
+        .await
+        .and_then(one_row)
 }
 
 /// The store's orders with a decrease waiting for the merchant, oldest day first.

@@ -1,7 +1,7 @@
 //! What the sync writes in bulk (`store::bulk`) reads back exactly as written, on both
 //! databases: figures, orders and versions, and instants that compare with bound ones as the
 //! driver's own do (a commission changed at the very instant an order was computed does not make
-//! that order stale).
+//! that order stale, one a microsecond later does).
 use std::collections::BTreeSet;
 
 use attribution_bridge::{
@@ -123,7 +123,7 @@ async fn rows_written_in_bulk_read_back_as_written() {
         && v[0].created_at == expected_at));
 
     // A commission changed at the instant the orders were computed leaves them current; one a
-    // nanosecond later makes every one stale.
+    // microsecond later makes every one stale.
     let none = ledger::computed_before(&conn, &store, range, at)
         .await
         .unwrap();

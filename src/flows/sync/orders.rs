@@ -209,9 +209,10 @@ pub async fn bring_in_line(
     let keys = writes.keys().copied().collect();
     let mut whole = rows::orders_of_keys(conn, ctx.store, &keys).await?;
     for (key, (p, due)) in writes {
-        let Some(o) = whole.remove(&key) else {
-            continue;
-        };
+        // Read moments ago in this transaction, under the store's lock: it cannot be gone.
+        let o = whole.remove(&key).ok_or_else(|| {
+            DbErr::RecordNotFound(format!("order of affiliate {} on {}", key.0, key.1))
+        })?;
         if let Some(job) = apply(conn, ctx.store, ctx.now, o, &p, &basis, due).await? {
             new_jobs.insert(key, job);
         }
