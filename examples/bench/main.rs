@@ -397,8 +397,10 @@ async fn sync_runs(
             ("APP__AMAZON__API_URL", double.as_str()),
             ("APP__PROGRAM__API_URL", double.as_str()),
             ("APP__PROGRAM__ALLOWED_PRIVATE_HOSTS", "127.0.0.1"),
-            // Only the oldest day's orders are due: the pushes stay out of the sync's figures.
+            // Only the oldest day's orders are due, pushed unpaced after the sync has finished:
+            // the pushes stay out of the sync's figures (section 3 measures them).
             ("APP__SYNC__PUSH_AFTER_DAYS", "60"),
+            ("APP__PROGRAM__MAX_REQUESTS_PER_SEC", "1000"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );

@@ -272,7 +272,7 @@ pub async fn section() {
         }
     }
     println!(
-        "Pushes: {} orders to a program double answering after {} ms, allowing {ALLOWED} requests in each fixed 1-second window (429 with Retry-After: 1 above it), {CONCURRENCY} job loops, SQLite.",
+        "3. Paced pushes: {} orders to a program double answering after {} ms, allowing {ALLOWED} requests in each fixed 1-second window (429 with Retry-After: 1 above it), {CONCURRENCY} job loops, SQLite.",
         AFFILIATES * DAYS,
         ANSWER_AFTER.as_millis()
     );
