@@ -38,9 +38,10 @@ fn http_date(ahead: Duration) -> (String, SystemTime) {
     (text, at)
 }
 
-fn throttled_until(date: &str) -> ResponseTemplate {
+/// A 429 whose `Retry-After` is `retry_after` (an HTTP-date or delta-seconds).
+pub(crate) fn throttled_until(retry_after: &str) -> ResponseTemplate {
     ResponseTemplate::new(429)
-        .insert_header("Retry-After", date)
+        .insert_header("Retry-After", retry_after)
         .set_body_json(json!({"code": "429", "details": "Too Many Requests"}))
 }
 
@@ -107,14 +108,14 @@ async fn timed(server: &MockServer, route: &str, inner: impl Respond + 'static) 
 
 /// Answers from a script, in order, then `then` for good; every arrival recorded.
 #[derive(Clone)]
-struct Script {
+pub(crate) struct Script {
     arrivals: Arrivals,
     answers: Arc<Mutex<VecDeque<ResponseTemplate>>>,
     then: ResponseTemplate,
 }
 
 impl Script {
-    fn new(answers: Vec<ResponseTemplate>, then: ResponseTemplate) -> Self {
+    pub(crate) fn new(answers: Vec<ResponseTemplate>, then: ResponseTemplate) -> Self {
         Self {
             arrivals: Arrivals::default(),
             answers: Arc::new(Mutex::new(answers.into())),
@@ -131,7 +132,7 @@ impl Respond for Script {
     }
 }
 
-async fn serve(script: &Script) -> MockServer {
+pub(crate) async fn serve(script: &Script) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(wiremock::matchers::any())
         .respond_with(script.clone())
@@ -141,7 +142,7 @@ async fn serve(script: &Script) -> MockServer {
 }
 
 /// The settings of a deployment talking to nothing but these test doubles.
-fn settings(extra: &[(&str, &str)]) -> Settings {
+pub(crate) fn settings(extra: &[(&str, &str)]) -> Settings {
     let mut env: Vec<(String, String)> = [
         ("APP__AMAZON__CLIENT_ID", CLIENT_ID),
         ("APP__AMAZON__CLIENT_SECRET", CLIENT_SECRET),
@@ -347,11 +348,11 @@ async fn a_throttled_push_is_sent_again_at_the_date_and_holds_the_next_push_of_t
         .await;
 }
 
-fn created() -> ResponseTemplate {
+pub(crate) fn created() -> ResponseTemplate {
     ResponseTemplate::new(201).set_body_json(json!({"order": {"id": 1}}))
 }
 
-fn new_order(number: &str) -> attribution_bridge::clients::program::orders::NewOrder {
+pub(crate) fn new_order(number: &str) -> attribution_bridge::clients::program::orders::NewOrder {
     use attribution_bridge::clients::program::orders::{NewOrder, OrderMeta, amount};
     NewOrder {
         number: number.to_owned(),
