@@ -550,7 +550,7 @@ fn intake_table(sqlite: &Figures3, postgres: Option<&Figures3>) {
 }
 
 /// Section 2: the daily sync beside the parser's ceiling.
-fn sync_table(sqlite: &Figures3, postgres: Option<&Figures3>) {
+fn sync_table(sqlite: &SyncFigures, postgres: Option<&SyncFigures>) {
     println!(
         "2. Daily sync: {AFFILIATES} affiliates × {DAYS} days ({} report rows, 12 pages) from an Amazon \
          double, by the `sync` command; the ceiling is serde_json parsing the same pages",
@@ -562,7 +562,7 @@ fn sync_table(sqlite: &Figures3, postgres: Option<&Figures3>) {
     );
     println!("|---|---|---|---|---|---|---|");
     for (name, f) in [("SQLite", Some(sqlite)), ("PostgreSQL", postgres)] {
-        let Some(f) = f.map(|f| &f.sync) else {
+        let Some(f) = f else {
             println!("| {name} | (set BENCH_POSTGRES) | | | | | |");
             continue;
         };
@@ -604,13 +604,23 @@ async fn main() -> std::process::ExitCode {
         pushes::section().await;
         return std::process::ExitCode::SUCCESS;
     }
+    // `BENCH_ONLY=sync`: section 2's runs alone, each on a database of its own (to profile them).
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("sync") {
+        let mut sizes = vec![];
+        for kind in ["sqlite", "postgres"] {
+            sizes.push(vec![(AFFILIATES, growth(kind, AFFILIATES).await)]);
+        }
+        let sqlite = sizes[0][0].1.as_ref().expect("the SQLite sync ran");
+        sync_table(sqlite, sizes[1][0].1.as_ref());
+        return std::process::ExitCode::SUCCESS;
+    }
     let sqlite = run("sqlite").await.expect("SQLite benchmark ran");
     let postgres = run("postgres").await;
     let cell = |f: Option<&Figures3>, pick: &dyn Fn(&Figures3) -> String| {
         f.map_or("(set BENCH_POSTGRES)".to_owned(), pick)
     };
     intake_table(&sqlite, postgres.as_ref());
-    sync_table(&sqlite, postgres.as_ref());
+    sync_table(&sqlite.sync, postgres.as_ref().map(|f| &f.sync));
     println!(
         "| merchant page, {AFFILIATES} affiliates × {DAYS} days (goal < 200 ms) | SQLite median (slowest of {PAGE_RUNS}) | PostgreSQL median (slowest) |"
     );

@@ -5,15 +5,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{daily_figures, figure_changes, order_versions, orders, unmatched_figures};
 use sea_orm::{
-    ActiveEnum, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr,
-    EntityTrait, IdenStatic, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Select, sea_query::Expr,
+    ActiveEnum, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr,
+    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    sea_query::Expr,
 };
 
 use super::{
     BATCH, HoldState, OrderStatus, PushState, StoreScoped,
     bulk::{Stamp, insert_bulk},
     insert_all,
+    packed::packed,
 };
 use serde::Serialize;
 
@@ -49,7 +50,7 @@ pub struct StoredDay {
     pub absent_since: Option<DateTime<Utc>>,
 }
 
-/// The store's stored figures of `from..=to`, read in bulk (see [`packed`]).
+/// The store's stored figures of `from..=to`, read in bulk (see [`packed`](super::packed)).
 pub async fn figures_in(
     conn: &impl ConnectionTrait,
     store: &StoreId,
@@ -69,37 +70,31 @@ pub async fn figures_in(
         C::TotalSalesMinor,
         C::BrbMinor,
     ];
+    type Row = (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
+    let rows: Vec<(Key, Row)> = packed(conn, in_range(), (C::AffiliateId, C::Day), &fields).await?;
     let mut out = BTreeMap::new();
-    packed(
-        conn,
-        in_range(),
-        (C::AffiliateId, C::Day),
-        &fields,
-        |key, values| {
-            let n = |i: usize| number(values[i]);
-            let figures = Figures {
-                clicks: n(0)?,
-                detail_page_views: n(1)?,
-                add_to_carts: n(2)?,
-                purchases: n(3)?,
-                units: n(4)?,
-                sales_minor: n(5)?,
-                total_purchases: n(6)?,
-                total_units: n(7)?,
-                total_sales_minor: n(8)?,
-                brb_minor: n(9)?,
-            };
-            out.insert(
-                key,
-                StoredDay {
-                    figures,
-                    absent_since: None,
-                },
-            );
-            Ok(())
-        },
-    )
-    .await?;
+    for (key, (c, v, a, p, u, s, tp, tu, ts, b)) in rows {
+        let figures = Figures {
+            clicks: c,
+            detail_page_views: v,
+            add_to_carts: a,
+            purchases: p,
+            units: u,
+            sales_minor: s,
+            total_purchases: tp,
+            total_units: tu,
+            total_sales_minor: ts,
+            brb_minor: b,
+        };
+        let absent_since = None;
+        out.insert(
+            key,
+            StoredDay {
+                figures,
+                absent_since,
+            },
+        );
+    }
     // Few days are ever absent: their instants are read as they are typed.
     let absent: Vec<(i64, NaiveDate, DateTime<Utc>)> = in_range()
         .filter(C::AbsentSince.is_not_null())
@@ -114,65 +109,6 @@ pub async fn figures_in(
         }
     }
     Ok(out)
-}
-
-/// Reads the rows `query` selects as few: each row's day and `fields` as text joined by `,`, the
-/// rows of one affiliate joined by `;` (`group_concat`, `string_agg`), so that a store's 60 days
-/// come back as one row per affiliate instead of one per day (fetching row by row was most of a
-/// sync's time and memory). `visit` gets each row's key and its fields' texts, in the order of
-/// `fields`; those must be integer or state columns, whose texts hold neither `,` nor `;`.
-async fn packed<E: EntityTrait>(
-    conn: &impl ConnectionTrait,
-    query: Select<E>,
-    (affiliate, day): (E::Column, E::Column),
-    fields: &[E::Column],
-    mut visit: impl FnMut(Key, &[&str]) -> Result<(), DbErr>,
-) -> Result<(), DbErr> {
-    let backend = conn.get_database_backend();
-    // ISO whatever the server's DateStyle.
-    let day = match backend {
-        DbBackend::Postgres => format!("to_char(\"{}\", 'YYYY-MM-DD')", day.as_str()),
-        _ => format!("CAST(\"{}\" AS TEXT)", day.as_str()),
-    };
-    let row = std::iter::once(day)
-        .chain(
-            fields
-                .iter()
-                .map(|c| format!("COALESCE(CAST(\"{}\" AS TEXT), '')", c.as_str())),
-        )
-        .collect::<Vec<_>>()
-        .join(" || ',' || ");
-    let aggregate = match backend {
-        DbBackend::Postgres => format!("string_agg({row}, ';')"),
-        _ => format!("group_concat({row}, ';')"),
-    };
-    let groups: Vec<(i64, String)> = query
-        .select_only()
-        .column(affiliate)
-        .column_as(Expr::cust(aggregate), "packed")
-        .group_by(affiliate)
-        .into_tuple()
-        .all(conn)
-        .await?;
-    let mut values = Vec::with_capacity(fields.len() + 1);
-    for (affiliate_id, text) in &groups {
-        for row in text.split(';') {
-            values.clear();
-            values.extend(row.split(','));
-            let day = values
-                .first()
-                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-                .filter(|_| values.len() == fields.len() + 1)
-                .ok_or_else(|| DbErr::Custom(format!("a stored row is unreadable: {row:?}")))?;
-            visit((*affiliate_id, day), &values[1..])?;
-        }
-    }
-    Ok(())
-}
-
-fn number(text: &str) -> Result<i64, DbErr> {
-    text.parse()
-        .map_err(|_| DbErr::Custom(format!("a stored figure is not a number: {text:?}")))
 }
 
 /// Replaces a stored day's figures; the day is present again.
@@ -437,7 +373,7 @@ impl From<&Order> for OrderState {
     }
 }
 
-/// The state of each of the store's orders of `from..=to`, read in bulk (see [`packed`]).
+/// The state of each of the store's orders of `from..=to`, read in bulk (see [`packed`](super::packed)).
 pub async fn order_states_in(
     conn: &impl ConnectionTrait,
     store: &StoreId,
@@ -458,34 +394,39 @@ pub async fn order_states_in(
         C::PushedCommissionMinor,
         C::HoldState,
     ];
+    type Row = (
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        String,
+        i32,
+        i32,
+        String,
+        Option<i64>,
+        Option<String>,
+    );
+    let rows: Vec<(Key, Row)> = packed(conn, query, (C::AffiliateId, C::Day), &fields).await?;
     let mut out = BTreeMap::new();
-    packed(conn, query, (C::AffiliateId, C::Day), &fields, |key, v| {
-        let n = |i: usize| number(v[i]);
-        let small = |i: usize| {
-            i32::try_from(n(i)?).map_err(|_| DbErr::Custom(format!("a version is {}", v[i])))
+    for (key, (clicks, purchases, units, sales, commission, status, v, pv, push, paid, hold)) in
+        rows
+    {
+        let state = OrderState {
+            clicks,
+            purchases,
+            units,
+            sales_minor: sales,
+            commission_minor: commission,
+            status: OrderStatus::try_from_value(&status)?,
+            version: v,
+            pushed_version: pv,
+            push_state: PushState::try_from_value(&push)?,
+            pushed_commission_minor: paid,
+            hold_state: hold.map(|h| HoldState::try_from_value(&h)).transpose()?,
         };
-        let optional = |i: usize| (!v[i].is_empty()).then(|| v[i].to_owned());
-        out.insert(
-            key,
-            OrderState {
-                clicks: n(0)?,
-                purchases: n(1)?,
-                units: n(2)?,
-                sales_minor: n(3)?,
-                commission_minor: n(4)?,
-                status: OrderStatus::try_from_value(&v[5].to_owned())?,
-                version: small(6)?,
-                pushed_version: small(7)?,
-                push_state: PushState::try_from_value(&v[8].to_owned())?,
-                pushed_commission_minor: optional(9).map(|t| number(&t)).transpose()?,
-                hold_state: optional(10)
-                    .map(|t| HoldState::try_from_value(&t))
-                    .transpose()?,
-            },
-        );
-        Ok(())
-    })
-    .await?;
+        out.insert(key, state);
+    }
     Ok(out)
 }
 

@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod links;
 pub mod oauth;
+mod packed;
 pub mod runs;
 pub mod sessions;
 pub mod stores;

@@ -89,6 +89,16 @@ impl<'a> AdsClient<'a> {
         caller: Caller,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Value, AmazonError> {
+        let text = self.send_for_text(caller, build).await?;
+        serde_json::from_str(&text).map_err(|e| AmazonError::Decode(e.to_string()))
+    }
+
+    /// [`Self::send`], returning the 2xx answer's text as it came.
+    async fn send_for_text(
+        &self,
+        caller: Caller,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<String, AmazonError> {
         http::call(
             self.app.retry,
             &self.app.pauses,
@@ -203,14 +213,15 @@ impl<'a> AdsClient<'a> {
         })
     }
 
-    /// One page of `POST /attribution/report`.
+    /// One page of `POST /attribution/report`, as text: `report::read_page_text` reads it
+    /// without a `Value` tree of its 5,000 rows.
     pub async fn report_page(
         &self,
         token: &SecretString,
         profile_id: &str,
         body: &Value,
-    ) -> Result<Value, AmazonError> {
-        self.send(self.caller(token, Some(profile_id)), || {
+    ) -> Result<String, AmazonError> {
+        self.send_for_text(self.caller(token, Some(profile_id)), || {
             self.request(Method::POST, "/attribution/report", token, Some(profile_id))
                 .json(body)
         })
@@ -218,12 +229,12 @@ impl<'a> AdsClient<'a> {
     }
 }
 
-async fn classify(res: reqwest::Response) -> Result<Value, AmazonError> {
+async fn classify(res: reqwest::Response) -> Result<String, AmazonError> {
     let status = res.status();
     let after = retry_after(res.headers(), SystemTime::now());
     let text = res.text().await.map_err(AmazonError::Transport)?;
     if status.is_success() {
-        return serde_json::from_str(&text).map_err(|e| AmazonError::Decode(e.to_string()));
+        return Ok(text);
     }
     let detail = wire::error_detail(&text);
     Err(match status {

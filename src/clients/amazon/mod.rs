@@ -1,7 +1,8 @@
-//! Amazon: Login with Amazon (`lwa`), the Ads API (`ads`), the report's pages (`report`) and the
-//! lenient wire types (`wire`). Built from `[amazon]`; it knows nothing of the sandbox.
+//! Amazon: Login with Amazon (`lwa`), the Ads API (`ads`), the report's pages (`report`, read
+//! through `page`) and the lenient wire types (`wire`). Built from `[amazon]`; it knows nothing of the sandbox.
 pub mod ads;
 pub mod lwa;
+pub mod page;
 pub mod report;
 pub mod wire;
 

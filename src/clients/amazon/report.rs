@@ -1,10 +1,14 @@
 //! The PERFORMANCE report grouped by ADGROUP (DESIGN §4.3), every page, read leniently: metrics as
 //! strings or numbers, `null` ad groups, `cursorId` empty, null or absent on the last page.
-use std::{borrow::Cow, collections::BTreeMap};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, btree_map::Entry},
+};
 
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 
+use super::page::{self, Fields, Scalar};
 pub use crate::domain::figures::Figures;
 use crate::domain::money::{to_count, to_minor};
 
@@ -78,23 +82,23 @@ pub struct BadRow {
     pub problem: String,
 }
 
-fn text(v: Option<&Value>) -> Option<String> {
-    match v? {
+fn text(v: &Option<Scalar<'_>>) -> Option<String> {
+    match v.as_ref()? {
         // Ids are stored (unmatched rows keep them): NUL-free, as every database can store them.
-        Value::String(s) => Some(crate::domain::text::storable(s).into_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+        Scalar::Text(s) => Some(crate::domain::text::storable(s).into_owned()),
+        Scalar::Number(n) => Some(n.to_string()),
+        Scalar::Other => None,
     }
 }
 
 /// A metric's text: `None` when absent, null or `""`; `Err` when it is there but no number.
-fn metric<'a>(row: &'a Value, key: &str) -> Result<Option<Cow<'a, str>>, ()> {
-    match row.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(Cow::Borrowed(s))),
-        Some(Value::Number(n)) => Ok(Some(Cow::Owned(n.to_string()))),
-        Some(_) => Err(()),
+fn metric<'a>(v: &'a Option<Scalar<'_>>) -> Result<Option<Cow<'a, str>>, ()> {
+    match v {
+        None => Ok(None),
+        Some(Scalar::Text(s)) if s.trim().is_empty() => Ok(None),
+        Some(Scalar::Text(s)) => Ok(Some(Cow::Borrowed(s))),
+        Some(Scalar::Number(n)) => Ok(Some(Cow::Owned(n.to_string()))),
+        Some(Scalar::Other) => Err(()),
     }
 }
 
@@ -110,31 +114,33 @@ const REQUIRED: [&str; 4] = [
 
 /// A metric that may be missing (Amazon omits `brb_bonus_amount` for non-BRB advertisers, traffic
 /// metrics may be absent): it counts as zero, but it may not be there and not a number.
-fn optional<'a>(row: &'a Value, key: &str) -> Option<Cow<'a, str>> {
-    Some(metric(row, key).ok()?.unwrap_or(Cow::Borrowed("0")))
+fn optional<'a>(v: &'a Option<Scalar<'_>>) -> Option<Cow<'a, str>> {
+    Some(metric(v).ok()?.unwrap_or(Cow::Borrowed("0")))
 }
 
 /// A row's figures, or `None` when it is incomplete: one of `REQUIRED` missing, or any metric
 /// there but not a number, negative or beyond `MAX_FIGURE`.
-fn figures(row: &Value, exponent: u32) -> Option<Figures> {
+fn figures(row: &Fields<'_>, exponent: u32) -> Option<Figures> {
     // A negative figure, or one beyond any real link's day, is no reading Amazon gives: never
     // trusted, so the row is incomplete. The bound also keeps every sum the pages and the ledger
     // add up (a million such rows) inside a 64-bit integer.
     let plausible = |n: &i64| (0..=MAX_FIGURE).contains(n);
-    let required = |k: &str| metric(row, k).ok().flatten();
+    let m = &row.metrics;
+    let required = |i: usize| metric(&m[i]).ok().flatten();
     let count = |t: Option<Cow<'_, str>>| to_count(&t?).ok().filter(plausible);
     let money = |t: Option<Cow<'_, str>>| to_minor(&t?, exponent).ok().filter(plausible);
+    // Indexes into `METRIC_NAMES`.
     Some(Figures {
-        clicks: count(optional(row, "Click-throughs"))?,
-        detail_page_views: count(optional(row, "attributedDetailPageViewsClicks14d"))?,
-        add_to_carts: count(optional(row, "attributedAddToCartClicks14d"))?,
-        purchases: count(required("attributedPurchases14d"))?,
-        units: count(optional(row, "unitsSold14d"))?,
-        sales_minor: money(required("attributedSales14d"))?,
-        total_purchases: count(required("attributedTotalPurchases14d"))?,
-        total_units: count(optional(row, "totalUnitsSold14d"))?,
-        total_sales_minor: money(required("totalAttributedSales14d"))?,
-        brb_minor: money(optional(row, "brb_bonus_amount"))?,
+        clicks: count(optional(&m[0]))?,
+        detail_page_views: count(optional(&m[1]))?,
+        add_to_carts: count(optional(&m[2]))?,
+        purchases: count(required(3))?,
+        units: count(optional(&m[4]))?,
+        sales_minor: money(required(5))?,
+        total_purchases: count(required(6))?,
+        total_units: count(optional(&m[7]))?,
+        total_sales_minor: money(required(8))?,
+        brb_minor: money(optional(&m[9]))?,
     })
 }
 
@@ -158,45 +164,87 @@ pub fn read_page(page: &Value, exponent: u32, rows: &mut Rows) -> Result<usize, 
             row: page.to_string().chars().take(300).collect(),
             problem: "the page has no `reports` list".into(),
         })?;
-
-    let mut page_rows = Rows::new();
-    for row in list {
-        let bad = |problem: String| BadRow {
-            row: row.to_string().chars().take(300).collect(),
+    let page_rows =
+        keyed(list.iter().map(Fields::of), exponent).map_err(|(i, problem)| BadRow {
+            row: list[i].to_string().chars().take(300).collect(),
             problem,
-        };
-        let date = text(row.get("date")).ok_or_else(|| bad("no date".into()))?;
-        let day = NaiveDate::parse_from_str(date.trim(), "%Y%m%d")
-            .or_else(|_| NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d"))
-            .map_err(|_| bad(format!("date {date:?}")))?;
-        let campaign = text(row.get("campaignId")).unwrap_or_default();
-        let ad_group = text(row.get("adGroupId")).unwrap_or_default();
-        let reading = figures(row, exponent).map_or(Reading::Incomplete, Reading::Complete);
-        match page_rows.entry((campaign, ad_group, day)) {
-            std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(reading);
-            }
-            std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().add(reading),
+        })?;
+    merge(page_rows, rows);
+    Ok(list.len())
+}
+
+/// Adds the page of `text` to `rows` as [`read_page`] does, and returns how many rows it had and
+/// the next page's cursor ([`next_cursor`]). The page is read from its text straight into
+/// borrowed fields ([`page::parse`]); a page of another shape is read as a `Value`.
+pub fn read_page_text(
+    text: &str,
+    exponent: u32,
+    rows: &mut Rows,
+) -> Result<(usize, Option<String>), BadRow> {
+    if let Some((list, cursor)) = page::parse(text) {
+        let count = list.len();
+        // A row this reader cannot key is left to the `Value` reader, which names it.
+        if let Ok(page_rows) = keyed(list.into_iter(), exponent) {
+            merge(page_rows, rows);
+            return Ok((count, cursor));
         }
     }
-    // A key already read on an earlier page is a repeat, not more sales: never summed, the day
-    // keeps its last complete figures.
-    for (key, reading) in page_rows {
-        match rows.entry(key) {
-            std::collections::btree_map::Entry::Vacant(v) => {
+    let page: Value = serde_json::from_str(text).map_err(|e| BadRow {
+        row: text.chars().take(300).collect(),
+        problem: format!("the page is not JSON: {e}"),
+    })?;
+    let count = read_page(&page, exponent, rows)?;
+    Ok((count, next_cursor(&page)))
+}
+
+/// A page's rows by key, the same key twice summed; `Err` names the first row without a readable
+/// date (by its index) and what is wrong with it.
+fn keyed<'a>(
+    list: impl Iterator<Item = Fields<'a>>,
+    exponent: u32,
+) -> Result<Rows, (usize, String)> {
+    let mut page_rows = Rows::new();
+    for (i, row) in list.enumerate() {
+        let date = text(&row.date).ok_or_else(|| (i, "no date".to_owned()))?;
+        let day = NaiveDate::parse_from_str(date.trim(), "%Y%m%d")
+            .or_else(|_| NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d"))
+            .map_err(|_| (i, format!("date {date:?}")))?;
+        let campaign = text(&row.campaign).unwrap_or_default();
+        let ad_group = text(&row.ad_group).unwrap_or_default();
+        let reading = figures(&row, exponent).map_or(Reading::Incomplete, Reading::Complete);
+        match page_rows.entry((campaign, ad_group, day)) {
+            Entry::Vacant(v) => {
                 v.insert(reading);
             }
-            std::collections::btree_map::Entry::Occupied(mut o) => {
+            Entry::Occupied(mut o) => o.get_mut().add(reading),
+        }
+    }
+    Ok(page_rows)
+}
+
+/// A key already read on an earlier page is a repeat, not more sales: never summed, the day
+/// keeps its last complete figures.
+fn merge(page_rows: Rows, rows: &mut Rows) {
+    for (key, reading) in page_rows {
+        match rows.entry(key) {
+            Entry::Vacant(v) => {
+                v.insert(reading);
+            }
+            Entry::Occupied(mut o) => {
                 *o.get_mut() = Reading::Incomplete;
             }
         }
     }
-    Ok(list.len())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_metrics_requested_are_the_metrics_read() {
+        assert_eq!(METRICS, page::METRIC_NAMES.join(","));
+    }
 
     #[test]
     fn reads_the_real_wire_format() {

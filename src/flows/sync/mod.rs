@@ -207,8 +207,9 @@ async fn pull(
         })
         .await?;
         // A page that is not a report must not read as "no sales" (that would reject orders).
-        let on_page = report::read_page(&page, exponent, &mut rows)
+        let (on_page, next) = report::read_page_text(&page, exponent, &mut rows)
             .map_err(|e| JobError::permanent(e.to_string()))?;
+        drop(page);
         read += on_page;
         deps.metrics.report_rows_read(on_page);
         runs::progress(&deps.db, run, read).await?;
@@ -219,7 +220,7 @@ async fn pull(
             rows_so_far = read,
             "report page read"
         );
-        match report::next_cursor(&page) {
+        match next {
             None => return Ok(rows),
             Some(next) if !seen.insert(next.clone()) => {
                 return Err(JobError::permanent(format!(

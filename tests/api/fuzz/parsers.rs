@@ -424,6 +424,55 @@ fn fuzz_report_pages() {
     );
 }
 
+/// A page read from its text (the sync's reader, `read_page_text`) reads exactly as the same
+/// text parsed into a `Value` and read: the same rows, the same refusal or not, the same cursor.
+/// A key given twice counts once, the last one, as in a `Value`.
+#[test]
+fn fuzz_report_page_text_reads_as_the_value_reader() {
+    run(
+        "report page text",
+        Kind::Parser,
+        1024,
+        (report_page(), any::<bool>(), 0usize..REQUIRED.len()),
+        |(page, twice, which), tally| {
+            let mut text = page.to_string();
+            if twice {
+                // An earlier value of the same key, which the later one replaces.
+                let key = format!("\"{}\":", REQUIRED[which]);
+                text = text.replacen(&key, &format!("{key}\"1.00\",{key}"), 1);
+            }
+            let (mut by_value, mut by_text) = (Rows::new(), Rows::new());
+            let read = no_panic(tally, || {
+                // The text as the Amazon client read it before: into a `Value`, then its rows.
+                let a = serde_json::from_str::<Value>(&text)
+                    .map_err(|_| ())
+                    .and_then(|page| {
+                        report::read_page(&page, 2, &mut by_value)
+                            .map(|n| (n, report::next_cursor(&page)))
+                            .map_err(|_| ())
+                    });
+                let b = report::read_page_text(&text, 2, &mut by_text).map_err(|_| ());
+                (a, b)
+            })?;
+            // The one difference: a field the reader does not use may nest deeper than a
+            // `Value` may (128 levels); a metric may not.
+            let too_deep = serde_json::from_str::<Value>(&text)
+                .is_err_and(|e| e.to_string().contains("recursion limit"));
+            if too_deep && read.1.is_ok() {
+                tally.saw("too deep for a Value, read");
+                return Ok(());
+            }
+            tally.saw(if read.0.is_ok() { "read" } else { "refused" });
+            if attribution_bridge::clients::amazon::page::parse(&text).is_some() {
+                tally.saw("read without a Value");
+            }
+            prop_assert_eq!(&read.0, &read.1, "{}", text);
+            prop_assert_eq!(&by_value, &by_text, "{}", text);
+            Ok(())
+        },
+    );
+}
+
 #[test]
 fn fuzz_amazon_wire_types_and_money_text() {
     let shapes = prop_oneof![
