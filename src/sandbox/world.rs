@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::path::Path;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc, Weekday};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -53,22 +53,10 @@ impl Ids {
     }
 }
 
-/// The marketplace day (America/Los_Angeles) of an instant: US rules since 2007, DST from the
-/// second Sunday of March 02:00 to the first Sunday of November 02:00 local time.
+/// The marketplace day (America/Los_Angeles) of an instant, by the tz database.
 pub fn la_date(at: DateTime<Utc>) -> NaiveDate {
-    let year = at.year();
-    let sunday = |month, n| {
-        NaiveDate::from_weekday_of_month_opt(year, month, Weekday::Sun, n).expect("exists")
-    };
-    let starts = sunday(3, 2).and_time(NaiveTime::from_hms_opt(10, 0, 0).expect("valid"));
-    let ends = sunday(11, 1).and_time(NaiveTime::from_hms_opt(9, 0, 0).expect("valid"));
-    let naive = at.naive_utc();
-    let offset = if naive >= starts && naive < ends {
-        7
-    } else {
-        8
-    };
-    (naive - Duration::hours(offset)).date()
+    at.with_timezone(&chrono_tz::America::Los_Angeles)
+        .date_naive()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use attribution_bridge::flows::sync;
 use chrono::{NaiveDate, Utc};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::Value;
@@ -43,14 +44,17 @@ fn seed() -> u64 {
 type Expected = BTreeMap<String, (i64, i64)>;
 
 /// `affiliates` × `days` report rows of store st_1 with seeded sales (ages 2 to `days` + 1, so every
-/// day is due), on today's real date: the processes run on the real clock.
+/// day is due), on today's real date on the marketplace (America/Los_Angeles, the profile's time
+/// zone, where the app counts a day's age): the processes run on the real clock.
 fn sales(rng: &mut StdRng, affiliates: i64, days: i64) -> (Vec<Value>, Expected) {
     sales_of(rng, "st_1", affiliates, days)
 }
 
 /// As [`sales`], for store `store`.
 fn sales_of(rng: &mut StdRng, store: &str, affiliates: i64, days: i64) -> (Vec<Value>, Expected) {
-    let today = Utc::now().date_naive();
+    // Not the UTC date: from 00:00 to 08:00 UTC it is a day ahead of Los Angeles, and the youngest
+    // day would be too young to push.
+    let today = sync::today(Utc::now(), sync::zone(Some("America/Los_Angeles")));
     let mut rows = vec![];
     let mut expected = Expected::new();
     for a in 1..=affiliates {
