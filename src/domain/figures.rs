@@ -1,7 +1,8 @@
 //! A day's figures of one link, as Amazon reports them (DESIGN §4.3), money in minor units.
 
-/// One (campaign, ad group, day) of the report, money in minor units.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+/// One (campaign, ad group, day) of the report, money in minor units. Serialized as a map by
+/// name; also read from an array of the ten in field order (the store's packed reads).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Figures {
     pub clicks: i64,
     pub detail_page_views: i64,

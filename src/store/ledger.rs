@@ -58,6 +58,7 @@ pub async fn figures_in(
 ) -> Result<BTreeMap<Key, StoredDay>, DbErr> {
     use daily_figures::Column as C;
     let in_range = || daily_figures::Entity::of_store(store).filter(C::Day.between(from, to));
+    // In the order of `Figures`' fields: it is read from them as an array.
     let fields = [
         C::Clicks,
         C::DetailPageViews,
@@ -70,31 +71,25 @@ pub async fn figures_in(
         C::TotalSalesMinor,
         C::BrbMinor,
     ];
-    type Row = (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
-    let rows: Vec<(Key, Row)> = packed(conn, in_range(), (C::AffiliateId, C::Day), &fields).await?;
     let mut out = BTreeMap::new();
-    for (key, (c, v, a, p, u, s, tp, tu, ts, b)) in rows {
-        let figures = Figures {
-            clicks: c,
-            detail_page_views: v,
-            add_to_carts: a,
-            purchases: p,
-            units: u,
-            sales_minor: s,
-            total_purchases: tp,
-            total_units: tu,
-            total_sales_minor: ts,
-            brb_minor: b,
-        };
-        let absent_since = None;
-        out.insert(
-            key,
-            StoredDay {
-                figures,
-                absent_since,
-            },
-        );
-    }
+    packed(
+        conn,
+        in_range(),
+        (C::AffiliateId, C::Day),
+        &fields,
+        |key, figures| {
+            let absent_since = None; // read below
+            out.insert(
+                key,
+                StoredDay {
+                    figures,
+                    absent_since,
+                },
+            );
+            Ok(())
+        },
+    )
+    .await?;
     // Few days are ever absent: their instants are read as they are typed.
     let absent: Vec<(i64, NaiveDate, DateTime<Utc>)> = in_range()
         .filter(C::AbsentSince.is_not_null())
@@ -407,26 +402,33 @@ pub async fn order_states_in(
         Option<i64>,
         Option<String>,
     );
-    let rows: Vec<(Key, Row)> = packed(conn, query, (C::AffiliateId, C::Day), &fields).await?;
     let mut out = BTreeMap::new();
-    for (key, (clicks, purchases, units, sales, commission, status, v, pv, push, paid, hold)) in
-        rows
-    {
-        let state = OrderState {
-            clicks,
-            purchases,
-            units,
-            sales_minor: sales,
-            commission_minor: commission,
-            status: OrderStatus::try_from_value(&status)?,
-            version: v,
-            pushed_version: pv,
-            push_state: PushState::try_from_value(&push)?,
-            pushed_commission_minor: paid,
-            hold_state: hold.map(|h| HoldState::try_from_value(&h)).transpose()?,
-        };
-        out.insert(key, state);
-    }
+    packed(
+        conn,
+        query,
+        (C::AffiliateId, C::Day),
+        &fields,
+        |key, row: Row| {
+            let (clicks, purchases, units, sales, commission, status, v, pv, push, paid, hold) =
+                row;
+            let state = OrderState {
+                clicks,
+                purchases,
+                units,
+                sales_minor: sales,
+                commission_minor: commission,
+                status: OrderStatus::try_from_value(&status)?,
+                version: v,
+                pushed_version: pv,
+                push_state: PushState::try_from_value(&push)?,
+                pushed_commission_minor: paid,
+                hold_state: hold.map(|h| HoldState::try_from_value(&h)).transpose()?,
+            };
+            out.insert(key, state);
+            Ok(())
+        },
+    )
+    .await?;
     Ok(out)
 }
 

@@ -12,14 +12,16 @@ use serde::de::DeserializeOwned;
 
 use super::ledger::Key;
 
-/// The rows `query` selects, each as its key and `fields` read as `T` (a tuple of them, in
-/// order: integers, texts, and `Option`s of them for nullable columns).
+/// Hands `each` the rows `query` selects, one by one, as their key and `fields` read as `T` (a
+/// tuple or struct of them, in order: integers, texts, and `Option`s of them for nullable
+/// columns). No list of all rows is built on the way: a store's report is large.
 pub(crate) async fn packed<E: EntityTrait, T: DeserializeOwned>(
     conn: &impl ConnectionTrait,
     query: Select<E>,
     (affiliate, day): (E::Column, E::Column),
     fields: &[E::Column],
-) -> Result<Vec<(Key, T)>, DbErr> {
+    mut each: impl FnMut(Key, T) -> Result<(), DbErr>,
+) -> Result<(), DbErr> {
     let quoted = |c: &E::Column| format!("\"{}\"", c.as_str());
     let aggregate = match conn.get_database_backend() {
         // PostgreSQL writes the same JSON text faster joined by hand than built as `json`: numbers
@@ -60,14 +62,15 @@ pub(crate) async fn packed<E: EntityTrait, T: DeserializeOwned>(
         .into_tuple()
         .all(conn)
         .await?;
-    let mut out = Vec::new();
     for (affiliate_id, text) in groups {
         let rows: Vec<(NaiveDate, T)> = serde_json::from_str(&text).map_err(|e| {
             DbErr::Custom(format!(
                 "the rows of affiliate {affiliate_id} are unreadable: {e}"
             ))
         })?;
-        out.extend(rows.into_iter().map(|(d, t)| ((affiliate_id, d), t)));
+        for (day, row) in rows {
+            each((affiliate_id, day), row)?;
+        }
     }
-    Ok(out)
+    Ok(())
 }
