@@ -129,7 +129,16 @@ pub fn double(pages: Vec<Vec<u8>>) -> String {
 /// `child_main`) with `env`; returns its peak resident set in MB.
 pub fn run_child(store: &str, env: &[(String, String)]) -> f64 {
     let exe = std::env::current_exe().expect("the bench's path");
-    let out = Command::new(exe)
+    let wrap = std::env::var("BENCH_WRAP").ok();
+    let mut cmd = match &wrap {
+        Some(w) => {
+            let mut c = Command::new(w);
+            c.arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    let out = cmd
         .args(["sync", "--store", store, "--wait", "600"])
         .env("BENCH_CHILD", "1")
         .envs(env.iter().cloned())

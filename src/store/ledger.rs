@@ -12,7 +12,7 @@ use sea_orm::{
 
 use super::{
     BATCH, HoldState, OrderStatus, PushState, StoreScoped,
-    bulk::{Stamp, insert_bulk},
+    bulk::{JSON_BATCH, Stamp, insert_bulk},
     insert_all,
     packed::packed,
 };
@@ -202,17 +202,22 @@ pub async fn insert_figures(
         "first_seen_at",
         "updated_at",
     ];
-    let rows = rows
-        .iter()
-        .map(|((affiliate_id, day), figures)| FiguresRow {
-            store_id: store.as_str(),
-            affiliate_id: *affiliate_id,
-            day: *day,
-            figures,
-            first_seen_at: &now,
-            updated_at: &now,
-        });
-    insert_bulk(conn, "daily_figures", &columns, &rows.collect::<Vec<_>>()).await
+    // A chunk at a time: only one chunk's rows are ever built.
+    for chunk in rows.chunks(JSON_BATCH) {
+        let rows: Vec<FiguresRow<'_>> = chunk
+            .iter()
+            .map(|((affiliate_id, day), figures)| FiguresRow {
+                store_id: store.as_str(),
+                affiliate_id: *affiliate_id,
+                day: *day,
+                figures,
+                first_seen_at: &now,
+                updated_at: &now,
+            })
+            .collect();
+        insert_bulk(conn, "daily_figures", &columns, &rows).await?;
+    }
+    Ok(())
 }
 
 /// What one reading changed of a day (a JSON object of `field: [old, new]`), applied or not.
@@ -529,12 +534,12 @@ struct NewOrderRow<'a> {
     status: &'static str,
     version: i32,
     basis: &'a str,
-    computed_at: Stamp,
+    computed_at: &'a Stamp,
     push_state: &'static str,
     pushed_version: i32,
     create_attempted: bool,
-    created_at: Stamp,
-    updated_at: Stamp,
+    created_at: &'a Stamp,
+    updated_at: &'a Stamp,
 }
 
 const NEW_ORDER_COLUMNS: [&str; 19] = [
@@ -570,7 +575,7 @@ struct VersionRow<'a> {
     purchases: i64,
     commission_minor: i64,
     status: &'static str,
-    created_at: Stamp,
+    created_at: &'a Stamp,
 }
 
 const VERSION_COLUMNS: [&str; 9] = [
@@ -587,55 +592,76 @@ const VERSION_COLUMNS: [&str; 9] = [
 
 /// Adds new orders, each with its first version, in bulk. A new order has been pushed nowhere
 /// and holds nothing: those columns of `new` are not read.
-pub async fn insert_orders(conn: &impl ConnectionTrait, new: Vec<Order>) -> Result<(), DbErr> {
+pub async fn insert_orders(conn: &impl ConnectionTrait, new: &[Order]) -> Result<(), DbErr> {
     let backend = conn.get_database_backend();
-    let stamp = |t| Stamp::new(backend, t);
-    let orders = new.iter().map(|o| NewOrderRow {
-        store_id: &o.store_id,
-        affiliate_id: o.affiliate_id,
-        day: o.day,
-        number: &o.number,
-        currency: &o.currency,
-        clicks: o.clicks,
-        purchases: o.purchases,
-        units: o.units,
-        sales_minor: o.sales_minor,
-        commission_minor: o.commission_minor,
-        status: o.status.as_str(),
-        version: o.version,
-        basis: &o.basis,
-        computed_at: stamp(o.computed_at),
-        push_state: o.push_state.as_str(),
-        pushed_version: o.pushed_version,
-        create_attempted: o.create_attempted,
-        created_at: stamp(o.created_at),
-        updated_at: stamp(o.updated_at),
-    });
-    insert_bulk(
-        conn,
-        "orders",
-        &NEW_ORDER_COLUMNS,
-        &orders.collect::<Vec<_>>(),
-    )
-    .await?;
-    let versions = new.iter().map(|o| VersionRow {
-        store_id: &o.store_id,
-        affiliate_id: o.affiliate_id,
-        day: o.day,
-        version: o.version,
-        sales_minor: o.sales_minor,
-        purchases: o.purchases,
-        commission_minor: o.commission_minor,
-        status: o.status.as_str(),
-        created_at: stamp(o.computed_at),
-    });
-    insert_bulk(
-        conn,
-        "order_versions",
-        &VERSION_COLUMNS,
-        &versions.collect::<Vec<_>>(),
-    )
-    .await
+    // New orders of one sync share their instants: each is written once, not per row.
+    let mut stamps: Vec<(DateTime<Utc>, Stamp)> = Vec::new();
+    let mut stamp_of = |t: DateTime<Utc>| -> usize {
+        stamps
+            .iter()
+            .position(|(at, _)| *at == t)
+            .unwrap_or_else(|| {
+                stamps.push((t, Stamp::new(backend, t)));
+                stamps.len() - 1
+            })
+    };
+    let at: Vec<[usize; 3]> = new
+        .iter()
+        .map(|o| {
+            [
+                stamp_of(o.computed_at),
+                stamp_of(o.created_at),
+                stamp_of(o.updated_at),
+            ]
+        })
+        .collect();
+    let stamp = |i: usize| &stamps[i].1;
+    // A chunk at a time: only one chunk's rows are ever built.
+    for (chunk, at) in new.chunks(JSON_BATCH).zip(at.chunks(JSON_BATCH)) {
+        let orders: Vec<NewOrderRow<'_>> = chunk
+            .iter()
+            .zip(at)
+            .map(|(o, [computed, created, updated])| NewOrderRow {
+                store_id: &o.store_id,
+                affiliate_id: o.affiliate_id,
+                day: o.day,
+                number: &o.number,
+                currency: &o.currency,
+                clicks: o.clicks,
+                purchases: o.purchases,
+                units: o.units,
+                sales_minor: o.sales_minor,
+                commission_minor: o.commission_minor,
+                status: o.status.as_str(),
+                version: o.version,
+                basis: &o.basis,
+                computed_at: stamp(*computed),
+                push_state: o.push_state.as_str(),
+                pushed_version: o.pushed_version,
+                create_attempted: o.create_attempted,
+                created_at: stamp(*created),
+                updated_at: stamp(*updated),
+            })
+            .collect();
+        insert_bulk(conn, "orders", &NEW_ORDER_COLUMNS, &orders).await?;
+        let versions: Vec<VersionRow<'_>> = chunk
+            .iter()
+            .zip(at)
+            .map(|(o, [computed, ..])| VersionRow {
+                store_id: &o.store_id,
+                affiliate_id: o.affiliate_id,
+                day: o.day,
+                version: o.version,
+                sales_minor: o.sales_minor,
+                purchases: o.purchases,
+                commission_minor: o.commission_minor,
+                status: o.status.as_str(),
+                created_at: stamp(*computed),
+            })
+            .collect();
+        insert_bulk(conn, "order_versions", &VERSION_COLUMNS, &versions).await?;
+    }
+    Ok(())
 }
 
 /// Writes an order as it now is; `new_version` records its amounts as a version too.

@@ -89,7 +89,7 @@ async fn rows_written_in_bulk_read_back_as_written() {
         .await
         .expect("figures in bulk");
     let orders: Vec<Order> = keys.iter().map(|&(a, d)| order(a, d, at)).collect();
-    ledger::insert_orders(&conn, orders.clone())
+    ledger::insert_orders(&conn, &orders)
         .await
         .expect("orders in bulk");
 

@@ -19,6 +19,9 @@ use crate::{
 
 pub use super::context::{Context, FINAL_AFTER_DAYS, Summary, order_number};
 
+/// Days seen for the first time are written this many at a time.
+const FRESH_BATCH: usize = 5_000;
+
 fn diff(old: &Figures, new: &Figures) -> Map<String, Value> {
     let mut out = Map::new();
     let pairs = [
@@ -162,7 +165,14 @@ pub async fn ingest(
                 rows::update_figures(conn, store, key, &new, ctx.now).await?;
                 record_change(conn, ctx, affiliate_id, day, changes, true).await?;
             }
-            None => fresh.push((key, new.clone())),
+            None => {
+                fresh.push((key, new.clone()));
+                // Written a batch at a time: a first reading would hold them all otherwise.
+                if fresh.len() == FRESH_BATCH {
+                    rows::insert_figures(conn, store, &fresh, ctx.now).await?;
+                    fresh.clear();
+                }
+            }
         }
         summary.changes += 1;
         current.insert(key, new);

@@ -146,6 +146,10 @@ fn must_hold(
     pushed > 0 && Decimal::from(cut) > ctx.hold_share * Decimal::from(pushed)
 }
 
+/// New orders are written this many at a time: a first reading of a large store would hold
+/// every one of them otherwise.
+const NEW_ORDERS_BATCH: usize = 5_000;
+
 /// Brings every order of the range in line with `figures` and the current default commission;
 /// enqueues the pushes due.
 pub async fn bring_in_line(
@@ -177,6 +181,10 @@ pub async fn bring_in_line(
         let Some(o) = existing.get(&key) else {
             if p.commission_minor > 0 {
                 new_orders.push(new_order(ctx, key, &p, &basis, due));
+                if new_orders.len() == NEW_ORDERS_BATCH {
+                    rows::insert_orders(conn, &new_orders).await?;
+                    new_orders.clear();
+                }
                 if due {
                     new_jobs.insert(key, tasks::push_job(ctx.store, key.0, key.1, ctx.now));
                 }
@@ -217,7 +225,7 @@ pub async fn bring_in_line(
             new_jobs.insert(key, job);
         }
     }
-    rows::insert_orders(conn, new_orders).await?;
+    rows::insert_orders(conn, &new_orders).await?;
     let new_jobs: Vec<_> = new_jobs.into_values().collect();
     let pushes = jobs::enqueue(conn, &new_jobs, ctx.now).await?;
     Ok(Outcome {
