@@ -5,7 +5,6 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 use serde::{Serialize, Serializer};
-use serde_json::Value;
 
 /// Rows per PostgreSQL statement: a few MB of JSON, so memory stays bounded whatever the count.
 pub const JSON_BATCH: usize = 5_000;
@@ -28,32 +27,62 @@ impl Stamp {
     }
 }
 
+impl Stamp {
+    /// The instant as SQLite binds it.
+    pub fn cell(&self) -> sea_orm::Value {
+        self.0.as_str().into()
+    }
+}
+
 impl Serialize for Stamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.0)
     }
 }
 
-/// Inserts `rows` into `table`. Each row serializes to an object whose keys are `columns`
-/// (numbers, text, booleans, `YYYY-MM-DD` days, [`Stamp`]s); a column left out of `columns`
-/// takes its default. On PostgreSQL each chunk of [`JSON_BATCH`] rows is one JSON value; on
-/// SQLite, whose JSON functions parse the text again for every column they read, it is one
-/// multi-row statement of as many rows as its bound values allow (binding is in process there).
-pub(crate) async fn insert_bulk<T: Serialize + Sync>(
+/// A row that [`insert_bulk`] writes: its columns, and its values in their order.
+pub(crate) trait BulkRow: Serialize {
+    /// The columns, each a key of the row's JSON object; a column left out takes its default.
+    const COLUMNS: &'static [&'static str];
+    /// Pushes the row's values, one per column in the order of [`Self::COLUMNS`], each as its
+    /// JSON value reads (integers as `i64`, text, booleans, `YYYY-MM-DD` days, [`Stamp`]s).
+    fn cells(&self, out: &mut Vec<sea_orm::Value>);
+}
+
+/// The value SQLite binds for a JSON value of a row: what [`BulkRow::cells`] must give.
+#[cfg(test)]
+pub(crate) fn cell_of_json(v: serde_json::Value) -> sea_orm::Value {
+    use serde_json::Value;
+    match v {
+        Value::Bool(b) => b.into(),
+        Value::Number(n) => n
+            .as_i64()
+            .map_or_else(|| n.as_f64().into(), sea_orm::Value::from),
+        Value::String(t) => t.into(),
+        Value::Null => sea_orm::Value::String(None),
+        other => other.to_string().into(),
+    }
+}
+
+/// Inserts `rows` into `table`. On PostgreSQL each chunk of [`JSON_BATCH`] rows is one JSON
+/// value; on SQLite, whose JSON functions parse the text again for every column they read, it
+/// is one multi-row statement of as many rows as its bound values allow (binding is in process
+/// there), bound from [`BulkRow::cells`].
+pub(crate) async fn insert_bulk<T: BulkRow + Sync>(
     conn: &impl ConnectionTrait,
     table: &str,
-    columns: &[&str],
     rows: &[T],
 ) -> Result<(), DbErr> {
+    let columns = T::COLUMNS;
     let backend = conn.get_database_backend();
     let names = columns
         .iter()
         .map(|c| format!("\"{c}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    let unreadable =
-        |e: serde_json::Error| DbErr::Custom(format!("rows for {table} do not serialize: {e}"));
     if backend == DbBackend::Postgres {
+        let unreadable =
+            |e: serde_json::Error| DbErr::Custom(format!("rows for {table} do not serialize: {e}"));
         let sql = format!(
             "INSERT INTO \"{table}\" ({names}) SELECT {names} \
              FROM json_populate_recordset(NULL::\"{table}\", $1::json)"
@@ -74,20 +103,7 @@ pub(crate) async fn insert_bulk<T: Serialize + Sync>(
         );
         let mut values = Vec::with_capacity(chunk.len() * columns.len());
         for row in chunk {
-            let Value::Object(mut row) = serde_json::to_value(row).map_err(unreadable)? else {
-                return Err(DbErr::Custom(format!("a row for {table} is no object")));
-            };
-            for c in columns {
-                values.push(match row.remove(*c) {
-                    Some(Value::Bool(b)) => b.into(),
-                    Some(Value::Number(n)) => n
-                        .as_i64()
-                        .map_or_else(|| n.as_f64().into(), sea_orm::Value::from),
-                    Some(Value::String(t)) => t.into(),
-                    Some(Value::Null) | None => sea_orm::Value::String(None),
-                    Some(other) => other.to_string().into(),
-                });
-            }
+            row.cells(&mut values);
         }
         conn.execute_raw(Statement::from_sql_and_values(backend, &sql, values))
             .await?;

@@ -14,9 +14,9 @@ use super::{
     BATCH, HoldState, OrderStatus, PushState, StoreScoped,
     bulk::{JSON_BATCH, Stamp, insert_bulk},
     insert_all,
+    new_rows::{FiguresRow, NewOrderRow, VersionRow},
     packed::packed,
 };
-use serde::Serialize;
 
 use crate::domain::{currency::Currency, figures::Figures, ids::StoreId};
 
@@ -165,18 +165,6 @@ pub async fn set_absent_since(
         .and_then(one_row)
 }
 
-/// A new row of `daily_figures`, as [`insert_bulk`] sends it.
-#[derive(Serialize)]
-struct FiguresRow<'a> {
-    store_id: &'a str,
-    affiliate_id: i64,
-    day: NaiveDate,
-    #[serde(flatten)]
-    figures: &'a Figures,
-    first_seen_at: &'a Stamp,
-    updated_at: &'a Stamp,
-}
-
 /// Adds days seen for the first time, in bulk.
 pub async fn insert_figures(
     conn: &impl ConnectionTrait,
@@ -185,23 +173,6 @@ pub async fn insert_figures(
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let now = Stamp::new(conn.get_database_backend(), now);
-    let columns = [
-        "store_id",
-        "affiliate_id",
-        "day",
-        "clicks",
-        "detail_page_views",
-        "add_to_carts",
-        "purchases",
-        "units",
-        "sales_minor",
-        "total_purchases",
-        "total_units",
-        "total_sales_minor",
-        "brb_minor",
-        "first_seen_at",
-        "updated_at",
-    ];
     // A chunk at a time: only one chunk's rows are ever built.
     for chunk in rows.chunks(JSON_BATCH) {
         let rows: Vec<FiguresRow<'_>> = chunk
@@ -215,7 +186,7 @@ pub async fn insert_figures(
                 updated_at: &now,
             })
             .collect();
-        insert_bulk(conn, "daily_figures", &columns, &rows).await?;
+        insert_bulk(conn, "daily_figures", &rows).await?;
     }
     Ok(())
 }
@@ -518,78 +489,6 @@ pub async fn find_order(
         .await
 }
 
-/// A new order, as [`insert_bulk`] sends it: what the program was told is still nothing.
-#[derive(Serialize)]
-struct NewOrderRow<'a> {
-    store_id: &'a str,
-    affiliate_id: i64,
-    day: NaiveDate,
-    number: &'a str,
-    currency: &'a str,
-    clicks: i64,
-    purchases: i64,
-    units: i64,
-    sales_minor: i64,
-    commission_minor: i64,
-    status: &'static str,
-    version: i32,
-    basis: &'a str,
-    computed_at: &'a Stamp,
-    push_state: &'static str,
-    pushed_version: i32,
-    create_attempted: bool,
-    created_at: &'a Stamp,
-    updated_at: &'a Stamp,
-}
-
-const NEW_ORDER_COLUMNS: [&str; 19] = [
-    "store_id",
-    "affiliate_id",
-    "day",
-    "number",
-    "currency",
-    "clicks",
-    "purchases",
-    "units",
-    "sales_minor",
-    "commission_minor",
-    "status",
-    "version",
-    "basis",
-    "computed_at",
-    "push_state",
-    "pushed_version",
-    "create_attempted",
-    "created_at",
-    "updated_at",
-];
-
-/// One version of an order, as [`insert_bulk`] sends it.
-#[derive(Serialize)]
-struct VersionRow<'a> {
-    store_id: &'a str,
-    affiliate_id: i64,
-    day: NaiveDate,
-    version: i32,
-    sales_minor: i64,
-    purchases: i64,
-    commission_minor: i64,
-    status: &'static str,
-    created_at: &'a Stamp,
-}
-
-const VERSION_COLUMNS: [&str; 9] = [
-    "store_id",
-    "affiliate_id",
-    "day",
-    "version",
-    "sales_minor",
-    "purchases",
-    "commission_minor",
-    "status",
-    "created_at",
-];
-
 /// Adds new orders, each with its first version, in bulk. A new order has been pushed nowhere
 /// and holds nothing: those columns of `new` are not read.
 pub async fn insert_orders(conn: &impl ConnectionTrait, new: &[Order]) -> Result<(), DbErr> {
@@ -643,7 +542,7 @@ pub async fn insert_orders(conn: &impl ConnectionTrait, new: &[Order]) -> Result
                 updated_at: stamp(*updated),
             })
             .collect();
-        insert_bulk(conn, "orders", &NEW_ORDER_COLUMNS, &orders).await?;
+        insert_bulk(conn, "orders", &orders).await?;
         let versions: Vec<VersionRow<'_>> = chunk
             .iter()
             .zip(at)
@@ -659,7 +558,7 @@ pub async fn insert_orders(conn: &impl ConnectionTrait, new: &[Order]) -> Result
                 created_at: stamp(*computed),
             })
             .collect();
-        insert_bulk(conn, "order_versions", &VERSION_COLUMNS, &versions).await?;
+        insert_bulk(conn, "order_versions", &versions).await?;
     }
     Ok(())
 }

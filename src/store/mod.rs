@@ -9,6 +9,7 @@ pub mod inbox;
 pub mod jobs;
 pub mod ledger;
 pub mod links;
+mod new_rows;
 pub mod oauth;
 mod packed;
 pub mod runs;
