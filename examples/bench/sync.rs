@@ -129,11 +129,13 @@ pub fn double(pages: Vec<Vec<u8>>) -> String {
 /// `child_main`) with `env`; returns its peak resident set in MB.
 pub fn run_child(store: &str, env: &[(String, String)]) -> f64 {
     let exe = std::env::current_exe().expect("the bench's path");
-    let wrap = std::env::var("BENCH_WRAP").ok();
-    let mut cmd = match &wrap {
-        Some(w) => {
-            let mut c = Command::new(w);
-            c.arg(&exe);
+    // `BENCH_WRAP="perf record -g --"` (or `heaptrack`) runs the child under that command.
+    let wrap = std::env::var("BENCH_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(&exe);
             c
         }
         None => Command::new(&exe),

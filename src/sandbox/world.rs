@@ -296,6 +296,8 @@ mod tests {
         assert_eq!(la_date(at("2026-07-10T07:00:00Z")), day("2026-07-10"));
         // DST 2026 starts 8 March 10:00 UTC and ends 1 November 09:00 UTC.
         assert_eq!(la_date(at("2026-03-08T09:59:00Z")), day("2026-03-08"));
+        // The night after it starts, UTC-8 would still say the 8th.
+        assert_eq!(la_date(at("2026-03-09T07:30:00Z")), day("2026-03-09"));
         assert_eq!(la_date(at("2026-11-01T07:30:00Z")), day("2026-11-01"));
         assert_eq!(
             la_date(Utc.with_ymd_and_hms(2026, 11, 2, 7, 30, 0).unwrap()),

@@ -493,16 +493,14 @@ pub async fn find_order(
 /// and holds nothing: those columns of `new` are not read.
 pub async fn insert_orders(conn: &impl ConnectionTrait, new: &[Order]) -> Result<(), DbErr> {
     let backend = conn.get_database_backend();
-    // New orders of one sync share their instants: each is written once, not per row.
-    let mut stamps: Vec<(DateTime<Utc>, Stamp)> = Vec::new();
+    // New orders of one sync share their instants: each one's text is made once, not per row.
+    let mut stamps: Vec<Stamp> = Vec::new();
+    let mut index: BTreeMap<DateTime<Utc>, usize> = BTreeMap::new();
     let mut stamp_of = |t: DateTime<Utc>| -> usize {
-        stamps
-            .iter()
-            .position(|(at, _)| *at == t)
-            .unwrap_or_else(|| {
-                stamps.push((t, Stamp::new(backend, t)));
-                stamps.len() - 1
-            })
+        *index.entry(t).or_insert_with(|| {
+            stamps.push(Stamp::new(backend, t));
+            stamps.len() - 1
+        })
     };
     let at: Vec<[usize; 3]> = new
         .iter()
@@ -514,7 +512,7 @@ pub async fn insert_orders(conn: &impl ConnectionTrait, new: &[Order]) -> Result
             ]
         })
         .collect();
-    let stamp = |i: usize| &stamps[i].1;
+    let stamp = |i: usize| &stamps[i];
     // A chunk at a time: only one chunk's rows are ever built.
     for (chunk, at) in new.chunks(JSON_BATCH).zip(at.chunks(JSON_BATCH)) {
         let orders: Vec<NewOrderRow<'_>> = chunk

@@ -14,7 +14,8 @@ use super::ledger::Key;
 
 /// Hands `each` the rows `query` selects, one by one, as their key and `fields` read as `T` (a
 /// tuple or struct of them, in order: integers, texts, and `Option`s of them for nullable
-/// columns). No list of all rows is built on the way: a store's report is large.
+/// columns). The rows are not collected into a list of their own on the way (a store's report is
+/// large); the affiliates' JSON texts are held until all are read.
 pub(crate) async fn packed<E: EntityTrait, T: DeserializeOwned>(
     conn: &impl ConnectionTrait,
     query: Select<E>,
