@@ -4,11 +4,13 @@
 //! request. Bursts are one request, so a program that counts requests per second never sees more
 //! than the rate in any second.
 //!
-//! The rate adapts (AIMD): a 429 from a host halves its rate (never below 1/s); after a quiet
-//! spell it climbs back, at once to the last rate that had a quiet spell, then slowly, staying
-//! below the rate that was refused for a while, never above the setting. The rule is [`Pace`], a pure value fed with events and the instants they happen
-//! at, so it is tested without waiting; the limiters are `governor`'s, rebuilt when the rate
-//! changes (its quotas are fixed).
+//! The rate adapts: a 429 drops it to the highest rate that went a quiet spell without a 429, else
+//! halves it (never below 1/s); a 429 at that very rate (requests bunched at
+//! the edge of the program's window) tries one below it, and a second one forgets it. After a
+//! quiet spell the rate climbs slowly, staying below the rate that was refused for a while, never
+//! above the setting. The rule is [`Pace`], a pure value fed with events and the instants they
+//! happen at, so it is tested without waiting; the limiters are `governor`'s, rebuilt when the
+//! rate changes (its quotas are fixed).
 use std::{
     collections::HashMap,
     num::NonZeroU32,
@@ -42,8 +44,10 @@ pub struct Pace {
     rate: u32,
     /// The rate the last 429 answered, while it is remembered.
     refused: Option<u32>,
-    /// The highest rate that went a quiet spell without a 429 since, if any.
+    /// The highest rate known good: it went a quiet spell without a 429 (`sure`), or it is one
+    /// below such a rate that a 429 answered once (not `sure`).
     good: Option<u32>,
+    sure: bool,
     last_429: Option<Instant>,
     /// The last drop or climb: the start of the quiet spell.
     changed: Instant,
@@ -59,6 +63,7 @@ impl Pace {
             rate: setting,
             refused: None,
             good: None,
+            sure: false,
             last_429: None,
             changed: now,
             dropped: None,
@@ -70,8 +75,12 @@ impl Pace {
         self.rate
     }
 
-    /// The host answered 429 at `now`: halve the pace (not below the floor), unless it was
-    /// dropped less than [`SETTLE`] ago. Returns whether the pace changed.
+    /// The host answered 429 at `now`, unless the pace dropped less than [`SETTLE`] ago (then
+    /// the 429 answers a request sent before the drop). The pace drops to the highest rate known
+    /// good below the refused one, else to half of it, never below the floor. A 429 at the rate
+    /// known good and sure (requests bunched at the edge of the program's window) makes one below
+    /// it the rate known good, not sure; a 429 at a rate not sure forgets it (the program's limit
+    /// fell). Returns whether the pace changed.
     pub fn throttled(&mut self, now: Instant) -> bool {
         self.last_429 = Some(now);
         if self
@@ -80,23 +89,35 @@ impl Pace {
         {
             return false;
         }
-        self.refused = Some(self.rate);
-        self.good = self.good.filter(|good| *good < self.rate);
+        let refused = self.rate;
+        self.refused = Some(refused);
+        self.good = match self.good {
+            Some(good) if good == refused && self.sure => {
+                self.sure = false;
+                Some(refused - 1).filter(|below| *below >= FLOOR)
+            }
+            good => good.filter(|good| *good < refused),
+        };
         self.dropped = Some(now);
         self.changed = now;
-        let before = self.rate;
-        self.rate = (self.rate / 2).max(FLOOR);
-        self.rate != before
+        self.rate = self.good.unwrap_or(refused / 2).max(FLOOR);
+        self.rate != refused
     }
 
     /// The time is `now` (a request is about to wait its turn): after [`CLIMB_EVERY`] without a
-    /// 429 or a change, the pace is known good and climbs one step. Below the highest rate known
-    /// good (and not refused since) it goes back there at once; above that, one request per
-    /// second a step, staying below the rate last refused until [`PROBE_AFTER`] without a 429
-    /// has passed; with no refusal remembered, by 10 % (at least 1/s). Never above the setting.
-    /// Returns whether the pace changed.
+    /// 429 or a change, the pace is known good and, below the setting, climbs one step: one
+    /// request per second, staying below the rate last refused until [`PROBE_AFTER`] without a
+    /// 429 has passed; with no refusal remembered, by 10 % (at least 1/s). Returns whether the
+    /// pace changed.
     pub fn tick(&mut self, now: Instant) -> bool {
-        if self.rate >= self.setting || now.saturating_duration_since(self.changed) < CLIMB_EVERY {
+        if now.saturating_duration_since(self.changed) < CLIMB_EVERY {
+            return false;
+        }
+        if self.good.is_none_or(|good| good <= self.rate) {
+            self.good = Some(self.rate);
+            self.sure = true;
+        }
+        if self.rate >= self.setting {
             return false;
         }
         if self
@@ -105,10 +126,7 @@ impl Pace {
         {
             self.refused = None;
         }
-        let good = self.good.map_or(self.rate, |good| good.max(self.rate));
-        self.good = Some(good);
         let next = match self.refused {
-            _ if good > self.rate => good,
             Some(refused) => (self.rate + 1).min(refused.saturating_sub(1)),
             None => self.rate.saturating_add((self.rate / 10).max(1)),
         }
@@ -258,18 +276,18 @@ mod tests {
     }
 
     #[test]
-    fn the_pace_climbs_back_slowly_below_the_refused_rate_then_to_the_setting() {
+    fn the_pace_climbs_slowly_below_the_refused_rate_then_to_the_setting() {
         let t0 = Instant::now();
         let mut pace = Pace::new(100, t0);
-        assert!(!pace.tick(t0 + S * 10), "at the setting already");
-        pace.throttled(t0);
-        assert_eq!(pace.per_second(), 50);
+        assert!(!pace.tick(t0 + S / 2), "at the setting already");
+        pace.throttled(t0 + S);
+        assert_eq!(pace.per_second(), 50, "nothing known good: halved");
         assert!(
-            !pace.tick(t0 + CLIMB_EVERY - S / 10),
+            !pace.tick(t0 + S + CLIMB_EVERY - S / 10),
             "not before a quiet spell"
         );
         // One request per second a step, below the refused rate.
-        let mut t = t0;
+        let mut t = t0 + S;
         let mut seen = vec![];
         for _ in 0..25 {
             t += CLIMB_EVERY;
@@ -278,26 +296,18 @@ mod tests {
         }
         assert_eq!(&seen[..3], [51, 52, 53]);
         assert_eq!(seen[24], 75);
-        // Refused at 60: halved to 30, then at once back to 59, the highest rate known good.
-        let mut pace = Pace::new(100, t0);
-        pace.throttled(t0);
-        t = t0;
-        while pace.per_second() < 60 {
-            t += CLIMB_EVERY;
-            pace.tick(t);
-        }
-        pace.throttled(t);
-        assert_eq!(pace.per_second(), 30);
-        assert!(pace.tick(t + CLIMB_EVERY));
-        assert_eq!(pace.per_second(), 59);
-        for step in 2..10 {
+        // Refused at 75 before it went a quiet spell: straight back to 74, which did.
+        pace.throttled(t + S);
+        assert_eq!(pace.per_second(), 74);
+        t += S;
+        for step in 1..10 {
             pace.tick(t + CLIMB_EVERY * step);
         }
-        assert_eq!(pace.per_second(), 59, "below the refused 60");
+        assert_eq!(pace.per_second(), 74, "below the refused 75");
         // Long without a 429: the refused rate is probed again, up to the setting and no further.
         t += PROBE_AFTER;
         assert!(pace.tick(t));
-        assert_eq!(pace.per_second(), 64);
+        assert_eq!(pace.per_second(), 81);
         for step in 1..10 {
             pace.tick(t + CLIMB_EVERY * step);
         }
@@ -305,18 +315,23 @@ mod tests {
     }
 
     #[test]
-    fn a_429_at_a_rate_known_good_forgets_it() {
+    fn a_429_at_the_rate_known_good_tries_one_below_it_then_forgets_it() {
         let t0 = Instant::now();
-        let mut pace = Pace::new(20, t0);
-        pace.throttled(t0);
-        assert!(pace.tick(t0 + CLIMB_EVERY));
-        assert_eq!(pace.per_second(), 11, "10 was good");
-        // Refused at 11, then at 5 (the program's limit fell): 10 is no longer known good.
-        pace.throttled(t0 + CLIMB_EVERY * 2);
-        pace.throttled(t0 + CLIMB_EVERY * 3);
-        assert_eq!(pace.per_second(), 2);
-        assert!(pace.tick(t0 + CLIMB_EVERY * 4));
-        assert_eq!(pace.per_second(), 3, "slowly, not back to 10");
+        let mut pace = Pace::new(50, t0);
+        // A quiet spell at the setting: 50 is known good.
+        assert!(!pace.tick(t0 + CLIMB_EVERY));
+        // A 429 there (requests bunched at the edge of a window): one below it, not half.
+        assert!(pace.throttled(t0 + CLIMB_EVERY * 2));
+        assert_eq!(pace.per_second(), 49);
+        // 49 holds a quiet spell: it is known good, and 50 (refused) is not tried for a while.
+        assert!(!pace.tick(t0 + CLIMB_EVERY * 3));
+        assert!(pace.throttled(t0 + CLIMB_EVERY * 4));
+        assert_eq!(pace.per_second(), 48, "49 was sure: one below again");
+        // A 429 at 48 before it went a quiet spell: the program's limit fell, 48 is forgotten.
+        assert!(pace.throttled(t0 + CLIMB_EVERY * 4 + SETTLE));
+        assert_eq!(pace.per_second(), 24);
+        assert!(pace.tick(t0 + CLIMB_EVERY * 6));
+        assert_eq!(pace.per_second(), 25, "slowly, not back to 48");
     }
 
     #[test]
