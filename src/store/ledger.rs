@@ -12,7 +12,7 @@ use sea_orm::{
 
 use super::{
     BATCH, HoldState, OrderStatus, PushState, StoreScoped,
-    bulk::{JSON_BATCH, Stamp, insert_bulk},
+    bulk::{CHUNK_ROWS, Stamp, insert_bulk},
     insert_all,
     new_rows::{FiguresRow, NewOrderRow, VersionRow},
     packed::packed,
@@ -174,7 +174,7 @@ pub async fn insert_figures(
 ) -> Result<(), DbErr> {
     let now = Stamp::new(conn.get_database_backend(), now);
     // A chunk at a time: only one chunk's rows are ever built.
-    for chunk in rows.chunks(JSON_BATCH) {
+    for chunk in rows.chunks(CHUNK_ROWS) {
         let rows: Vec<FiguresRow<'_>> = chunk
             .iter()
             .map(|((affiliate_id, day), figures)| FiguresRow {
@@ -514,7 +514,7 @@ pub async fn insert_orders(conn: &impl ConnectionTrait, new: &[Order]) -> Result
         .collect();
     let stamp = |i: usize| &stamps[i];
     // A chunk at a time: only one chunk's rows are ever built.
-    for (chunk, at) in new.chunks(JSON_BATCH).zip(at.chunks(JSON_BATCH)) {
+    for (chunk, at) in new.chunks(CHUNK_ROWS).zip(at.chunks(CHUNK_ROWS)) {
         let orders: Vec<NewOrderRow<'_>> = chunk
             .iter()
             .zip(at)

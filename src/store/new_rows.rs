@@ -1,6 +1,7 @@
-//! The rows the sync adds in bulk ([`insert_bulk`](super::bulk::insert_bulk)): each serializes
-//! to an object of its columns (PostgreSQL reads the chunk as JSON) and hands SQLite its values
-//! in the same order (bound one by one, with no JSON object built per row).
+//! The rows the sync adds in bulk ([`insert_bulk`](super::bulk::insert_bulk)): each hands its
+//! values in the order of its columns (bound one by one on SQLite, gathered into an array per
+//! column on PostgreSQL). Each also serializes to an object of its columns, so that a test holds
+//! every value to the column it names.
 use chrono::NaiveDate;
 use sea_orm::Value;
 use serde::Serialize;
