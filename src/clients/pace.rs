@@ -31,7 +31,10 @@ use super::http::CallObserver;
 pub const FLOOR: u32 = 1;
 /// 429s this soon after a drop answer requests sent at the old pace: they drop it no further.
 pub const SETTLE: Duration = Duration::from_secs(1);
-/// The quiet spell (no 429, no change) after which the pace climbs one step.
+/// The quiet spell after which a busy pace is known good and climbs one step: this long since
+/// the last drop or climb, with no 429 but those [`SETTLE`] ignores, and at least as many
+/// requests asking for a turn as the rate allows in a second (half of what the spell allows): a
+/// pause or an idle spell proves nothing about the rate.
 pub const CLIMB_EVERY: Duration = Duration::from_secs(2);
 /// How long the rate a 429 refused is remembered: climbing stays below it until then, and then
 /// probes above it again (the program's limit may have been raised).
@@ -47,10 +50,13 @@ pub struct Pace {
     /// The highest rate known good: it went a quiet spell without a 429 (`sure`), or it is one
     /// below such a rate that a 429 answered once (not `sure`).
     good: Option<u32>,
+    /// Whether `good` went a quiet spell itself.
     sure: bool,
     last_429: Option<Instant>,
     /// The last drop or climb: the start of the quiet spell.
     changed: Instant,
+    /// Requests that asked for a turn since `changed`.
+    turns: u32,
     dropped: Option<Instant>,
 }
 
@@ -66,6 +72,7 @@ impl Pace {
             sure: false,
             last_429: None,
             changed: now,
+            turns: 0,
             dropped: None,
         }
     }
@@ -100,17 +107,19 @@ impl Pace {
         };
         self.dropped = Some(now);
         self.changed = now;
+        self.turns = 0;
         self.rate = self.good.unwrap_or(refused / 2).max(FLOOR);
         self.rate != refused
     }
 
-    /// The time is `now` (a request is about to wait its turn): after [`CLIMB_EVERY`] without a
-    /// 429 or a change, the pace is known good and, below the setting, climbs one step: one
+    /// A request is about to wait its turn at `now`: after a quiet spell ([`CLIMB_EVERY`], busy
+    /// and without a 429) the pace is known good and, below the setting, climbs one step: one
     /// request per second, staying below the rate last refused until [`PROBE_AFTER`] without a
     /// 429 has passed; with no refusal remembered, by 10 % (at least 1/s). Returns whether the
     /// pace changed.
     pub fn tick(&mut self, now: Instant) -> bool {
-        if now.saturating_duration_since(self.changed) < CLIMB_EVERY {
+        self.turns = self.turns.saturating_add(1);
+        if now.saturating_duration_since(self.changed) < CLIMB_EVERY || self.turns < self.rate {
             return false;
         }
         if self.good.is_none_or(|good| good <= self.rate) {
@@ -136,6 +145,7 @@ impl Pace {
         }
         self.rate = next;
         self.changed = now;
+        self.turns = 0;
         true
     }
 }
@@ -258,6 +268,12 @@ mod tests {
 
     const S: Duration = Duration::from_secs(1);
 
+    /// Requests ask for turns at `t`, as many as the pace allows in a second (a busy spell if
+    /// it lasted [`CLIMB_EVERY`]). Returns whether the pace changed.
+    fn busy(pace: &mut Pace, t: Instant) -> bool {
+        (0..pace.per_second()).any(|_| pace.tick(t))
+    }
+
     #[test]
     fn a_429_halves_the_pace_once_per_settle_and_never_below_the_floor() {
         let t0 = Instant::now();
@@ -283,7 +299,7 @@ mod tests {
         pace.throttled(t0 + S);
         assert_eq!(pace.per_second(), 50, "nothing known good: halved");
         assert!(
-            !pace.tick(t0 + S + CLIMB_EVERY - S / 10),
+            !busy(&mut pace, t0 + S + CLIMB_EVERY - S / 10),
             "not before a quiet spell"
         );
         // One request per second a step, below the refused rate.
@@ -291,7 +307,7 @@ mod tests {
         let mut seen = vec![];
         for _ in 0..25 {
             t += CLIMB_EVERY;
-            pace.tick(t);
+            busy(&mut pace, t);
             seen.push(pace.per_second());
         }
         assert_eq!(&seen[..3], [51, 52, 53]);
@@ -301,15 +317,15 @@ mod tests {
         assert_eq!(pace.per_second(), 74);
         t += S;
         for step in 1..10 {
-            pace.tick(t + CLIMB_EVERY * step);
+            busy(&mut pace, t + CLIMB_EVERY * step);
         }
         assert_eq!(pace.per_second(), 74, "below the refused 75");
         // Long without a 429: the refused rate is probed again, up to the setting and no further.
         t += PROBE_AFTER;
-        assert!(pace.tick(t));
+        assert!(busy(&mut pace, t));
         assert_eq!(pace.per_second(), 81);
         for step in 1..10 {
-            pace.tick(t + CLIMB_EVERY * step);
+            busy(&mut pace, t + CLIMB_EVERY * step);
         }
         assert_eq!(pace.per_second(), 100);
     }
@@ -319,19 +335,45 @@ mod tests {
         let t0 = Instant::now();
         let mut pace = Pace::new(50, t0);
         // A quiet spell at the setting: 50 is known good.
-        assert!(!pace.tick(t0 + CLIMB_EVERY));
+        assert!(!busy(&mut pace, t0 + CLIMB_EVERY));
         // A 429 there (requests bunched at the edge of a window): one below it, not half.
         assert!(pace.throttled(t0 + CLIMB_EVERY * 2));
         assert_eq!(pace.per_second(), 49);
         // 49 holds a quiet spell: it is known good, and 50 (refused) is not tried for a while.
-        assert!(!pace.tick(t0 + CLIMB_EVERY * 3));
+        assert!(!busy(&mut pace, t0 + CLIMB_EVERY * 3));
         assert!(pace.throttled(t0 + CLIMB_EVERY * 4));
         assert_eq!(pace.per_second(), 48, "49 was sure: one below again");
         // A 429 at 48 before it went a quiet spell: the program's limit fell, 48 is forgotten.
         assert!(pace.throttled(t0 + CLIMB_EVERY * 4 + SETTLE));
         assert_eq!(pace.per_second(), 24);
-        assert!(pace.tick(t0 + CLIMB_EVERY * 6));
+        assert!(busy(&mut pace, t0 + CLIMB_EVERY * 6));
         assert_eq!(pace.per_second(), 25, "slowly, not back to 48");
+    }
+
+    #[test]
+    fn a_pause_or_an_idle_spell_proves_nothing_about_the_pace() {
+        let t0 = Instant::now();
+        let mut pace = Pace::new(100, t0);
+        assert!(pace.throttled(t0));
+        assert_eq!(pace.per_second(), 50);
+        // A pause (a Retry-After of 3 s), then one request: no climb, and 50 is not known good.
+        assert!(!pace.tick(t0 + S * 3));
+        assert!(pace.throttled(t0 + S * 4));
+        assert_eq!(pace.per_second(), 25, "halved, not one below 50");
+        // Idle at the setting: not known good either.
+        let mut idle = Pace::new(10, t0);
+        for after in 1..10 {
+            assert!(!idle.tick(t0 + S * after));
+        }
+        assert!(idle.throttled(t0 + S * 10));
+        assert_eq!(idle.per_second(), 5);
+        // At the floor, known good or not, a 429 leaves the pace at 1/s.
+        let mut floor = Pace::new(1, t0);
+        assert!(!busy(&mut floor, t0 + CLIMB_EVERY));
+        assert!(!floor.throttled(t0 + CLIMB_EVERY * 2));
+        assert_eq!(floor.per_second(), FLOOR);
+        assert!(!floor.tick(t0 + CLIMB_EVERY * 4));
+        assert_eq!(floor.per_second(), FLOOR);
     }
 
     #[test]
@@ -344,7 +386,7 @@ mod tests {
         assert_eq!(pace.per_second(), 5);
         let mut t = t0 + S * 4 + PROBE_AFTER;
         let mut seen = vec![];
-        while pace.tick(t) {
+        while busy(&mut pace, t) {
             seen.push(pace.per_second());
             assert!(!pace.tick(t + CLIMB_EVERY / 2), "one step per quiet spell");
             t += CLIMB_EVERY;

@@ -2,8 +2,6 @@
 //! server expands into rows (`UNNEST`): one statement and a value per column per chunk instead of
 //! one per column of every row, which made a 60,000-row report's first read take ten seconds.
 //! On SQLite, in process, large multi-row statements.
-use std::mem::discriminant;
-
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value, sea_query::ArrayType};
 use serde::{Serialize, Serializer};
@@ -114,7 +112,9 @@ pub(crate) async fn insert_bulk<T: BulkRow + Sync>(
 }
 
 /// The SQL type of each of `columns` of `table` on PostgreSQL (`date`, `timestamp with time
-/// zone`, …), in their order: each array is cast to it, as text days and instants must be.
+/// zone`, …), in their order, without a length (`character varying`, not `(3)`): each array is
+/// cast to it, as text days and instants must be, and the insert itself still refuses a value
+/// too long for its column (an explicit cast to a length would cut it silently).
 async fn column_types(
     conn: &impl ConnectionTrait,
     table: &str,
@@ -123,11 +123,14 @@ async fn column_types(
     let found = conn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute \
+            "SELECT attname, format_type(atttypid, NULL) AS type FROM pg_attribute \
              WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
             [format!("\"{table}\"").into()],
         ))
         .await?;
+    if found.is_empty() {
+        return Err(DbErr::Custom(format!("no table {table}")));
+    }
     let mut by_name = std::collections::HashMap::new();
     for row in found {
         let name: String = row.try_get("", "attname")?;
@@ -146,7 +149,7 @@ async fn column_types(
 /// One `INSERT … SELECT … FROM UNNEST($1::text[], $2::int8[], …)` of `rows`, and its bound
 /// arrays: one per column, typed by the column's cells (text, `bigint` or boolean; days and
 /// instants are text) and cast to the column's type in `types`. A column whose cells are not
-/// all of one of those kinds is an error, not a panic in the driver.
+/// all of one of those kinds, or holds a null, is an error, not a panic in the driver.
 fn unnest<T: BulkRow>(
     table: &str,
     columns: &[&str],
@@ -175,20 +178,17 @@ fn unnest<T: BulkRow>(
     let mut selected = Vec::with_capacity(columns.len());
     let mut bound = Vec::with_capacity(columns.len());
     for (i, ((column, ty), array)) in columns.iter().zip(types).zip(arrays).enumerate() {
-        let (kind, sql_type) = match array.first() {
-            Some(Value::String(_)) => (ArrayType::String, "text[]"),
-            Some(Value::BigInt(_)) => (ArrayType::BigInt, "int8[]"),
-            Some(Value::Bool(_)) => (ArrayType::Bool, "bool[]"),
-            _ => {
-                return Err(DbErr::Custom(format!(
-                    "{table}.{column}: values of a kind bulk inserts do not bind"
-                )));
-            }
-        };
-        let first = discriminant(&array[0]);
-        if array.iter().any(|cell| discriminant(cell) != first) {
+        let Some((kind, sql_type)) = array.first().and_then(kind_of) else {
             return Err(DbErr::Custom(format!(
-                "{table}.{column}: values of more than one kind"
+                "{table}.{column}: a null, or values of a kind bulk inserts do not bind"
+            )));
+        };
+        if array
+            .iter()
+            .any(|cell| kind_of(cell) != Some((kind.clone(), sql_type)))
+        {
+            return Err(DbErr::Custom(format!(
+                "{table}.{column}: a null, or values of more than one kind"
             )));
         }
         params.push(format!("${}::{sql_type}", i + 1));
@@ -208,6 +208,17 @@ fn unnest<T: BulkRow>(
     Ok((sql, bound))
 }
 
+/// The array a non-null cell goes into on PostgreSQL, and its SQL type; `None` for a null and
+/// for the kinds bulk rows do not use.
+fn kind_of(cell: &Value) -> Option<(ArrayType, &'static str)> {
+    match cell {
+        Value::String(Some(_)) => Some((ArrayType::String, "text[]")),
+        Value::BigInt(Some(_)) => Some((ArrayType::BigInt, "int8[]")),
+        Value::Bool(Some(_)) => Some((ArrayType::Bool, "bool[]")),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +231,17 @@ mod tests {
         const COLUMNS: &'static [&'static str] = &["v"];
         fn cells(&self, out: &mut Vec<Value>) {
             out.push(self.0.map_or_else(|| "text".into(), Value::from));
+        }
+    }
+
+    /// A row whose one value is a null.
+    #[derive(Serialize)]
+    struct Null;
+
+    impl BulkRow for Null {
+        const COLUMNS: &'static [&'static str] = &["v"];
+        fn cells(&self, out: &mut Vec<Value>) {
+            out.push(Value::BigInt(None));
         }
     }
 
@@ -242,5 +264,8 @@ mod tests {
         // Mixed kinds would make the driver panic: they are an error instead.
         let mixed = unnest("t", &["v"], &types, &[Either(Some(1)), Either(None)]);
         assert!(matches!(mixed, Err(DbErr::Custom(m)) if m.contains("more than one kind")));
+        // So would a null in an array.
+        let null = unnest("t", &["v"], &types, &[Null, Null]);
+        assert!(matches!(null, Err(DbErr::Custom(m)) if m.contains("a null")));
     }
 }
