@@ -424,6 +424,15 @@ async fn sync_runs(
     })
 }
 
+/// Section 1 alone, on a database of its own.
+async fn intake_alone(kind: &str) -> Option<Intake> {
+    let s = seed(kind, AFFILIATES).await?;
+    let address = format!("{}/webhooks/platform", s.base);
+    let figures = intake(kind, s._dir.path(), &address, &s.signer).await;
+    drop_db(s.cleanup.clone()).await;
+    figures
+}
+
 /// Section 5: the sync at one more size, on a database of its own.
 async fn growth(kind: &str, affiliates: i64) -> Option<SyncFigures> {
     let s = seed(kind, affiliates).await?;
@@ -506,7 +515,7 @@ async fn send(
 }
 
 /// Section 1: the intake beside its ceilings.
-fn intake_table(sqlite: &Figures3, postgres: Option<&Figures3>) {
+fn intake_table(sqlite: Option<&Intake>, postgres: Option<&Intake>) {
     let cell = |l: &load::Load| {
         let errors = if l.errors > 0 {
             format!(", {} errors", l.errors)
@@ -527,9 +536,9 @@ fn intake_table(sqlite: &Figures3, postgres: Option<&Figures3>) {
         "| database | connections | attribution-bridge | ceiling, one transaction each | ceiling, in groups |"
     );
     println!("|---|---|---|---|---|");
-    for (name, f) in [("SQLite", Some(sqlite)), ("PostgreSQL", postgres)] {
-        let Some(f) = f.and_then(|f| f.intake.as_ref()) else {
-            println!("| {name} | – | (set BENCH_POSTGRES; not BENCH_ONLY) | | |");
+    for (name, f) in [("SQLite", sqlite), ("PostgreSQL", postgres)] {
+        let Some(f) = f else {
+            println!("| {name} | – | (set BENCH_POSTGRES; not BENCH_ONLY=ingest) | | |");
             continue;
         };
         for (i, c) in CONNECTIONS.iter().enumerate() {
@@ -604,6 +613,15 @@ async fn main() -> std::process::ExitCode {
         pushes::section().await;
         return std::process::ExitCode::SUCCESS;
     }
+    // `BENCH_ONLY=intake`: section 1 alone (to profile it).
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("intake") {
+        let mut figures = vec![];
+        for kind in ["sqlite", "postgres"] {
+            figures.push(intake_alone(kind).await);
+        }
+        intake_table(figures[0].as_ref(), figures[1].as_ref());
+        return std::process::ExitCode::SUCCESS;
+    }
     // `BENCH_ONLY=sync`: section 2's runs alone, each on a database of its own (to profile them).
     if std::env::var("BENCH_ONLY").as_deref() == Ok("sync") {
         let mut sizes = vec![];
@@ -619,7 +637,10 @@ async fn main() -> std::process::ExitCode {
     let cell = |f: Option<&Figures3>, pick: &dyn Fn(&Figures3) -> String| {
         f.map_or("(set BENCH_POSTGRES)".to_owned(), pick)
     };
-    intake_table(&sqlite, postgres.as_ref());
+    intake_table(
+        sqlite.intake.as_ref(),
+        postgres.as_ref().and_then(|f| f.intake.as_ref()),
+    );
     sync_table(&sqlite.sync, postgres.as_ref().map(|f| &f.sync));
     println!(
         "| merchant page, {AFFILIATES} affiliates × {DAYS} days (goal < 200 ms) | SQLite median (slowest of {PAGE_RUNS}) | PostgreSQL median (slowest) |"

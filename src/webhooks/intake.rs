@@ -4,14 +4,18 @@
 //! once its batch committed. A batch that fails is done again one delivery per transaction, so one
 //! bad event cannot fail its neighbours; a delivery that fails alone is answered with its error
 //! (a 503: nothing of it was committed).
-use std::sync::Arc;
+use std::{collections::HashSet, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Receipt, events::Event};
-use crate::{flows::Deps, store::inbox};
+use crate::{
+    domain::ids::StoreId,
+    flows::{Deps, lifecycle::Links},
+    store::{connections, inbox},
+};
 
 /// Deliveries committed together at most. Past a few hundred a batch saves no more fsyncs worth
 /// having and only holds the write lock longer.
@@ -158,16 +162,33 @@ async fn write(deps: Deps, mut rx: mpsc::Receiver<Waiting>, mut held: watch::Rec
     }
 }
 
-/// The group's inbox rows in one statement, then each new delivery's effect in arrival order.
+/// The group's inbox rows in one statement, which of its affiliates' stores are connected to
+/// Amazon in another, then each new delivery's effect in arrival order.
 async fn commit_together(deps: &Deps, batch: &[Waiting]) -> Result<Vec<Receipt>, DbErr> {
     let txn = deps.db.begin().await?;
     let arrivals: Vec<_> = batch.iter().map(|w| arrival(&w.delivery)).collect();
     let mut new = inbox::record_all(&txn, &arrivals).await?;
+    // No event connects a store (only Login with Amazon does, outside the intake): a store not
+    // connected now stays so for the rest of the group. A connected one is looked up again.
+    let stores: HashSet<&StoreId> = batch
+        .iter()
+        .filter_map(|w| match &w.delivery.event {
+            Event::AffiliateUpserted { store_id, .. } => Some(store_id),
+            _ => None,
+        })
+        .collect();
+    let connected = connections::connected_among(&txn, &stores).await?;
     let mut receipts = Vec::with_capacity(batch.len());
     for waiting in batch {
+        let links = match &waiting.delivery.event {
+            Event::AffiliateUpserted { store_id, .. } if !connected.contains(store_id) => {
+                Links::NotConnected
+            }
+            _ => Links::Refresh,
+        };
         // The first of an id in the group took its row; a later one is a duplicate.
         receipts.push(if new.remove(&waiting.delivery.webhook_id) {
-            apply_recorded(&txn, deps, &waiting.delivery).await?
+            apply_recorded(&txn, deps, &waiting.delivery, links).await?
         } else {
             Receipt::Duplicate
         });
@@ -181,7 +202,7 @@ async fn commit_alone(deps: &Deps, d: &Delivery) -> Result<Receipt, DbErr> {
     let receipt = if inbox::record_all(&txn, &[arrival(d)]).await?.is_empty() {
         Receipt::Duplicate
     } else {
-        apply_recorded(&txn, deps, d).await?
+        apply_recorded(&txn, deps, d, Links::Refresh).await?
     };
     txn.commit().await?;
     Ok(receipt)
@@ -207,8 +228,9 @@ async fn apply_recorded(
     conn: &impl ConnectionTrait,
     deps: &Deps,
     d: &Delivery,
+    links: Links,
 ) -> Result<Receipt, DbErr> {
-    if super::apply(conn, deps, &d.event, d.received_at).await? {
+    if super::apply(conn, deps, &d.event, d.received_at, links).await? {
         Ok(Receipt::Processed)
     } else {
         inbox::mark_ignored(conn, &d.webhook_id).await?;

@@ -158,3 +158,43 @@ async fn with_the_database_failing_every_delivery_is_503_and_nothing_is_kept() {
     app.assert_rows("affiliates WHERE store_id = 'st_1'", 5)
         .await;
 }
+
+#[tokio::test]
+async fn a_group_mints_links_for_the_affiliates_of_connected_stores_alone() {
+    // st_1 is connected to Amazon; st_2 is installed and not connected.
+    let w = crate::world::store_with(2).connected().await;
+    w.app.install("st_2", "t").await;
+    let before = batches(&w.app).await;
+    let mut events = vec![];
+    for a in 71..=73 {
+        for store in ["st_1", "st_2"] {
+            let event = affiliate_event("affiliate.created", store, a, &format!("Affiliate {a}"));
+            events.push((format!("{store}-{a}"), event));
+        }
+    }
+    let answers = burst(&w.app, &events).await;
+    assert_eq!(answers, vec![(200, "processed".to_owned()); 6]);
+    let after = batches(&w.app).await;
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1, after.2 - before.2),
+        (1.0, 6.0, 0.0),
+        "one batch of 6 deliveries, committed together"
+    );
+    // Each new affiliate of the connected store has its link; the other store has none to mint.
+    let links = w.links().await;
+    for a in 71..=73 {
+        assert!(
+            links
+                .iter()
+                .any(|l| l.affiliate_id == a && l.url.contains(&format!("aa_adgroupid=a{a}"))),
+            "affiliate {a}: {links:?}"
+        );
+    }
+    w.app
+        .assert_counts(&[
+            ("affiliates WHERE store_id = 'st_2'", 3),
+            ("links WHERE store_id = 'st_2'", 0),
+            ("links WHERE store_id = 'st_1' AND retired_at IS NULL", 5),
+        ])
+        .await;
+}
