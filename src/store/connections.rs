@@ -48,7 +48,7 @@ pub async fn find_connected(
 }
 
 /// Which of `stores` are connected to Amazon, in one query (the intake reads this once per group
-/// commit instead of once per affiliate event).
+/// commit instead of once per affiliate event, so for at most `intake::MAX_BATCH` stores).
 pub async fn connected_among(
     conn: &impl ConnectionTrait,
     stores: &HashSet<&StoreId>,
@@ -64,9 +64,10 @@ pub async fn connected_among(
         .into_tuple()
         .all(conn)
         .await?;
+    let found: HashSet<String> = found.into_iter().collect();
     Ok(stores
         .iter()
-        .filter(|s| found.iter().any(|f| f == s.as_str()))
+        .filter(|s| found.contains(s.as_str()))
         .map(|s| (*s).clone())
         .collect())
 }

@@ -168,8 +168,10 @@ async fn commit_together(deps: &Deps, batch: &[Waiting]) -> Result<Vec<Receipt>,
     let txn = deps.db.begin().await?;
     let arrivals: Vec<_> = batch.iter().map(|w| arrival(&w.delivery)).collect();
     let mut new = inbox::record_all(&txn, &arrivals).await?;
-    // No event connects a store (only Login with Amazon does, outside the intake): a store not
-    // connected now stays so for the rest of the group. A connected one is looked up again.
+    // No event connects a store: only Login with Amazon does, outside the intake. A store not
+    // connected when the group began mints no links in it; one connected meanwhile (possible
+    // on PostgreSQL) gets them from the connect flow's roster read and links refresh, or else
+    // the next roster read. A connected one is looked up again by its refresh.
     let stores: HashSet<&StoreId> = batch
         .iter()
         .filter_map(|w| match &w.delivery.event {

@@ -115,8 +115,8 @@ pub async fn process(
         .await?)
 }
 
-/// The event's effect, in the delivery's transaction; `links` says whether an affiliate's links
-/// are to be refreshed. False when there was nothing to act on.
+/// The event's effect, in the delivery's transaction; `links` says whether an upserted
+/// affiliate's links are to be refreshed. False when there was nothing to act on.
 async fn apply(
     conn: &impl ConnectionTrait,
     deps: &Deps,
