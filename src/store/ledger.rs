@@ -856,7 +856,8 @@ fn filtered(store: &StoreId, filter: &OrderFilter) -> Select<orders::Entity> {
 }
 
 /// One page of the store's orders that `filter` lets through, newest day first: `per_page`
-/// orders after the first `offset`.
+/// orders after the first `offset`. The page's keys are found first (sorting two columns, not
+/// whole orders: a deep page of a large store sorts every order), then its orders by key.
 pub async fn orders_page(
     conn: &impl ConnectionTrait,
     store: &StoreId,
@@ -864,13 +865,20 @@ pub async fn orders_page(
     offset: u64,
     per_page: u64,
 ) -> Result<Vec<Order>, DbErr> {
-    filtered(store, filter)
+    let keys: Vec<Key> = filtered(store, filter)
+        .select_only()
+        .column(orders::Column::AffiliateId)
+        .column(orders::Column::Day)
         .order_by_desc(orders::Column::Day)
         .order_by_asc(orders::Column::AffiliateId)
         .offset(offset)
         .limit(per_page)
+        .into_tuple()
         .all(conn)
-        .await
+        .await?;
+    let wanted: BTreeSet<Key> = keys.iter().copied().collect();
+    let mut found = orders_of_keys(conn, store, &wanted).await?;
+    Ok(keys.iter().filter_map(|k| found.remove(k)).collect())
 }
 
 /// How many of the store's orders `filter` lets through.
