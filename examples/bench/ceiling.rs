@@ -2,7 +2,8 @@
 //! Standard Webhooks signature, parse the JSON, insert the inbox row and upsert the affiliate,
 //! durably, on a database opened exactly as the app opens it) and nothing else: no dedupe answer,
 //! no store check, no metrics, no logs. One transaction per delivery, or committed in groups by
-//! one writer.
+//! one writer, a group's rows in two multi-row statements (as the app writes a group's affiliates
+//! of stores not connected to Amazon).
 use std::net::TcpListener;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -59,6 +60,69 @@ async fn insert(
     ))
     .await?;
     Ok(())
+}
+
+/// A group's rows: the inbox rows in one statement, the affiliates (the later of one key) in
+/// another.
+async fn insert_group(conn: &impl ConnectionTrait, rows: &[&Row]) -> Result<(), DbErr> {
+    let backend = conn.get_database_backend();
+    let values: Vec<sea_orm::Value> = rows
+        .iter()
+        .flat_map(|(id, store, ..)| [id.clone().into(), store.clone().into()])
+        .collect();
+    conn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "INSERT INTO ceiling_inbox (webhook_id, store_id) VALUES {} ON CONFLICT DO NOTHING",
+            tuples(backend, rows.len(), 2)
+        ),
+        values,
+    ))
+    .await?;
+    let last: std::collections::BTreeMap<_, _> = rows
+        .iter()
+        .map(|(_, store, affiliate, name)| ((store, *affiliate), name))
+        .collect();
+    let count = last.len();
+    let values: Vec<sea_orm::Value> = last
+        .into_iter()
+        .flat_map(|((store, affiliate), name)| {
+            [store.clone().into(), affiliate.into(), name.clone().into()]
+        })
+        .collect();
+    conn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "INSERT INTO ceiling_affiliates (store_id, affiliate_id, name) VALUES {} \
+             ON CONFLICT (store_id, affiliate_id) DO UPDATE SET name = excluded.name",
+            tuples(backend, count, 3)
+        ),
+        values,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// `(?, ?), (?, ?), …` (`$1, $2, …` on PostgreSQL): `rows` tuples of `width` placeholders.
+fn tuples(backend: sea_orm::DbBackend, rows: usize, width: usize) -> String {
+    let mut n = 0;
+    let mut p = || {
+        n += 1;
+        if backend == sea_orm::DbBackend::Postgres {
+            format!("${n}")
+        } else {
+            "?".into()
+        }
+    };
+    (0..rows)
+        .map(|_| {
+            format!(
+                "({})",
+                (0..width).map(|_| p()).collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn hook(req: HttpRequest, body: web::Bytes, state: web::Data<Ceiling>) -> HttpResponse {
@@ -122,9 +186,8 @@ async fn write(
     while rx.recv_many(&mut batch, 256).await > 0 {
         let done: Result<(), DbErr> = async {
             let txn = db.begin().await?;
-            for (row, _) in &batch {
-                insert(&txn, row).await?;
-            }
+            let rows: Vec<&Row> = batch.iter().map(|(row, _)| row).collect();
+            insert_group(&txn, &rows).await?;
             txn.commit().await
         }
         .await;

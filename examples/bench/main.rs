@@ -78,6 +78,9 @@ struct Intake {
     paced: load::Load,
     /// Deliveries per group commit over the app's runs, on average.
     mean_batch: f64,
+    /// Deliveries the app answered `processed`, and any other way (none expected).
+    processed: f64,
+    not_processed: f64,
 }
 
 /// Section 2: the sync's two runs and the parser's ceiling.
@@ -299,6 +302,23 @@ async fn intake(
     };
     let mean_batch = sample("attribution_bridge_webhook_batch_size_sum ")
         / sample("attribution_bridge_webhook_batch_size_count ");
+    let outcome = |o: &str| {
+        sample(&format!(
+            "attribution_bridge_webhooks_total{{outcome=\"{o}\"}} "
+        ))
+    };
+    let processed = outcome("processed");
+    let not_processed: f64 = [
+        "ignored",
+        "duplicate",
+        "unauthorized",
+        "malformed",
+        "unavailable",
+    ]
+    .iter()
+    .map(|o| outcome(o))
+    .filter(|n| !n.is_nan())
+    .fold(0.0, |sum, n| sum + n);
     let mut ceilings = vec![];
     for grouped in [false, true] {
         let sub = dir.join(if grouped { "grouped" } else { "each" });
@@ -316,6 +336,8 @@ async fn intake(
         grouped,
         paced,
         mean_batch,
+        processed,
+        not_processed,
     })
 }
 
@@ -554,6 +576,14 @@ fn intake_table(sqlite: Option<&Intake>, postgres: Option<&Intake>) {
             cell(&f.paced),
             f.mean_batch
         );
+    }
+    for (name, f) in [("SQLite", sqlite), ("PostgreSQL", postgres)] {
+        if let Some(f) = f {
+            println!(
+                "\n{name}: {:.0} deliveries answered `processed` (each an affiliate written), {:.0} otherwise.",
+                f.processed, f.not_processed
+            );
+        }
     }
     println!();
 }

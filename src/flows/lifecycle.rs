@@ -54,31 +54,20 @@ pub async fn install(
     stores::install(conn, new, sealed, now).await
 }
 
-/// Whether an affiliate's change is followed by a refresh of its links.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Links {
-    /// Refresh them if the store is connected to Amazon (looked up then).
-    Refresh,
-    /// The store is known, in this transaction, not to be connected: it has no links to mint.
-    NotConnected,
-}
-
-/// A new or changed affiliate of an installed store gets its links (unless `links` says the
-/// store has none to mint). False when the store is not installed.
+/// A new or changed affiliate of an installed store gets its links (if the store is connected
+/// to Amazon). False when the store is not installed. The intake writes a group's affiliates of
+/// stores not connected without this, in one statement (`webhooks::intake`).
 pub async fn affiliate_upserted(
     conn: &impl ConnectionTrait,
     store: &StoreId,
     affiliate: &Affiliate,
     now: DateTime<Utc>,
-    links: Links,
 ) -> Result<bool, DbErr> {
     // The store's state is checked in the upsert itself: one statement per event.
     if !affiliates::upsert(conn, store, affiliate, now).await? {
         return Ok(false);
     }
-    if links == Links::Refresh {
-        links::refresh_affiliate(conn, store, affiliate.id.get(), now).await?;
-    }
+    links::refresh_affiliate(conn, store, affiliate.id.get(), now).await?;
     Ok(true)
 }
 

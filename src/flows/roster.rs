@@ -53,6 +53,7 @@ pub async fn sync(deps: &Deps, store: &StoreId) -> Result<RosterSummary, RosterE
     let now = deps.clock.now();
     let txn = deps.db.begin().await?;
     let mut present = HashSet::new();
+    let mut roster = Vec::with_capacity(entries.len());
     for entry in entries {
         let Some(id) = entry
             .id
@@ -70,8 +71,10 @@ pub async fn sync(deps: &Deps, store: &StoreId) -> Result<RosterSummary, RosterE
             ref_code: entry.ref_code,
             status: entry.status.unwrap_or_else(|| "approved".into()),
         };
-        affiliates::upsert(&txn, store, &affiliate, now).await?;
+        roster.push(affiliate);
     }
+    let upserts: Vec<_> = roster.iter().map(|a| (store, a, now)).collect();
+    affiliates::upsert_all(&txn, &upserts).await?;
     let mut removed = 0;
     for known in affiliates::list_current(&txn, store).await? {
         let Some(id) = AffiliateId::new(known.affiliate_id) else {

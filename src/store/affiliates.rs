@@ -1,12 +1,12 @@
 //! The program's affiliate roster as this app knows it, kept current by webhooks and roster reads.
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::affiliates;
 use entity::{states::StoreStatus, stores};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, PaginatorTrait, QueryFilter, QueryOrder,
-    sea_query::{Expr, OnConflict, Query},
+    sea_query::{Expr, ExprTrait, OnConflict, Query, ValueTuple},
 };
 
 use super::StoreScoped;
@@ -27,27 +27,75 @@ pub async fn upsert(
     affiliate: &Affiliate,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
+    Ok(!upsert_all(conn, &[(store_id, affiliate, now)])
+        .await?
+        .is_empty())
+}
+
+/// [`upsert`] for many affiliates, of any stores (a webhook group's, issue 11; a roster read's):
+/// `INSERT … SELECT` from a `VALUES` list joined with the active stores, one statement per
+/// [`UPSERT_CHUNK`] affiliates. Where an affiliate is given twice the later one is written (a
+/// statement may not update a row twice); they are written in key order, so that two writers
+/// on PostgreSQL take their row locks in the same order and cannot deadlock. Each comes
+/// with the instant of its change (`created_at`, `updated_at`). Returns the `(store, affiliate
+/// id)` of those written; the others' stores are not active.
+pub async fn upsert_all(
+    conn: &impl ConnectionTrait,
+    upserts: &[(&StoreId, &Affiliate, DateTime<Utc>)],
+) -> Result<HashSet<(String, i64)>, DbErr> {
+    let mut last = BTreeMap::new();
+    for (store, affiliate, at) in upserts {
+        last.insert((store.as_str(), affiliate.id.get()), (*affiliate, *at));
+    }
+    let last: Vec<_> = last.into_iter().collect();
+    let mut written = HashSet::with_capacity(last.len());
+    for chunk in last.chunks(UPSERT_CHUNK) {
+        upsert_chunk(conn, chunk, &mut written).await?;
+    }
+    Ok(written)
+}
+
+/// Affiliates per statement: 6,000 bound values, well under SQLite's 32,766 and PostgreSQL's
+/// 65,535.
+const UPSERT_CHUNK: usize = 1_000;
+
+type Keyed<'a> = ((&'a str, i64), (&'a Affiliate, DateTime<Utc>));
+
+async fn upsert_chunk(
+    conn: &impl ConnectionTrait,
+    chunk: &[Keyed<'_>],
+    written: &mut HashSet<(String, i64)>,
+) -> Result<(), DbErr> {
     use affiliates::Column as C;
-    let ref_code = affiliate
-        .ref_code
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .map(|r| storable(r).into_owned());
-    let mut from_store = Query::select();
-    from_store
-        .exprs([
-            Expr::val(store_id.as_str()),
-            Expr::val(affiliate.id.get()),
-            Expr::val(storable(affiliate.name.trim()).into_owned()),
-            Expr::val(ref_code),
-            Expr::val(storable(&affiliate.status).into_owned()),
-            Expr::val(Option::<DateTime<Utc>>::None),
-            Expr::val(now),
-            Expr::val(now),
+    let rows = chunk.iter().map(|&((store, id), (affiliate, at))| {
+        let ref_code = affiliate
+            .ref_code
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(|r| storable(r).into_owned());
+        ValueTuple::Many(vec![
+            store.into(),
+            id.into(),
+            storable(affiliate.name.trim()).into_owned().into(),
+            ref_code.into(),
+            storable(&affiliate.status).into_owned().into(),
+            at.into(),
         ])
-        .from(stores::Entity)
-        .and_where(stores::Column::Id.eq(store_id.as_str()))
+    });
+    // A `VALUES` list's columns are `column1`, `column2`, … on both SQLite and PostgreSQL.
+    let v = |n: usize| Expr::col(("v", format!("column{n}")));
+    let mut from_stores = Query::select();
+    from_stores
+        .exprs([v(1), v(2), v(3), v(4), v(5)])
+        .expr(Expr::val(Option::<DateTime<Utc>>::None))
+        .exprs([v(6), v(6)])
+        .from_values(rows, "v")
+        .inner_join(
+            stores::Entity,
+            Expr::col((stores::Entity, stores::Column::Id)).equals(("v", "column1")),
+        )
+        // Also what SQLite needs to read `ON CONFLICT` as the upsert's, not the join's.
         .and_where(stores::Column::Status.eq(StoreStatus::Active));
     let mut insert = Query::insert();
     insert
@@ -62,14 +110,18 @@ pub async fn upsert(
             C::CreatedAt,
             C::UpdatedAt,
         ])
-        .select_from(from_store)
+        .select_from(from_stores)
         .map_err(|e| DbErr::Custom(e.to_string()))?
         .on_conflict(
             OnConflict::columns([C::StoreId, C::AffiliateId])
                 .update_columns([C::Name, C::RefCode, C::Status, C::DeletedAt, C::UpdatedAt])
                 .to_owned(),
-        );
-    Ok(conn.execute(&insert).await?.rows_affected() > 0)
+        )
+        .returning(Query::returning().columns([C::StoreId, C::AffiliateId]));
+    for row in conn.query_all(&insert).await? {
+        written.insert((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
+    }
+    Ok(())
 }
 
 /// Marks an affiliate deleted; the row stays so that its history keeps a name.

@@ -57,9 +57,20 @@ pub async fn record_all(
 
 /// The delivery was about nothing the app acts on.
 pub async fn mark_ignored(conn: &impl ConnectionTrait, webhook_id: &str) -> Result<(), DbErr> {
+    mark_all_ignored(conn, &[webhook_id]).await
+}
+
+/// [`mark_ignored`] for several deliveries in one statement.
+pub async fn mark_all_ignored(
+    conn: &impl ConnectionTrait,
+    webhook_ids: &[&str],
+) -> Result<(), DbErr> {
+    if webhook_ids.is_empty() {
+        return Ok(());
+    }
     webhook_inbox::Entity::update_many()
         .col_expr(webhook_inbox::Column::Outcome, Expr::value("ignored"))
-        .filter(webhook_inbox::Column::WebhookId.eq(webhook_id))
+        .filter(webhook_inbox::Column::WebhookId.is_in(webhook_ids.iter().copied()))
         .exec(conn)
         .await?;
     Ok(())

@@ -10,11 +10,14 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{Receipt, events::Event};
+use super::{
+    Receipt,
+    events::{Affiliate, Event},
+};
 use crate::{
     domain::ids::StoreId,
-    flows::{Deps, lifecycle::Links},
-    store::{connections, inbox},
+    flows::Deps,
+    store::{affiliates, connections, inbox},
 };
 
 /// Deliveries committed together at most. Past a few hundred a batch saves no more fsyncs worth
@@ -163,7 +166,9 @@ async fn write(deps: Deps, mut rx: mpsc::Receiver<Waiting>, mut held: watch::Rec
 }
 
 /// The group's inbox rows in one statement, which of its affiliates' stores are connected to
-/// Amazon in another, then each new delivery's effect in arrival order.
+/// Amazon in another, then each new delivery's effect in arrival order. Affiliate upserts of
+/// stores not connected (no links to mint) that follow one another are written together, one
+/// statement for the run: nothing between them could change what they do.
 async fn commit_together(deps: &Deps, batch: &[Waiting]) -> Result<Vec<Receipt>, DbErr> {
     let txn = deps.db.begin().await?;
     let arrivals: Vec<_> = batch.iter().map(|w| arrival(&w.delivery)).collect();
@@ -180,23 +185,69 @@ async fn commit_together(deps: &Deps, batch: &[Waiting]) -> Result<Vec<Receipt>,
         })
         .collect();
     let connected = connections::connected_among(&txn, &stores).await?;
-    let mut receipts = Vec::with_capacity(batch.len());
-    for waiting in batch {
-        let links = match &waiting.delivery.event {
-            Event::AffiliateUpserted { store_id, .. } if !connected.contains(store_id) => {
-                Links::NotConnected
+    // A later delivery of a webhook id in the group is a duplicate of the first, which took the row.
+    let mut receipts = vec![Receipt::Duplicate; batch.len()];
+    let mut run = Run::default();
+    for (i, waiting) in batch.iter().enumerate() {
+        let d = &waiting.delivery;
+        if !new.remove(&d.webhook_id) {
+            continue;
+        }
+        match &d.event {
+            Event::AffiliateUpserted {
+                store_id,
+                affiliate,
+            } if !connected.contains(store_id) => run.push(i, store_id, affiliate, d),
+            _ => {
+                run.write(&txn, &mut receipts).await?;
+                receipts[i] = apply_recorded(&txn, deps, d).await?;
             }
-            _ => Links::Refresh,
-        };
-        // The first of an id in the group took its row; a later one is a duplicate.
-        receipts.push(if new.remove(&waiting.delivery.webhook_id) {
-            apply_recorded(&txn, deps, &waiting.delivery, links).await?
-        } else {
-            Receipt::Duplicate
-        });
+        }
     }
+    run.write(&txn, &mut receipts).await?;
     txn.commit().await?;
     Ok(receipts)
+}
+
+/// Consecutive affiliate upserts of stores with no links to mint, not written yet: their
+/// places in the group, and what to write.
+#[derive(Default)]
+struct Run<'a> {
+    at: Vec<(usize, &'a str)>,
+    upserts: Vec<(&'a StoreId, &'a Affiliate, DateTime<Utc>)>,
+}
+
+impl<'a> Run<'a> {
+    fn push(&mut self, i: usize, store: &'a StoreId, affiliate: &'a Affiliate, d: &'a Delivery) {
+        self.at.push((i, &d.webhook_id));
+        self.upserts.push((store, affiliate, d.received_at));
+    }
+
+    /// Writes the run (one statement) and each of its receipts; ignored where the store is not
+    /// installed, as [`apply_recorded`] would have it.
+    async fn write(
+        &mut self,
+        conn: &impl ConnectionTrait,
+        receipts: &mut [Receipt],
+    ) -> Result<(), DbErr> {
+        if self.at.is_empty() {
+            return Ok(());
+        }
+        let written = affiliates::upsert_all(conn, &self.upserts).await?;
+        let mut ignored = vec![];
+        for (&(i, webhook_id), (store, affiliate, _)) in self.at.iter().zip(&self.upserts) {
+            receipts[i] = if written.contains(&(store.as_str().to_owned(), affiliate.id.get())) {
+                Receipt::Processed
+            } else {
+                ignored.push(webhook_id);
+                Receipt::Ignored
+            };
+        }
+        inbox::mark_all_ignored(conn, &ignored).await?;
+        self.at.clear();
+        self.upserts.clear();
+        Ok(())
+    }
 }
 
 async fn commit_alone(deps: &Deps, d: &Delivery) -> Result<Receipt, DbErr> {
@@ -204,7 +255,7 @@ async fn commit_alone(deps: &Deps, d: &Delivery) -> Result<Receipt, DbErr> {
     let receipt = if inbox::record_all(&txn, &[arrival(d)]).await?.is_empty() {
         Receipt::Duplicate
     } else {
-        apply_recorded(&txn, deps, d, Links::Refresh).await?
+        apply_recorded(&txn, deps, d).await?
     };
     txn.commit().await?;
     Ok(receipt)
@@ -230,9 +281,8 @@ async fn apply_recorded(
     conn: &impl ConnectionTrait,
     deps: &Deps,
     d: &Delivery,
-    links: Links,
 ) -> Result<Receipt, DbErr> {
-    if super::apply(conn, deps, &d.event, d.received_at, links).await? {
+    if super::apply(conn, deps, &d.event, d.received_at).await? {
         Ok(Receipt::Processed)
     } else {
         inbox::mark_ignored(conn, &d.webhook_id).await?;

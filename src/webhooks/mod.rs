@@ -115,14 +115,12 @@ pub async fn process(
         .await?)
 }
 
-/// The event's effect, in the delivery's transaction; `links` says whether an upserted
-/// affiliate's links are to be refreshed. False when there was nothing to act on.
+/// The event's effect, in the delivery's transaction. False when there was nothing to act on.
 async fn apply(
     conn: &impl ConnectionTrait,
     deps: &Deps,
     event: &Event,
     now: DateTime<Utc>,
-    links: lifecycle::Links,
 ) -> Result<bool, DbErr> {
     match event {
         Event::Installed(installed) => {
@@ -152,7 +150,7 @@ async fn apply(
         Event::AffiliateUpserted {
             store_id,
             affiliate,
-        } => lifecycle::affiliate_upserted(conn, store_id, affiliate, now, links).await,
+        } => lifecycle::affiliate_upserted(conn, store_id, affiliate, now).await,
         Event::AffiliateDeleted {
             store_id,
             affiliate_id,

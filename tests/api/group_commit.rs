@@ -29,6 +29,35 @@ async fn burst(app: &TestApp, events: &[(String, Value)]) -> Vec<(u16, String)> 
     out
 }
 
+/// [`burst`], each delivery reaching the writer after the one before it: one batch, in order.
+async fn burst_in_order(app: &TestApp, events: &[(String, Value)]) -> Vec<(u16, String)> {
+    use futures_util::{StreamExt, stream::FuturesOrdered};
+    let intake = &app.state.intake;
+    intake.hold();
+    let mut sent = FuturesOrdered::new();
+    for (n, (id, event)) in events.iter().enumerate() {
+        sent.push_back(app.deliver(id, event));
+        // The deliveries sent so far are driven until this one waits in the writer's queue.
+        let queued = intake.wait_pending(n + 1);
+        tokio::pin!(queued);
+        tokio::select! {
+            () = &mut queued => {}
+            Some(_) = sent.next() => panic!("a held writer answered"),
+        }
+    }
+    intake.release();
+    let mut out = vec![];
+    while let Some(answer) = sent.next().await {
+        let status = answer.status().as_u16();
+        let body: Value = answer.json().await.unwrap_or_default();
+        out.push((
+            status,
+            body["status"].as_str().unwrap_or_default().to_owned(),
+        ));
+    }
+    out
+}
+
 /// Group commits so far, the deliveries in them, and the batches split, from `/metrics`.
 async fn batches(app: &TestApp) -> (f64, f64, f64) {
     let text = scrape(app).await;
@@ -197,4 +226,90 @@ async fn a_group_mints_links_for_the_affiliates_of_connected_stores_alone() {
             ("links WHERE store_id = 'st_1' AND retired_at IS NULL", 5),
         ])
         .await;
+}
+
+#[tokio::test]
+async fn a_group_applies_each_stores_affiliate_changes_in_the_order_they_arrived() {
+    // st_1 is installed (not connected); st_9 was never installed; st_2 was uninstalled.
+    let app = spawn_app().await;
+    app.install("st_1", "t").await;
+    app.install("st_2", "t").await;
+    app.send(&store_event("app.uninstalled", "st_2")).await;
+    let upsert = |store, a, name| affiliate_event("affiliate.updated", store, a, name);
+    let events: Vec<_> = [
+        upsert("st_1", 1, "First"),
+        upsert("st_1", 1, "Second"),
+        upsert("st_9", 1, "Nobody's"),
+        upsert("st_2", 1, "Gone"),
+        upsert("st_1", 2, "Two"),
+        affiliate_deleted_event("st_1", 2),
+        upsert("st_1", 3, "Three"),
+        affiliate_deleted_event("st_1", 3),
+        upsert("st_1", 3, "Three again"),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(n, e)| (format!("o-{}", n + 1), e))
+    .collect();
+    let before = batches(&app).await;
+    let answers = burst_in_order(&app, &events).await;
+    let receipts: Vec<_> = answers.iter().map(|(_, r)| r.as_str()).collect();
+    assert_eq!(
+        receipts,
+        [
+            "processed",
+            "processed",
+            "ignored",
+            "ignored",
+            "processed",
+            "processed",
+            "processed",
+            "processed",
+            "processed"
+        ]
+    );
+    let after = batches(&app).await;
+    assert_eq!(
+        (after.0 - before.0, after.2 - before.2),
+        (1.0, 0.0),
+        "one batch, not split"
+    );
+    let rows = app
+        .rows_json(
+            "SELECT affiliate_id, name, CASE WHEN deleted_at IS NULL THEN 'yes' ELSE 'no' END AS current \
+             FROM affiliates \
+             WHERE store_id = 'st_1' ORDER BY affiliate_id",
+        )
+        .await;
+    let seen: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["affiliate_id"].as_i64().unwrap(),
+                r["name"].as_str().unwrap().to_owned(),
+                r["current"] == "yes",
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "Second".to_owned(), true),
+            (2, "Two".to_owned(), false),
+            (3, "Three again".to_owned(), true),
+        ],
+        "the later of two changes wins, and a delete between two upserts stays between them"
+    );
+    app.assert_counts(&[
+        ("affiliates WHERE store_id IN ('st_2', 'st_9')", 0),
+        (
+            "webhook_inbox WHERE webhook_id IN ('o-3', 'o-4') AND outcome = 'ignored'",
+            2,
+        ),
+        (
+            "webhook_inbox WHERE webhook_id LIKE 'o-%' AND outcome = 'applied'",
+            7,
+        ),
+    ])
+    .await;
 }
