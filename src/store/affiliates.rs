@@ -6,7 +6,7 @@ use entity::affiliates;
 use entity::{states::StoreStatus, stores};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, PaginatorTrait, QueryFilter, QueryOrder,
-    sea_query::{Expr, ExprTrait, OnConflict, Query, ValueTuple},
+    sea_query::{Expr, ExprTrait, OnConflict, Order, Query, ValueTuple},
 };
 
 use super::StoreScoped;
@@ -20,7 +20,8 @@ use crate::domain::{
 pub use entity::affiliates::Model as AffiliateRow;
 
 /// Creates or updates an affiliate (and revives one that was deleted), if the store is installed:
-/// one statement, `INSERT … SELECT` from the store's row. False when the store is not active.
+/// one statement, the store's state checked in it (see [`upsert_all`]). False when the store is
+/// not active.
 pub async fn upsert(
     conn: &impl ConnectionTrait,
     store_id: &StoreId,
@@ -34,18 +35,26 @@ pub async fn upsert(
 
 /// [`upsert`] for many affiliates, of any stores (a webhook group's, issue 11; a roster read's):
 /// `INSERT … SELECT` from a `VALUES` list joined with the active stores, one statement per
-/// [`UPSERT_CHUNK`] affiliates. Where an affiliate is given twice the later one is written (a
-/// statement may not update a row twice); they are written in key order, so that two writers
-/// on PostgreSQL take their row locks in the same order and cannot deadlock. Each comes
-/// with the instant of its change (`created_at`, `updated_at`). Returns the `(store, affiliate
-/// id)` of those written; the others' stores are not active.
+/// [`UPSERT_CHUNK`] affiliates. Each comes with the instant of its change. Where an affiliate is
+/// given twice, what is written is what the changes one by one would leave (a statement may not
+/// update a row twice): the later one's fields and `updated_at`, and the first one's instant as
+/// `created_at` of a new row. Rows are written in key order, which makes a deadlock between two
+/// writers on PostgreSQL unlikely (one would fail the webhook group, which then commits one
+/// delivery at a time). Returns the `(store, affiliate id)` of those written; the others'
+/// stores are not active.
 pub async fn upsert_all(
     conn: &impl ConnectionTrait,
     upserts: &[(&StoreId, &Affiliate, DateTime<Utc>)],
 ) -> Result<HashSet<(String, i64)>, DbErr> {
-    let mut last = BTreeMap::new();
-    for (store, affiliate, at) in upserts {
-        last.insert((store.as_str(), affiliate.id.get()), (*affiliate, *at));
+    let mut last: BTreeMap<_, Change<'_>> = BTreeMap::new();
+    for &(store, affiliate, at) in upserts {
+        last.entry((store.as_str(), affiliate.id.get()))
+            .and_modify(|c| (c.affiliate, c.at) = (affiliate, at))
+            .or_insert(Change {
+                affiliate,
+                first_at: at,
+                at,
+            });
     }
     let last: Vec<_> = last.into_iter().collect();
     let mut written = HashSet::with_capacity(last.len());
@@ -59,7 +68,14 @@ pub async fn upsert_all(
 /// 65,535.
 const UPSERT_CHUNK: usize = 1_000;
 
-type Keyed<'a> = ((&'a str, i64), (&'a Affiliate, DateTime<Utc>));
+/// One affiliate's changes in an [`upsert_all`]: the last one, its instant, and the first's.
+struct Change<'a> {
+    affiliate: &'a Affiliate,
+    first_at: DateTime<Utc>,
+    at: DateTime<Utc>,
+}
+
+type Keyed<'a> = ((&'a str, i64), Change<'a>);
 
 async fn upsert_chunk(
     conn: &impl ConnectionTrait,
@@ -67,7 +83,8 @@ async fn upsert_chunk(
     written: &mut HashSet<(String, i64)>,
 ) -> Result<(), DbErr> {
     use affiliates::Column as C;
-    let rows = chunk.iter().map(|&((store, id), (affiliate, at))| {
+    let rows = chunk.iter().map(|((store, id), change)| {
+        let affiliate = change.affiliate;
         let ref_code = affiliate
             .ref_code
             .as_deref()
@@ -75,12 +92,13 @@ async fn upsert_chunk(
             .filter(|r| !r.is_empty())
             .map(|r| storable(r).into_owned());
         ValueTuple::Many(vec![
-            store.into(),
-            id.into(),
+            (*store).into(),
+            (*id).into(),
             storable(affiliate.name.trim()).into_owned().into(),
             ref_code.into(),
             storable(&affiliate.status).into_owned().into(),
-            at.into(),
+            change.first_at.into(),
+            change.at.into(),
         ])
     });
     // A `VALUES` list's columns are `column1`, `column2`, … on both SQLite and PostgreSQL.
@@ -89,14 +107,17 @@ async fn upsert_chunk(
     from_stores
         .exprs([v(1), v(2), v(3), v(4), v(5)])
         .expr(Expr::val(Option::<DateTime<Utc>>::None))
-        .exprs([v(6), v(6)])
+        .exprs([v(6), v(7)])
         .from_values(rows, "v")
         .inner_join(
             stores::Entity,
             Expr::col((stores::Entity, stores::Column::Id)).equals(("v", "column1")),
         )
         // Also what SQLite needs to read `ON CONFLICT` as the upsert's, not the join's.
-        .and_where(stores::Column::Status.eq(StoreStatus::Active));
+        .and_where(stores::Column::Status.eq(StoreStatus::Active))
+        // PostgreSQL writes (and locks) in this order, not the hash join's.
+        .order_by(("v", "column1"), Order::Asc)
+        .order_by(("v", "column2"), Order::Asc);
     let mut insert = Query::insert();
     insert
         .into_table(affiliates::Entity)

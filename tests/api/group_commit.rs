@@ -29,13 +29,16 @@ async fn burst(app: &TestApp, events: &[(String, Value)]) -> Vec<(u16, String)> 
     out
 }
 
-/// [`burst`], each delivery reaching the writer after the one before it: one batch, in order.
+/// [`burst`], each delivery reaching the writer after the one before it, received a second after
+/// it by the app's clock: one batch, in order.
 async fn burst_in_order(app: &TestApp, events: &[(String, Value)]) -> Vec<(u16, String)> {
     use futures_util::{StreamExt, stream::FuturesOrdered};
     let intake = &app.state.intake;
     intake.hold();
     let mut sent = FuturesOrdered::new();
     for (n, (id, event)) in events.iter().enumerate() {
+        let next = app.clock_now() + chrono::Duration::seconds(1);
+        app.set_clock(&next.to_rfc3339());
         sent.push_back(app.deliver(id, event));
         // The deliveries sent so far are driven until this one waits in the writer's queue.
         let queued = intake.wait_pending(n + 1);
@@ -56,6 +59,25 @@ async fn burst_in_order(app: &TestApp, events: &[(String, Value)]) -> Vec<(u16, 
         ));
     }
     out
+}
+
+/// Delivers `events` (ids `{prefix}-1`, `{prefix}-2`, …) as one group in this order, checks that
+/// it was committed together (not split), and returns each one's receipt.
+async fn one_group_in_order(app: &TestApp, prefix: &str, events: Vec<Value>) -> Vec<String> {
+    let events: Vec<_> = events
+        .into_iter()
+        .enumerate()
+        .map(|(n, e)| (format!("{prefix}-{}", n + 1), e))
+        .collect();
+    let before = batches(app).await;
+    let answers = burst_in_order(app, &events).await;
+    let after = batches(app).await;
+    assert_eq!(
+        (after.0 - before.0, after.2 - before.2),
+        (1.0, 0.0),
+        "one batch, not split"
+    );
+    answers.into_iter().map(|(_, receipt)| receipt).collect()
 }
 
 /// Group commits so far, the deliveries in them, and the batches split, from `/metrics`.
@@ -236,24 +258,22 @@ async fn a_group_applies_each_stores_affiliate_changes_in_the_order_they_arrived
     app.install("st_2", "t").await;
     app.send(&store_event("app.uninstalled", "st_2")).await;
     let upsert = |store, a, name| affiliate_event("affiliate.updated", store, a, name);
-    let events: Vec<_> = [
-        upsert("st_1", 1, "First"),
-        upsert("st_1", 1, "Second"),
-        upsert("st_9", 1, "Nobody's"),
-        upsert("st_2", 1, "Gone"),
-        upsert("st_1", 2, "Two"),
-        affiliate_deleted_event("st_1", 2),
-        upsert("st_1", 3, "Three"),
-        affiliate_deleted_event("st_1", 3),
-        upsert("st_1", 3, "Three again"),
-    ]
-    .into_iter()
-    .enumerate()
-    .map(|(n, e)| (format!("o-{}", n + 1), e))
-    .collect();
-    let before = batches(&app).await;
-    let answers = burst_in_order(&app, &events).await;
-    let receipts: Vec<_> = answers.iter().map(|(_, r)| r.as_str()).collect();
+    let receipts = one_group_in_order(
+        &app,
+        "o",
+        vec![
+            upsert("st_1", 1, "First"),
+            upsert("st_1", 1, "Second"),
+            upsert("st_9", 1, "Nobody's"),
+            upsert("st_2", 1, "Gone"),
+            upsert("st_1", 2, "Two"),
+            affiliate_deleted_event("st_1", 2),
+            upsert("st_1", 3, "Three"),
+            affiliate_deleted_event("st_1", 3),
+            upsert("st_1", 3, "Three again"),
+        ],
+    )
+    .await;
     assert_eq!(
         receipts,
         [
@@ -267,12 +287,6 @@ async fn a_group_applies_each_stores_affiliate_changes_in_the_order_they_arrived
             "processed",
             "processed"
         ]
-    );
-    let after = batches(&app).await;
-    assert_eq!(
-        (after.0 - before.0, after.2 - before.2),
-        (1.0, 0.0),
-        "one batch, not split"
     );
     let rows = app
         .rows_json(
@@ -309,6 +323,60 @@ async fn a_group_applies_each_stores_affiliate_changes_in_the_order_they_arrived
         (
             "webhook_inbox WHERE webhook_id LIKE 'o-%' AND outcome = 'applied'",
             7,
+        ),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn installs_and_uninstalls_in_a_group_keep_their_place_among_affiliate_changes() {
+    let app = spawn_app().await;
+    app.install("st_1", "t").await;
+    let upsert = |store, a, name| affiliate_event("affiliate.updated", store, a, name);
+    let without_ref_code = serde_json::json!({"type": "affiliate.created", "data": {
+        "store_id": "st_9", "affiliate": {"id": 1, "name": "No code"}}});
+    let receipts = one_group_in_order(
+        &app,
+        "p",
+        vec![
+            upsert("st_9", 1, "Too early"),
+            install_event("st_9", "t9"),
+            without_ref_code,
+            upsert("st_1", 5, "Five"),
+            upsert("st_1", 5, "Five renamed"),
+            store_event("app.uninstalled", "st_1"),
+            upsert("st_1", 6, "Too late"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        receipts,
+        [
+            "ignored",
+            "processed",
+            "processed",
+            "processed",
+            "processed",
+            "processed",
+            "ignored"
+        ]
+    );
+    app.assert_counts(&[
+        (
+            "affiliates WHERE store_id = 'st_9' AND affiliate_id = 1 \
+             AND name = 'No code' AND ref_code IS NULL",
+            1,
+        ),
+        // Created by the first change, updated by the second, a second later.
+        (
+            "affiliates WHERE store_id = 'st_1' AND affiliate_id = 5 \
+             AND name = 'Five renamed' AND created_at < updated_at",
+            1,
+        ),
+        ("affiliates WHERE store_id = 'st_1' AND affiliate_id = 6", 0),
+        (
+            "webhook_inbox WHERE webhook_id IN ('p-1', 'p-7') AND outcome = 'ignored'",
+            2,
         ),
     ])
     .await;

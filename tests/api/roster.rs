@@ -97,3 +97,26 @@ async fn a_nul_in_a_roster_name_is_stored_as_the_replacement_character() {
     assert_eq!(stored[0].name, "Ann\u{FFFD}a");
     assert_eq!(stored[1].ref_code.as_deref(), Some("code\u{FFFD}"));
 }
+
+/// A roster that lists an affiliate twice (a program paging while its list changes) is read
+/// whole, the affiliate once, as first listed (the client keeps the first of an id).
+#[tokio::test]
+async fn an_affiliate_listed_twice_in_a_roster_is_read_once_as_first_listed() {
+    let (_, _, app, program) = read(3, false).await;
+    {
+        let mut people = program.roster.people.lock().unwrap();
+        let mut again = people[0].clone();
+        again["name"] = "Listed again".into();
+        people.push(again);
+    }
+    let summary = roster::sync(&app.state.deps, &store_id("st_1"))
+        .await
+        .unwrap();
+    assert_eq!((summary.affiliates, summary.removed), (3, 0));
+    let stored =
+        attribution_bridge::store::affiliates::list_current(&app.state.deps.db, &store_id("st_1"))
+            .await
+            .unwrap();
+    let names: Vec<_> = stored.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["Affiliate 1", "Affiliate 2", "Affiliate 3"]);
+}
