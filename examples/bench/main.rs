@@ -76,6 +76,9 @@ struct Intake {
     grouped: Vec<load::Load>,
     /// The app at `PACED_RATE` from 32 connections.
     paced: load::Load,
+    /// The app from 32 connections once the store is connected to Amazon (each affiliate's
+    /// change refreshes its links).
+    connected: load::Load,
     /// Deliveries per group commit over the app's runs, on average.
     mean_batch: f64,
     /// Deliveries the app answered `processed`, and any other way (none expected).
@@ -122,8 +125,15 @@ async fn time_get(client: &reqwest::Client, url: &str) -> (f64, f64) {
 async fn connect_amazon(conn: &impl ConnectionTrait, settings: &Settings) -> Option<()> {
     use attribution_bridge::{crypto, flows::tokens};
     use entity::amazon_connections::ActiveModel;
-    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
     let store = StoreId::parse("st_bench").ok()?;
+    let found = entity::amazon_connections::Entity::find_by_id("st_bench")
+        .one(conn)
+        .await
+        .ok()?;
+    if found.is_some() {
+        return Some(());
+    }
     let cipher = crypto::TokenCipher::new(crypto::load_key(settings).ok()?);
     let seal = |aad: String| Some(cipher.seal(&SecretString::from("Atza|bench"), &aad));
     let now = Utc::now();
@@ -141,7 +151,12 @@ async fn connect_amazon(conn: &impl ConnectionTrait, settings: &Settings) -> Opt
         currency_code: Set(Some("USD".into())),
         timezone: Set(Some("UTC".into())),
         marketplace_id: Set(None),
-        template_tag: Set(None),
+        // Links are minted from it: an affiliate's change refreshes its links.
+        template_tag: Set(Some(
+            "?maas=maas_adg_api_bench&ref_=aa_maas&tag=maas&aa_campaignid={insertCampaign}\
+             &aa_adgroupid={insertAdGroupId}&aa_creativeid={insertCreativeId}"
+                .into(),
+        )),
         choices: Set(None),
         problem: Set(None),
         connected_at: Set(now),
@@ -273,20 +288,22 @@ fn loads(url: &str, signer: &Arc<Verifier>, name: &str) -> Vec<load::Load> {
 }
 
 /// The app's intake at `address`, then the two ceilings, each on a fresh database of `kind`.
-async fn intake(
-    kind: &str,
-    dir: &std::path::Path,
-    address: &str,
-    signer: &Arc<Verifier>,
-) -> Option<Intake> {
+async fn intake(kind: &str, s: &Seeded, address: &str) -> Option<Intake> {
+    let (dir, signer) = (s._dir.path(), &s.signer);
     let app = loads(address, signer, "app");
-    let paced = load::run(
-        address,
-        signer.clone(),
-        32,
-        StdDuration::from_secs(INTAKE_SECS),
-        Some(PACED_RATE),
-        "paced",
+    let at_32 = |rate, name: &str| {
+        let time = StdDuration::from_secs(INTAKE_SECS);
+        load::run(address, signer.clone(), 32, time, rate, name)
+    };
+    let paced = at_32(Some(PACED_RATE), "paced");
+    // The same store, now connected to Amazon: its affiliates' first changes mint their links.
+    let conn = db::connect(&s.settings.database).await.ok()?;
+    connect_amazon(&conn, &s.settings).await?;
+    conn.close().await.ok()?;
+    let connected = load::median(
+        (0..INTAKE_RUNS)
+            .map(|r| at_32(None, &format!("connected{r}")))
+            .collect(),
     );
     let metrics = reqwest::get(address.replace("/webhooks/platform", "/metrics"))
         .await
@@ -335,6 +352,7 @@ async fn intake(
         each,
         grouped,
         paced,
+        connected,
         mean_batch,
         processed,
         not_processed,
@@ -450,7 +468,7 @@ async fn sync_runs(
 async fn intake_alone(kind: &str) -> Option<Intake> {
     let s = seed(kind, AFFILIATES).await?;
     let address = format!("{}/webhooks/platform", s.base);
-    let figures = intake(kind, s._dir.path(), &address, &s.signer).await;
+    let figures = intake(kind, &s, &address).await;
     drop_db(s.cleanup.clone()).await;
     figures
 }
@@ -472,7 +490,7 @@ async fn run(kind: &str) -> Option<Figures3> {
     // `BENCH_ONLY=ingest` skips the intake runs (to profile the ingest alone).
     let intake = match std::env::var("BENCH_ONLY").as_deref() {
         Ok("ingest") => None,
-        _ => Some(intake(kind, seeded._dir.path(), &address, signer).await?),
+        _ => Some(intake(kind, &seeded, &address).await?),
     };
     let conn = db::connect(&seeded.settings.database).await.ok()?;
     let today = Utc::now().date_naive();
@@ -575,6 +593,10 @@ fn intake_table(sqlite: Option<&Intake>, postgres: Option<&Intake>) {
             "| {name} | 32, paced at {PACED_RATE:.0}/s | {} (mean group commit: {:.1} deliveries) | | |",
             cell(&f.paced),
             f.mean_batch
+        );
+        println!(
+            "| {name} | 32, store connected to Amazon | {} | | |",
+            cell(&f.connected)
         );
     }
     for (name, f) in [("SQLite", sqlite), ("PostgreSQL", postgres)] {

@@ -1,6 +1,8 @@
 //! A store's life in the program (DESIGN §2 steps 1 and 8, §4.1): the effects of the platform's
 //! events, each run inside the transaction that records the delivery, and the program token
 //! sealed with the store as associated data.
+use std::collections::{BTreeMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
 use secrecy::SecretString;
@@ -55,8 +57,8 @@ pub async fn install(
 }
 
 /// A new or changed affiliate of an installed store gets its links (if the store is connected
-/// to Amazon). False when the store is not installed. The intake writes a group's affiliates of
-/// stores not connected without this, in one statement (`webhooks::intake`).
+/// to Amazon). False when the store is not installed. The intake writes consecutive affiliate
+/// events of a group with [`affiliates_upserted`] instead.
 pub async fn affiliate_upserted(
     conn: &impl ConnectionTrait,
     store: &StoreId,
@@ -69,6 +71,32 @@ pub async fn affiliate_upserted(
     }
     links::refresh_affiliate(conn, store, affiliate.id.get(), now).await?;
     Ok(true)
+}
+
+/// [`affiliate_upserted`] for consecutive affiliate events of a webhook group (issue 11), with
+/// what one by one would leave: the affiliates in one statement ([`affiliates::upsert_all`]: the
+/// later change of one affiliate wins), then the links of those of the `connected` stores,
+/// refreshed one store at a time at the instant of its latest change. Returns the `(store,
+/// affiliate id)` written; the others' stores are not installed.
+pub async fn affiliates_upserted(
+    conn: &impl ConnectionTrait,
+    upserts: &[(&StoreId, &Affiliate, DateTime<Utc>)],
+    connected: &HashSet<StoreId>,
+) -> Result<HashSet<(String, i64)>, DbErr> {
+    let written = affiliates::upsert_all(conn, upserts).await?;
+    let mut refresh: BTreeMap<&str, (&StoreId, Vec<i64>, DateTime<Utc>)> = BTreeMap::new();
+    for &(store, affiliate, at) in upserts {
+        let id = affiliate.id.get();
+        if connected.contains(store) && written.contains(&(store.as_str().to_owned(), id)) {
+            let (_, ids, latest) = refresh.entry(store.as_str()).or_insert((store, vec![], at));
+            ids.push(id);
+            *latest = at;
+        }
+    }
+    for (store, ids, at) in refresh.into_values() {
+        links::refresh_affiliates(conn, store, &ids, at).await?;
+    }
+    Ok(written)
 }
 
 /// A deleted affiliate's links are retired. False when the store is not installed or the

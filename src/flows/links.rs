@@ -39,13 +39,23 @@ pub async fn refresh_affiliate(
     affiliate: i64,
     now: DateTime<Utc>,
 ) -> Result<usize, DbErr> {
-    refresh_of(conn, store, Some(affiliate), now).await
+    refresh_of(conn, store, Some(&[affiliate]), now).await
+}
+
+/// As [`refresh_affiliate`], for several affiliates of the store at once (a webhook group's).
+pub async fn refresh_affiliates(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    affiliates: &[i64],
+    now: DateTime<Utc>,
+) -> Result<usize, DbErr> {
+    refresh_of(conn, store, Some(affiliates), now).await
 }
 
 async fn refresh_of(
     conn: &impl ConnectionTrait,
     store: &StoreId,
-    only: Option<i64>,
+    only: Option<&[i64]>,
     now: DateTime<Utc>,
 ) -> Result<usize, DbErr> {
     let Some(amazon) = connections::find_connected(conn, store).await? else {

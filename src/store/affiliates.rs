@@ -169,17 +169,17 @@ pub async fn list_current(
     current_of(conn, store_id, None).await
 }
 
-/// The store's current (not deleted) affiliates, by id; only `affiliate` when given (none when it
-/// is deleted or unknown).
+/// The store's current (not deleted) affiliates, by id; only those of `only` when given (none of
+/// those deleted or unknown).
 pub async fn current_of(
     conn: &impl ConnectionTrait,
     store_id: &StoreId,
-    affiliate: Option<i64>,
+    only: Option<&[i64]>,
 ) -> Result<Vec<AffiliateRow>, DbErr> {
     let mut q =
         affiliates::Entity::of_store(store_id).filter(affiliates::Column::DeletedAt.is_null());
-    if let Some(id) = affiliate {
-        q = q.filter(affiliates::Column::AffiliateId.eq(id));
+    if let Some(ids) = only {
+        q = q.filter(affiliates::Column::AffiliateId.is_in(ids.iter().copied()));
     }
     q.order_by_asc(affiliates::Column::AffiliateId)
         .all(conn)

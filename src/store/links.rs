@@ -83,11 +83,11 @@ pub async fn remove_landing_page(
 pub async fn all(
     conn: &impl ConnectionTrait,
     store: &StoreId,
-    affiliate: Option<i64>,
+    only: Option<&[i64]>,
 ) -> Result<HashMap<(i64, String), Link>, DbErr> {
     let mut q = links::Entity::of_store(store);
-    if let Some(id) = affiliate {
-        q = q.filter(links::Column::AffiliateId.eq(id));
+    if let Some(ids) = only {
+        q = q.filter(links::Column::AffiliateId.is_in(ids.iter().copied()));
     }
     Ok(q.all(conn)
         .await?

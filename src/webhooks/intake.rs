@@ -16,8 +16,8 @@ use super::{
 };
 use crate::{
     domain::ids::StoreId,
-    flows::Deps,
-    store::{affiliates, connections, inbox},
+    flows::{Deps, lifecycle},
+    store::{connections, inbox},
 };
 
 /// Deliveries committed together at most. Past a few hundred a batch saves no more fsyncs worth
@@ -166,9 +166,9 @@ async fn write(deps: Deps, mut rx: mpsc::Receiver<Waiting>, mut held: watch::Rec
 }
 
 /// The group's inbox rows in one statement, which of its affiliates' stores are connected to
-/// Amazon in another, then each new delivery's effect in arrival order. Affiliate upserts of
-/// stores not connected (no links to mint) that follow one another are written together, one
-/// statement for the run: nothing between them could change what they do.
+/// Amazon in another, then each new delivery's effect in arrival order. Affiliate upserts that
+/// follow one another are written together (one statement for the run, then one links refresh
+/// per connected store): nothing between them could change what they do.
 async fn commit_together(deps: &Deps, batch: &[Waiting]) -> Result<Vec<Receipt>, DbErr> {
     let txn = deps.db.begin().await?;
     let arrivals: Vec<_> = batch.iter().map(|w| arrival(&w.delivery)).collect();
@@ -197,20 +197,19 @@ async fn commit_together(deps: &Deps, batch: &[Waiting]) -> Result<Vec<Receipt>,
             Event::AffiliateUpserted {
                 store_id,
                 affiliate,
-            } if !connected.contains(store_id) => run.push(i, store_id, affiliate, d),
+            } => run.push(i, store_id, affiliate, d),
             _ => {
-                run.write(&txn, &mut receipts).await?;
+                run.write(&txn, &connected, &mut receipts).await?;
                 receipts[i] = apply_recorded(&txn, deps, d).await?;
             }
         }
     }
-    run.write(&txn, &mut receipts).await?;
+    run.write(&txn, &connected, &mut receipts).await?;
     txn.commit().await?;
     Ok(receipts)
 }
 
-/// Consecutive affiliate upserts of stores with no links to mint, not written yet: their
-/// places in the group, and what to write.
+/// Consecutive affiliate upserts not written yet: their places in the group, and what to write.
 #[derive(Default)]
 struct Run<'a> {
     at: Vec<(usize, &'a str)>,
@@ -223,17 +222,18 @@ impl<'a> Run<'a> {
         self.upserts.push((store, affiliate, d.received_at));
     }
 
-    /// Writes the run (one statement) and each of its receipts; ignored where the store is not
-    /// installed, as [`apply_recorded`] would have it.
+    /// Writes the run, the links of the affiliates of `connected` stores, and each of its
+    /// receipts; ignored where the store is not installed, as [`apply_recorded`] would have it.
     async fn write(
         &mut self,
         conn: &impl ConnectionTrait,
+        connected: &HashSet<StoreId>,
         receipts: &mut [Receipt],
     ) -> Result<(), DbErr> {
         if self.at.is_empty() {
             return Ok(());
         }
-        let written = affiliates::upsert_all(conn, &self.upserts).await?;
+        let written = lifecycle::affiliates_upserted(conn, &self.upserts, connected).await?;
         let mut ignored = vec![];
         for (&(i, webhook_id), (store, affiliate, _)) in self.at.iter().zip(&self.upserts) {
             receipts[i] = if written.contains(&(store.as_str().to_owned(), affiliate.id.get())) {
