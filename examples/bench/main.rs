@@ -296,7 +296,19 @@ async fn intake(kind: &str, s: &Seeded, address: &str) -> Option<Intake> {
         load::run(address, signer.clone(), 32, time, rate, name)
     };
     let paced = at_32(Some(PACED_RATE), "paced");
-    // The same store, now connected to Amazon: its affiliates' first changes mint their links.
+    let metrics_url = address.replace("/webhooks/platform", "/metrics");
+    let scrape = || async { reqwest::get(&metrics_url).await.ok()?.text().await.ok() };
+    let sample = |metrics: &str, name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let metrics = scrape().await?;
+    let mean_batch = sample(&metrics, "attribution_bridge_webhook_batch_size_sum ")
+        / sample(&metrics, "attribution_bridge_webhook_batch_size_count ");
+    // The same store, now connected to Amazon: its affiliates' first changes mint their links,
+    // which the merchant's pages measured later show.
     let conn = db::connect(&s.settings.database).await.ok()?;
     connect_amazon(&conn, &s.settings).await?;
     conn.close().await.ok()?;
@@ -305,24 +317,12 @@ async fn intake(kind: &str, s: &Seeded, address: &str) -> Option<Intake> {
             .map(|r| at_32(None, &format!("connected{r}")))
             .collect(),
     );
-    let metrics = reqwest::get(address.replace("/webhooks/platform", "/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    let sample = |name: &str| {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    let mean_batch = sample("attribution_bridge_webhook_batch_size_sum ")
-        / sample("attribution_bridge_webhook_batch_size_count ");
+    let metrics = scrape().await?;
     let outcome = |o: &str| {
-        sample(&format!(
-            "attribution_bridge_webhooks_total{{outcome=\"{o}\"}} "
-        ))
+        sample(
+            &metrics,
+            &format!("attribution_bridge_webhooks_total{{outcome=\"{o}\"}} "),
+        )
     };
     let processed = outcome("processed");
     let not_processed: f64 = [

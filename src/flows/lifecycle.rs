@@ -76,8 +76,10 @@ pub async fn affiliate_upserted(
 /// [`affiliate_upserted`] for consecutive affiliate events of a webhook group (issue 11), with
 /// what one by one would leave: the affiliates in one statement ([`affiliates::upsert_all`]: the
 /// later change of one affiliate wins), then the links of those of the `connected` stores,
-/// refreshed one store at a time at the instant of its latest change. Returns the `(store,
-/// affiliate id)` written; the others' stores are not installed.
+/// refreshed once per store. The links so minted or changed are stamped with the instant of the
+/// store's first change in the run (one by one would stamp each with its affiliate's first
+/// change: they differ by the run's span, a few milliseconds). Returns the `(store, affiliate
+/// id)` written; the others' stores are not installed.
 pub async fn affiliates_upserted(
     conn: &impl ConnectionTrait,
     upserts: &[(&StoreId, &Affiliate, DateTime<Utc>)],
@@ -88,13 +90,15 @@ pub async fn affiliates_upserted(
     for &(store, affiliate, at) in upserts {
         let id = affiliate.id.get();
         if connected.contains(store) && written.contains(&(store.as_str().to_owned(), id)) {
-            let (_, ids, latest) = refresh.entry(store.as_str()).or_insert((store, vec![], at));
+            let (_, ids, first) = refresh.entry(store.as_str()).or_insert((store, vec![], at));
             ids.push(id);
-            *latest = at;
+            *first = (*first).min(at);
         }
     }
-    for (store, ids, at) in refresh.into_values() {
-        links::refresh_affiliates(conn, store, &ids, at).await?;
+    for (store, mut ids, first) in refresh.into_values() {
+        ids.sort_unstable();
+        ids.dedup();
+        links::refresh_affiliates(conn, store, &ids, first).await?;
     }
     Ok(written)
 }

@@ -77,9 +77,8 @@ pub async fn remove_landing_page(
     Ok(())
 }
 
-/// Every link of the store, retired ones too, by (affiliate, landing page).
-/// The store's links, current and retired, by (affiliate, landing page); of one affiliate only
-/// when `affiliate` is given.
+/// The store's links, current and retired, by (affiliate, landing page); only those of the
+/// affiliates of `only` when given.
 pub async fn all(
     conn: &impl ConnectionTrait,
     store: &StoreId,

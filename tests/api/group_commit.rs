@@ -384,14 +384,18 @@ async fn installs_and_uninstalls_in_a_group_keep_their_place_among_affiliate_cha
 
 #[tokio::test]
 async fn a_connected_stores_affiliate_changes_in_a_group_leave_their_links_as_one_by_one() {
-    // st_1 is connected to Amazon with affiliates 1 and 2, each with its link.
+    // st_1 is connected to Amazon with affiliates 1 and 2, each with its link; st_2 is installed
+    // and not connected.
     let w = crate::world::store_with(2).connected().await;
+    w.app.install("st_2", "t").await;
     let upsert = |a, name| affiliate_event("affiliate.updated", "st_1", a, name);
     let receipts = one_group_in_order(
         &w.app,
         "c",
         vec![
             upsert(81, "New"),
+            upsert(82, "Also new"),
+            affiliate_event("affiliate.created", "st_2", 81, "Elsewhere"),
             upsert(81, "New, renamed"),
             affiliate_deleted_event("st_1", 2),
             upsert(2, "Back again"),
@@ -400,17 +404,19 @@ async fn a_connected_stores_affiliate_changes_in_a_group_leave_their_links_as_on
         ],
     )
     .await;
-    assert_eq!(receipts, ["processed"; 6]);
+    assert_eq!(receipts, ["processed"; 8]);
     let mut live: Vec<i64> = w.links().await.iter().map(|l| l.affiliate_id).collect();
     live.sort();
-    assert_eq!(live, [2, 81, 83], "affiliate 1 left; 2 came back");
+    assert_eq!(live, [2, 81, 82, 83], "affiliate 1 left; 2 came back");
     w.app
         .assert_counts(&[
-            ("links WHERE store_id = 'st_1' AND retired_at IS NULL", 3),
+            ("links WHERE store_id = 'st_1' AND retired_at IS NULL", 4),
             (
                 "links WHERE store_id = 'st_1' AND affiliate_id = 1 AND retired_at IS NOT NULL",
                 1,
             ),
+            ("links WHERE store_id = 'st_2'", 0),
+            ("affiliates WHERE store_id = 'st_2'", 1),
         ])
         .await;
 }
