@@ -57,39 +57,36 @@ pub async fn install(
 }
 
 /// A new or changed affiliate of an installed store gets its links (if the store is connected
-/// to Amazon). False when the store is not installed. The intake writes consecutive affiliate
-/// events of a group with [`affiliates_upserted`] instead.
+/// to Amazon; its refresh looks that up). False when the store is not installed.
 pub async fn affiliate_upserted(
     conn: &impl ConnectionTrait,
     store: &StoreId,
     affiliate: &Affiliate,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    // The store's state is checked in the upsert itself: one statement per event.
-    if !affiliates::upsert(conn, store, affiliate, now).await? {
-        return Ok(false);
-    }
-    links::refresh_affiliate(conn, store, affiliate.id.get(), now).await?;
-    Ok(true)
+    let written = affiliates_upserted(conn, &[(store, affiliate, now)], None).await?;
+    Ok(!written.is_empty())
 }
 
 /// [`affiliate_upserted`] for consecutive affiliate events of a webhook group (issue 11), with
 /// what one by one would leave: the affiliates in one statement ([`affiliates::upsert_all`]: the
-/// later change of one affiliate wins), then the links of those of the `connected` stores,
-/// refreshed once per store. The links so minted or changed are stamped with the instant of the
+/// later change of one affiliate wins), then the links of those written, refreshed once per
+/// store: of the stores in `connected` only, when the caller knows which are (a store's
+/// refresh looks its connection up otherwise, and mints nothing for one not connected). The links so minted or changed are stamped with the instant of the
 /// store's first change in the run (one by one would stamp each with its affiliate's first
 /// change: they differ by the run's span, a few milliseconds). Returns the `(store, affiliate
 /// id)` written; the others' stores are not installed.
 pub async fn affiliates_upserted(
     conn: &impl ConnectionTrait,
     upserts: &[(&StoreId, &Affiliate, DateTime<Utc>)],
-    connected: &HashSet<StoreId>,
+    connected: Option<&HashSet<StoreId>>,
 ) -> Result<HashSet<(String, i64)>, DbErr> {
     let written = affiliates::upsert_all(conn, upserts).await?;
     let mut refresh: BTreeMap<&str, (&StoreId, Vec<i64>, DateTime<Utc>)> = BTreeMap::new();
     for &(store, affiliate, at) in upserts {
         let id = affiliate.id.get();
-        if connected.contains(store) && written.contains(&(store.as_str().to_owned(), id)) {
+        let may_have_links = connected.is_none_or(|c| c.contains(store));
+        if may_have_links && written.contains(&(store.as_str().to_owned(), id)) {
             let (_, ids, first) = refresh.entry(store.as_str()).or_insert((store, vec![], at));
             ids.push(id);
             *first = (*first).min(at);

@@ -19,23 +19,11 @@ use crate::domain::{
 /// An affiliate row (deleted ones keep their row, with `deleted_at`, for their history's names).
 pub use entity::affiliates::Model as AffiliateRow;
 
-/// Creates or updates an affiliate (and revives one that was deleted), if the store is installed:
-/// one statement, the store's state checked in it (see [`upsert_all`]). False when the store is
-/// not active.
-pub async fn upsert(
-    conn: &impl ConnectionTrait,
-    store_id: &StoreId,
-    affiliate: &Affiliate,
-    now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    Ok(!upsert_all(conn, &[(store_id, affiliate, now)])
-        .await?
-        .is_empty())
-}
-
-/// [`upsert`] for many affiliates, of any stores (a webhook group's, issue 11; a roster read's):
-/// `INSERT … SELECT` from a `VALUES` list joined with the active stores, one statement per
-/// [`UPSERT_CHUNK`] affiliates. Each comes with the instant of its change. Where an affiliate is
+/// Creates or updates affiliates (and revives those deleted), of any stores, each only if its
+/// store is installed (a webhook's, a webhook group's, issue 11; a roster read's): `INSERT …
+/// SELECT` from a `VALUES` list joined with the active stores, so the stores' state is checked in
+/// the same statement, one per [`UPSERT_CHUNK`] affiliates. Each comes with the instant of its
+/// change. Where an affiliate is
 /// given twice, what is written is what the changes one by one would leave (a statement may not
 /// update a row twice): the later one's fields and `updated_at`, and the first one's instant as
 /// `created_at` of a new row. Rows are written in key order, which makes a deadlock between two

@@ -233,7 +233,7 @@ impl<'a> Run<'a> {
         if self.at.is_empty() {
             return Ok(());
         }
-        let written = lifecycle::affiliates_upserted(conn, &self.upserts, connected).await?;
+        let written = lifecycle::affiliates_upserted(conn, &self.upserts, Some(connected)).await?;
         let mut ignored = vec![];
         for (&(i, webhook_id), (store, affiliate, _)) in self.at.iter().zip(&self.upserts) {
             receipts[i] = if written.contains(&(store.as_str().to_owned(), affiliate.id.get())) {
