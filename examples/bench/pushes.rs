@@ -209,7 +209,9 @@ async fn run(per_sec: u32) -> Option<Run> {
         now: Utc::now(),
     };
     let txn = conn.begin().await.ok()?;
-    let summary = ledger::ingest(&txn, &ctx, &rows).await.ok()?;
+    let summary = ledger::ingest(&txn, &ctx, std::slice::from_ref(&rows))
+        .await
+        .ok()?;
     txn.commit().await.ok()?;
     let expected = usize::try_from(AFFILIATES * DAYS).ok()?;
     if summary.pushes != expected {

@@ -68,7 +68,28 @@ pub fn access_aad(store: &StoreId) -> String {
 
 /// A valid access token for the store, and its region. `stale` is a token Amazon just refused: it
 /// is replaced unless another caller already did so.
+///
+/// It runs as a task of its own: a caller that gives up (a sync dropping a page it fetched on a
+/// wrong guess) must not cut a refresh short between Amazon's answer and saving it, or a
+/// refresh token Amazon rotated would be lost.
 pub async fn access_token(
+    deps: &Deps,
+    store: &StoreId,
+    stale: Option<&SecretString>,
+) -> Result<(SecretString, Region), AuthError> {
+    let (deps, store, stale) = (deps.clone(), store.clone(), stale.cloned());
+    let task =
+        tokio::spawn(async move { current_or_refreshed(&deps, &store, stale.as_ref()).await });
+    match task.await {
+        Ok(found) => found,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(AuthError::Db(DbErr::Custom(format!(
+            "the access token's refresh stopped: {e}"
+        )))),
+    }
+}
+
+async fn current_or_refreshed(
     deps: &Deps,
     store: &StoreId,
     stale: Option<&SecretString>,

@@ -58,7 +58,6 @@ pub async fn figures_in(
 ) -> Result<BTreeMap<Key, StoredDay>, DbErr> {
     use daily_figures::Column as C;
     let in_range = || daily_figures::Entity::of_store(store).filter(C::Day.between(from, to));
-    // In the order of `Figures`' fields: it is read from them as an array.
     let fields = [
         C::Clicks,
         C::DetailPageViews,
@@ -70,15 +69,45 @@ pub async fn figures_in(
         C::TotalUnits,
         C::TotalSalesMinor,
         C::BrbMinor,
+        C::AbsentSince,
     ];
+    /// The fields above, in their order; of the instant, only whether there is one.
+    #[derive(serde::Deserialize)]
+    struct Row(
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        Option<serde::de::IgnoredAny>,
+    );
     let mut out = BTreeMap::new();
+    let mut any_absent = false;
     packed(
         conn,
         in_range(),
         (C::AffiliateId, C::Day),
         &fields,
-        |key, figures| {
-            let absent_since = None; // read below
+        |key, Row(clicks, views, carts, purchases, units, sales, tp, tu, ts, brb, absent)| {
+            any_absent |= absent.is_some();
+            let figures = Figures {
+                clicks,
+                detail_page_views: views,
+                add_to_carts: carts,
+                purchases,
+                units,
+                sales_minor: sales,
+                total_purchases: tp,
+                total_units: tu,
+                total_sales_minor: ts,
+                brb_minor: brb,
+            };
+            let absent_since = None; // read below, typed
             out.insert(
                 key,
                 StoredDay {
@@ -90,6 +119,9 @@ pub async fn figures_in(
         },
     )
     .await?;
+    if !any_absent {
+        return Ok(out);
+    }
     // Few days are ever absent: their instants are read as they are typed.
     let absent: Vec<(i64, NaiveDate, DateTime<Utc>)> = in_range()
         .filter(C::AbsentSince.is_not_null())
@@ -344,12 +376,23 @@ impl From<&Order> for OrderState {
     }
 }
 
-/// The state of each of the store's orders of `from..=to`, read in bulk (see [`packed`](super::packed)).
+/// The store's orders of `from..=to` as a sync weighs them: read in one bulk pass (see
+/// [`packed`](super::packed)).
+#[derive(Debug, Default)]
+pub struct OrderStates {
+    /// Each order's state.
+    pub states: BTreeMap<Key, OrderState>,
+    /// The proposal held (or discarded) on each order that has one (a JSON text): few do.
+    pub held: BTreeMap<Key, String>,
+}
+
+/// The state of each of the store's orders of `from..=to`, and the proposals held on them, read
+/// in one bulk pass (see [`packed`](super::packed)).
 pub async fn order_states_in(
     conn: &impl ConnectionTrait,
     store: &StoreId,
     (from, to): (NaiveDate, NaiveDate),
-) -> Result<BTreeMap<Key, OrderState>, DbErr> {
+) -> Result<OrderStates, DbErr> {
     use orders::Column as C;
     let query = orders::Entity::of_store(store).filter(C::Day.between(from, to));
     let fields = [
@@ -364,6 +407,7 @@ pub async fn order_states_in(
         C::PushState,
         C::PushedCommissionMinor,
         C::HoldState,
+        C::Held,
     ];
     type Row = (
         i64,
@@ -377,16 +421,29 @@ pub async fn order_states_in(
         String,
         Option<i64>,
         Option<String>,
+        Option<String>,
     );
-    let mut out = BTreeMap::new();
+    let mut out = OrderStates::default();
     packed(
         conn,
         query,
         (C::AffiliateId, C::Day),
         &fields,
         |key, row: Row| {
-            let (clicks, purchases, units, sales, commission, status, v, pv, push, paid, hold) =
-                row;
+            let (
+                clicks,
+                purchases,
+                units,
+                sales,
+                commission,
+                status,
+                v,
+                pv,
+                push,
+                paid,
+                hold,
+                held,
+            ) = row;
             let state = OrderState {
                 clicks,
                 purchases,
@@ -400,7 +457,10 @@ pub async fn order_states_in(
                 pushed_commission_minor: paid,
                 hold_state: hold.map(|h| HoldState::try_from_value(&h)).transpose()?,
             };
-            out.insert(key, state);
+            out.states.insert(key, state);
+            if let Some(held) = held {
+                out.held.insert(key, held);
+            }
             Ok(())
         },
     )
@@ -425,27 +485,6 @@ pub async fn computed_before(
         .all(conn)
         .await?;
     Ok(keys.into_iter().collect())
-}
-
-/// The proposal held (or discarded) on each of the store's orders of `from..=to` that has one.
-pub async fn held_in(
-    conn: &impl ConnectionTrait,
-    store: &StoreId,
-    (from, to): (NaiveDate, NaiveDate),
-) -> Result<BTreeMap<Key, String>, DbErr> {
-    let rows: Vec<(i64, NaiveDate, String)> = orders::Entity::of_store(store)
-        .filter(orders::Column::Day.between(from, to))
-        .filter(orders::Column::Held.is_not_null())
-        .select_only()
-        .columns([
-            orders::Column::AffiliateId,
-            orders::Column::Day,
-            orders::Column::Held,
-        ])
-        .into_tuple()
-        .all(conn)
-        .await?;
-    Ok(rows.into_iter().map(|(a, d, h)| ((a, d), h)).collect())
 }
 
 /// The store's orders of these keys, whole (to be written).

@@ -1,33 +1,35 @@
-//! Bulk reads of a store's rows over a range of days. Each affiliate's rows come back as one JSON
-//! text (`json_group_array`; joined by `string_agg` on PostgreSQL), a list of `[day, [field, …]]`, so that a store's 60
-//! days are one row per affiliate instead of one per day: fetching row by row was most of a
-//! sync's time and memory, and building the JSON costs SQLite a third of what casting and joining
-//! the same fields as text did.
+//! Bulk reads of a store's rows over a range of days. All the rows come back as one JSON text
+//! (`json_group_array`; joined by `string_agg` on PostgreSQL), a list of `[affiliate, day,
+//! [field, …]]`: fetching row by row was most of a sync's time and memory, and building the JSON
+//! costs SQLite a third of what casting and joining the same fields as text did. One text, not
+//! one per affiliate, so that the database builds it while the caller does other work: the
+//! statement is sent at the first poll and its one row waits in the driver's channel (a driver
+//! holds back a result of many rows until it is read).
 use chrono::NaiveDate;
 use sea_orm::{
     ColumnTrait, ColumnType, ConnectionTrait, DbBackend, DbErr, EntityTrait, IdenStatic,
     QuerySelect, Select, sea_query::Expr,
 };
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
 
 use super::ledger::Key;
 
 /// Hands `each` the rows `query` selects, one by one, as their key and `fields` read as `T` (a
 /// tuple or struct of them, in order: integers, texts, and `Option`s of them for nullable
 /// columns). The rows are not collected into a list of their own on the way (a store's report is
-/// large); the affiliates' JSON texts are held until all are read.
+/// large); the JSON text is held until all are read.
 pub(crate) async fn packed<E: EntityTrait, T: DeserializeOwned>(
     conn: &impl ConnectionTrait,
     query: Select<E>,
     (affiliate, day): (E::Column, E::Column),
     fields: &[E::Column],
-    mut each: impl FnMut(Key, T) -> Result<(), DbErr>,
+    each: impl FnMut(Key, T) -> Result<(), DbErr>,
 ) -> Result<(), DbErr> {
     let quoted = |c: &E::Column| format!("\"{}\"", c.as_str());
     let aggregate = match conn.get_database_backend() {
         // PostgreSQL writes the same JSON text faster joined by hand than built as `json`: numbers
         // as they print, other values as `to_json` quotes them. Days in ISO whatever the
-        // server's DateStyle.
+        // server's DateStyle. No rows: no text, read as none.
         DbBackend::Postgres => {
             let fields = fields
                 .iter()
@@ -43,35 +45,78 @@ pub(crate) async fn packed<E: EntityTrait, T: DeserializeOwned>(
                 .collect::<Vec<_>>()
                 .join(" || ',' || ");
             format!(
-                "'[' || string_agg('[\"' || to_char({}, 'YYYY-MM-DD') || '\",[' || {fields} || ']]', ',') || ']'",
+                "'[' || string_agg('[' || {} || ',\"' || to_char({}, 'YYYY-MM-DD') || '\",[' || {fields} || ']]', ',') || ']'",
+                quoted(&affiliate),
                 quoted(&day)
             )
         }
         _ => {
             let fields = fields.iter().map(quoted).collect::<Vec<_>>().join(", ");
             format!(
-                "json_group_array(json_array({}, json_array({fields})))",
+                "json_group_array(json_array({}, {}, json_array({fields})))",
+                quoted(&affiliate),
                 quoted(&day)
             )
         }
     };
-    let groups: Vec<(i64, String)> = query
+    let text: Option<Option<String>> = query
         .select_only()
-        .column(affiliate)
         .column_as(Expr::cust(aggregate), "packed")
-        .group_by(affiliate)
         .into_tuple()
-        .all(conn)
+        .one(conn)
         .await?;
-    for (affiliate_id, text) in groups {
-        let rows: Vec<(NaiveDate, T)> = serde_json::from_str(&text).map_err(|e| {
-            DbErr::Custom(format!(
-                "the rows of affiliate {affiliate_id} are unreadable: {e}"
-            ))
-        })?;
-        for (day, row) in rows {
-            each((affiliate_id, day), row)?;
-        }
+    let Some(text) = text.flatten() else {
+        return Ok(());
+    };
+    let mut reader = serde_json::Deserializer::from_str(&text);
+    Each {
+        each,
+        row: std::marker::PhantomData,
     }
-    Ok(())
+    .deserialize(&mut reader)
+    .and_then(|done| reader.end().map(|()| done))
+    .map_err(|e| DbErr::Custom(format!("the packed rows are unreadable: {e}")))?
+}
+
+/// Reads a packed list row by row into a callback: no list of the rows is built.
+struct Each<F, T> {
+    each: F,
+    row: std::marker::PhantomData<T>,
+}
+
+impl<'de, F, T> DeserializeSeed<'de> for Each<F, T>
+where
+    F: FnMut(Key, T) -> Result<(), DbErr>,
+    T: DeserializeOwned,
+{
+    /// What `each` said: a row it refused stops the reading.
+    type Value = Result<(), DbErr>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, F, T> Visitor<'de> for Each<F, T>
+where
+    F: FnMut(Key, T) -> Result<(), DbErr>,
+    T: DeserializeOwned,
+{
+    type Value = Result<(), DbErr>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of [affiliate, day, [field, …]]")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while let Some((affiliate_id, day, row)) = seq.next_element::<(i64, NaiveDate, T)>()? {
+            if let Err(e) = (self.each)((affiliate_id, day), row) {
+                // The rest is skipped, so that the list ends where the reader expects it and
+                // this error, not "trailing characters", is the one told.
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
+    }
 }

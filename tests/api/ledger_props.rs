@@ -84,7 +84,7 @@ proptest! {
                 now,
             };
             let txn = conn.begin().await.unwrap();
-            ledger::ingest(&txn, &ctx, &rows).await.unwrap();
+            ledger::ingest(&txn, &ctx, std::slice::from_ref(&rows)).await.unwrap();
             txn.commit().await.unwrap();
             let snapshot = [
                 count(&conn, "SELECT COUNT(*) FROM figure_changes").await,
@@ -93,7 +93,7 @@ proptest! {
                 count(&conn, "SELECT COALESCE(SUM(version), 0) FROM orders").await,
             ];
             let txn = conn.begin().await.unwrap();
-            let again = ledger::ingest(&txn, &ctx, &rows).await.unwrap();
+            let again = ledger::ingest(&txn, &ctx, std::slice::from_ref(&rows)).await.unwrap();
             txn.commit().await.unwrap();
             assert_eq!((again.changes, again.pushes, again.ignored_final), (0, 0, 0));
             let after = [

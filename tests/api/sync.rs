@@ -3,7 +3,10 @@
 use attribution_bridge::flows::scheduler;
 use chrono::{Duration, NaiveDate};
 use serde_json::{Value, json};
-use wiremock::ResponseTemplate;
+use wiremock::{
+    Mock, ResponseTemplate,
+    matchers::{body_string_contains, method, path},
+};
 
 use crate::{doubles::*, helpers::*, world::*};
 
@@ -183,6 +186,94 @@ async fn every_page_of_the_report_is_read() {
     w.sync_now().await;
     assert_eq!(w.report.bodies.lock().unwrap().len(), 3);
     assert_eq!(w.orders.count(), 5);
+}
+
+/// Amazon answers 400 ("Invalid cursor") to every report request whose body contains `text`.
+async fn refuse_report_requests_with(w: &World, text: &str) {
+    Mock::given(method("POST"))
+        .and(path("/attribution/report"))
+        .and(body_string_contains(text))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"code": "400", "details": "Invalid cursor"})),
+        )
+        .with_priority(1)
+        .mount(&w.amazon.server)
+        .await;
+}
+
+/// A key on two pages is a repeat, not more sales (DESIGN §4.3): it reads as incomplete, so the
+/// day gets no order and an unmatched row is not stored; a key on one page is read as usual.
+#[tokio::test]
+async fn a_key_read_on_two_pages_is_a_repeat_not_more_sales() {
+    let mut stranger = report_row("20261101", 9, 5, 1, "7.00");
+    stranger["adGroupId"] = json!("someone-else");
+    let a1 = report_row("20261101", 1, 10, 1, "10.00");
+    let a2 = report_row("20261101", 2, 10, 1, "20.00");
+    let w = sync_world(2)
+        .report_page_size(2)
+        .report(vec![a1.clone(), stranger.clone(), a2, a1, stranger])
+        .connected()
+        .await;
+    w.sync_now().await;
+    assert_eq!(w.orders.count(), 1, "affiliate 1's day was read twice");
+    assert_eq!(w.order(2, "20261101")["total"], "20.00");
+    w.app.assert_rows("unmatched_figures", 0).await;
+    w.app
+        .assert_rows("daily_figures WHERE affiliate_id = 1", 0)
+        .await;
+}
+
+/// The next page is fetched on a cursor guessed from the page's text while the page is read. A
+/// row with a `cursorId` of its own misleads the guess: here to a cursor Amazon answers with an
+/// empty last page (a reader that trusted it would stop early), or refuses. The page's reading
+/// overrules the guess: every page is read once and the sync succeeds.
+#[tokio::test]
+async fn a_row_with_a_cursor_of_its_own_does_not_lead_the_paging_astray() {
+    let empty_end = json!({"offset": 1000, "version": "V2"}).to_string();
+    for guess in [empty_end.as_str(), "refused"] {
+        let rows = (1..=5)
+            .map(|a| {
+                let mut row = report_row("20261101", a, 10, 1, "10.00");
+                row["cursorId"] = json!(guess);
+                row
+            })
+            .collect();
+        let w = sync_world(5)
+            .report_page_size(2)
+            .report(rows)
+            .connected()
+            .await;
+        refuse_report_requests_with(&w, "refused").await;
+        w.sync_now().await;
+        assert_eq!(w.orders.count(), 5, "{guess}");
+        for a in 1..=5 {
+            // A page read twice would make its keys repeats: incomplete, no order.
+            assert_eq!(w.order(a, "20261101")["total"], "10.00", "{guess}");
+        }
+        w.app
+            .assert_rows("sync_runs WHERE status = 'ok' AND rows = 5", 1)
+            .await;
+    }
+}
+
+/// A later page that Amazon refuses for good fails the sync, though it was fetched while the
+/// page before it was still being read: nothing of the report is applied.
+#[tokio::test]
+async fn a_later_page_refused_for_good_fails_the_sync() {
+    let w = sync_world(5)
+        .report_page_size(2)
+        .same_sales("20261101", 5, "10.00")
+        .connected()
+        .await;
+    // Every request with a cursor: the second page on.
+    refuse_report_requests_with(&w, "offset").await;
+    w.sync_now().await;
+    assert_eq!(w.orders.count(), 0);
+    w.app.assert_rows("daily_figures", 0).await;
+    w.app
+        .assert_rows("sync_runs WHERE status = 'failed'", 1)
+        .await;
 }
 
 #[tokio::test]

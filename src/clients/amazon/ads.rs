@@ -213,7 +213,7 @@ impl<'a> AdsClient<'a> {
         })
     }
 
-    /// One page of `POST /attribution/report`, as text: `report::read_page_text` reads it
+    /// One page of `POST /attribution/report`, as text: `report::read_page_rows` reads it
     /// without a `Value` tree of its 5,000 rows.
     pub async fn report_page(
         &self,

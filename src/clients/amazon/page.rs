@@ -234,6 +234,21 @@ impl<'de: 'a, 'a> Deserialize<'de> for Page<'a> {
     }
 }
 
+/// The next page's cursor as [`parse`] would read it, found without reading the rows: the value
+/// of the last `"cursorId"` key in the text (a quote inside a JSON string is escaped, so the
+/// quoted name followed by `:` is a key), when it is a text that is not blank. What the sync
+/// fetches next while this page is read: a guess only (the key could be a row's), which the
+/// page's full reading confirms or overrules.
+pub fn cursor_hint(text: &str) -> Option<String> {
+    const KEY: &str = "\"cursorId\"";
+    let value = memchr::memmem::rfind_iter(text.as_bytes(), KEY)
+        .find_map(|at| text[at + KEY.len()..].trim_start().strip_prefix(':'))?;
+    match Option::<Scalar<'_>>::deserialize(&mut serde_json::Deserializer::from_str(value)) {
+        Ok(Some(Scalar::Text(s))) if !s.trim().is_empty() => Some(s.into_owned()),
+        _ => None,
+    }
+}
+
 /// A page's rows and its next cursor, read from the page's text; `None` when the page is not of
 /// the shape this reader takes (the `Value` reader then reads it, or says what is wrong).
 pub fn parse(text: &str) -> Option<(Vec<Fields<'_>>, Option<String>)> {
@@ -250,12 +265,52 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_cursor_is_guessed_from_the_last_cursor_key_of_the_text() {
+        let hint = |text: &str| cursor_hint(text);
+        assert_eq!(
+            hint(r#"{"reports": [], "cursorId": "b"}"#).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            hint(r#"{"cursorId" :  "a", "reports": [{}]}"#).as_deref(),
+            Some("a")
+        );
+        assert_eq!(hint(r#"{"cursorId": "a\u0031"}"#).as_deref(), Some("a1"));
+        // The last page, or no cursor at all: nothing to fetch on a guess.
+        for last in [
+            r#"{"cursorId": ""}"#,
+            r#"{"cursorId": " "}"#,
+            r#"{"cursorId": null}"#,
+            r#"{"cursorId": 7}"#,
+            r#"{"reports": []}"#,
+            r#"{"cursorId": "#,
+            "not json",
+        ] {
+            assert_eq!(hint(last), None, "{last}");
+        }
+        // The last key decides, even when it says nothing.
+        let text = r#"{"reports": [{"cursorId": "row's"}], "cursorId": null}"#;
+        assert_eq!(hint(text), None);
+        // The name inside a string is no key; a later key wins, a row's too (a guess only).
+        let text = r#"{"cursorId": "real", "reports": [{"note": "\"cursorId\": \"no\""}]}"#;
+        assert_eq!(hint(text).as_deref(), Some("real"));
+        let text = r#"{"cursorId": "real", "reports": [{"cursorId": "row's"}]}"#;
+        assert_eq!(hint(text).as_deref(), Some("row's"));
+        assert_eq!(
+            parse(text).unwrap().1.as_deref(),
+            Some("real"),
+            "the reading says"
+        );
+    }
+
+    #[test]
     fn a_page_of_rows_is_read_from_its_text_with_its_cursor() {
         let text = r#"{"reports": [{"date": "20261101", "campaignId": 7, "adGroupId": "a\u0031",
             "attributedSales14d": "1.00", "attributedSales14d": "50.00", "publisher": [[{}]],
             "Click-throughs": null}], "size": 1, "cursorId": "next"}"#;
         let (rows, cursor) = parse(text).expect("a page");
         assert_eq!(cursor.as_deref(), Some("next"));
+        assert_eq!(cursor_hint(text), cursor, "the skim finds the same cursor");
         let row = &rows[0];
         assert_eq!(row.campaign, Some(Scalar::Number(7.into())));
         assert_eq!(row.ad_group, Some(Scalar::Text("a1".into())));

@@ -173,28 +173,55 @@ pub fn read_page(page: &Value, exponent: u32, rows: &mut Rows) -> Result<usize, 
     Ok(list.len())
 }
 
+/// One page read on its own. Its rows stand beside the other pages': a key on two pages is a
+/// repeat (the rule of [`merge`], which the sync's ingest applies to the pages it is given).
+#[derive(Debug)]
+pub struct PageRows {
+    /// The rows the page had (a key twice counts twice).
+    pub count: usize,
+    pub rows: Rows,
+    /// The next page's cursor ([`next_cursor`]).
+    pub cursor: Option<String>,
+}
+
 /// Adds the page of `text` to `rows` as [`read_page`] does, and returns how many rows it had and
-/// the next page's cursor ([`next_cursor`]). The page is read from its text straight into
-/// borrowed fields ([`page::parse`]); a page of another shape is read as a `Value`.
+/// the next page's cursor ([`next_cursor`]). See [`read_page_rows`].
 pub fn read_page_text(
     text: &str,
     exponent: u32,
     rows: &mut Rows,
 ) -> Result<(usize, Option<String>), BadRow> {
+    let page = read_page_rows(text, exponent)?;
+    merge(page.rows, rows);
+    Ok((page.count, page.cursor))
+}
+
+/// Reads the page of `text` on its own, as [`read_page`] reads a page. The page is read from its
+/// text straight into borrowed fields ([`page::parse`]); a page of another shape is read as a
+/// `Value`.
+pub fn read_page_rows(text: &str, exponent: u32) -> Result<PageRows, BadRow> {
     if let Some((list, cursor)) = page::parse(text) {
         let count = list.len();
         // A row this reader cannot key is left to the `Value` reader, which names it.
-        if let Ok(page_rows) = keyed(list.into_iter(), exponent) {
-            merge(page_rows, rows);
-            return Ok((count, cursor));
+        if let Ok(rows) = keyed(list.into_iter(), exponent) {
+            return Ok(PageRows {
+                count,
+                rows,
+                cursor,
+            });
         }
     }
     let page: Value = serde_json::from_str(text).map_err(|e| BadRow {
         row: text.chars().take(300).collect(),
         problem: format!("the page is not JSON: {e}"),
     })?;
-    let count = read_page(&page, exponent, rows)?;
-    Ok((count, next_cursor(&page)))
+    let mut rows = Rows::new();
+    let count = read_page(&page, exponent, &mut rows)?;
+    Ok(PageRows {
+        count,
+        rows,
+        cursor: next_cursor(&page),
+    })
 }
 
 /// A page's rows by key, the same key twice summed; `Err` names the first row without a readable
@@ -222,9 +249,9 @@ fn keyed<'a>(
     Ok(page_rows)
 }
 
-/// A key already read on an earlier page is a repeat, not more sales: never summed, the day
-/// keeps its last complete figures.
-fn merge(page_rows: Rows, rows: &mut Rows) {
+/// Adds a page's rows to the report's. A key already read on an earlier page is a repeat, not
+/// more sales: never summed, the day keeps its last complete figures.
+pub fn merge(page_rows: Rows, rows: &mut Rows) {
     for (key, reading) in page_rows {
         match rows.entry(key) {
             Entry::Vacant(v) => {

@@ -3,7 +3,7 @@
 //! nothing. Amazon's word is taken only when it is complete (DESIGN §5): an incomplete row keeps
 //! its day's last complete figures, and a day that vanishes is zeroed only when it is still
 //! absent `confirm_absence` later.
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet, btree_map::Entry};
 
 use chrono::NaiveDate;
 use sea_orm::ConnectionTrait;
@@ -18,6 +18,9 @@ use crate::{
 };
 
 pub use super::context::{Context, FINAL_AFTER_DAYS, Summary, order_number};
+
+/// What a key read on two pages reads as.
+static REPEATED: Reading = Reading::Incomplete;
 
 /// Days seen for the first time are written this many at a time.
 const FRESH_BATCH: usize = 5_000;
@@ -67,37 +70,114 @@ fn affiliate_of(
     (known.contains(&id) && ad_group == crate::domain::links::ad_group_for(id)).then_some(id)
 }
 
+/// The report's rows of the range: the affiliates' by key, and the others that are complete.
+struct Sorted<'r> {
+    matched: BTreeMap<Key, &'r Reading>,
+    unmatched: BTreeMap<rows::UnmatchedKey, Figures>,
+    /// Keys in the whole report, in the range or not.
+    distinct: usize,
+}
+
+/// Sorts the report's rows, page by page: a key read on two pages reads as incomplete.
+fn sort<'r>(ctx: &Context<'_>, known: &HashSet<i64>, report: &'r [Rows]) -> Sorted<'r> {
+    let mut distinct = 0;
+    let mut matched: BTreeMap<Key, &Reading> = BTreeMap::new();
+    // Incomplete ones too (`None`): a key read on two pages is stored from neither.
+    let mut unmatched: BTreeMap<rows::UnmatchedKey, Option<&Figures>> = BTreeMap::new();
+    let mut outside: BTreeSet<(&str, &str, NaiveDate)> = BTreeSet::new();
+    for ((campaign, ad_group, day), reading) in report.iter().flatten() {
+        if *day < ctx.from || *day > ctx.to {
+            distinct += usize::from(outside.insert((campaign, ad_group, *day)));
+            continue;
+        }
+        let fresh = match affiliate_of(ctx, known, campaign, ad_group) {
+            Some(id) => match matched.entry((id, *day)) {
+                Entry::Vacant(v) => {
+                    v.insert(reading);
+                    true
+                }
+                Entry::Occupied(mut o) => {
+                    *o.get_mut() = &REPEATED;
+                    false
+                }
+            },
+            None => match unmatched.entry((campaign.clone(), ad_group.clone(), *day)) {
+                Entry::Vacant(v) => {
+                    v.insert(match reading {
+                        Reading::Complete(f) => Some(f),
+                        // Neither stored nor pushed: there is nothing of the store's to keep
+                        // right.
+                        Reading::Incomplete => None,
+                    });
+                    true
+                }
+                Entry::Occupied(mut o) => {
+                    *o.get_mut() = None;
+                    false
+                }
+            },
+        };
+        distinct += usize::from(fresh);
+    }
+    let unmatched = unmatched
+        .into_iter()
+        .filter_map(|(key, f)| Some((key, f?.clone())))
+        .collect();
+    Sorted {
+        matched,
+        unmatched,
+        distinct,
+    }
+}
+
+/// Brings the ledger in line with a report, given as its pages in order (each page's rows by
+/// key): a key read on two pages is a repeat, not more sales, and reads as incomplete (as
+/// [`merge`](crate::clients::amazon::report::merge) has it). Runs in the caller's transaction.
 pub async fn ingest(
     conn: &impl ConnectionTrait,
     ctx: &Context<'_>,
-    report: &Rows,
+    report: &[Rows],
 ) -> Result<Summary, JobError> {
     let store = ctx.store;
-    let mut summary = Summary {
-        rows: report.len(),
-        ..Default::default()
-    };
+    let mut summary = Summary::default();
     let known = crate::store::affiliates::known_ids(conn, store).await?;
 
-    let mut matched: BTreeMap<Key, &Reading> = BTreeMap::new();
-    let mut unmatched: BTreeMap<rows::UnmatchedKey, Figures> = BTreeMap::new();
-    for ((campaign, ad_group, day), reading) in report {
-        if *day < ctx.from || *day > ctx.to {
-            continue;
-        }
-        match (affiliate_of(ctx, &known, campaign, ad_group), reading) {
-            (Some(id), reading) => {
-                matched.insert((id, *day), reading);
-            }
-            (None, Reading::Complete(f)) => {
-                unmatched.insert((campaign.clone(), ad_group.clone(), *day), f.clone());
-            }
-            // Neither stored nor pushed: there is nothing of the store's to keep right.
-            (None, Reading::Incomplete) => {}
-        }
-    }
+    let Sorted {
+        matched,
+        unmatched,
+        distinct,
+    } = sort(ctx, &known, report);
+    summary.rows = distinct;
 
-    let mut existing = rows::figures_in(conn, store, (ctx.from, ctx.to)).await?;
+    let existing = rows::figures_in(conn, store, (ctx.from, ctx.to)).await?;
+    // The orders' states are read while the figures are weighed: the database builds them as
+    // this task compares (what it writes meanwhile touches no order, and waits its turn). The
+    // read is polled first, so that its statement is sent before the comparing starts.
+    let (orders, weighed) = tokio::join!(
+        biased;
+        rows::order_states_in(conn, store, (ctx.from, ctx.to)),
+        weigh(conn, ctx, &matched, existing, &mut summary),
+    );
+    let (orders, current) = (orders?, weighed?);
+    summary.unmatched = unmatched.len();
+    store_unmatched(conn, ctx, unmatched).await?;
+    let outcome = orders::bring_in_line(conn, ctx, orders, &current).await?;
+    summary.pushes = outcome.pushes;
+    summary.held = outcome.held;
+    summary.newly_held = outcome.newly_held;
+    Ok(summary)
+}
+
+/// Compares the report's figures with the stored ones and writes what changed (DESIGN §5):
+/// returns the figures each order of the range should follow.
+async fn weigh(
+    conn: &impl ConnectionTrait,
+    ctx: &Context<'_>,
+    matched: &BTreeMap<Key, &Reading>,
+    mut existing: BTreeMap<Key, rows::StoredDay>,
+    summary: &mut Summary,
+) -> Result<BTreeMap<Key, Figures>, JobError> {
+    let store = ctx.store;
     let keys: BTreeSet<Key> = matched.keys().chain(existing.keys()).copied().collect();
     let mut current: BTreeMap<Key, Figures> = BTreeMap::new();
     let mut fresh = Vec::new();
@@ -178,14 +258,7 @@ pub async fn ingest(
         current.insert(key, new);
     }
     rows::insert_figures(conn, store, &fresh, ctx.now).await?;
-
-    summary.unmatched = unmatched.len();
-    store_unmatched(conn, ctx, unmatched).await?;
-    let orders = orders::bring_in_line(conn, ctx, &current).await?;
-    summary.pushes = orders.pushes;
-    summary.held = orders.held;
-    summary.newly_held = orders.newly_held;
-    Ok(summary)
+    Ok(current)
 }
 
 /// Amazon has a row for the stored day again: it no longer counts as absent.
@@ -260,4 +333,79 @@ async fn store_unmatched(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone, Utc};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{
+        clients::amazon::report,
+        domain::{commission::DefaultCommission, currency::Currency, figures::Basis, ids::StoreId},
+    };
+
+    /// A page: rows of (ad group: affiliates 1–3, or 0 for one that is no affiliate's; day
+    /// offset, 3 being outside the range; clicks; complete or not).
+    fn page() -> impl Strategy<Value = Vec<(i64, i64, i64, bool)>> {
+        prop::collection::vec((0i64..4, 0i64..4, 0i64..3, any::<bool>()), 0..6)
+    }
+
+    proptest! {
+        /// The pages sorted as they came read as the report merged page by page
+        /// (`report::merge`, the reader's rule): the same rows, repeats and count.
+        #[test]
+        fn pages_sort_as_their_merged_report(pages in prop::collection::vec(page(), 0..5)) {
+            let store = StoreId::parse("st_p").unwrap();
+            let usd = Currency::parse("USD").unwrap();
+            let now = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap();
+            let today = now.date_naive();
+            let ctx = Context {
+                store: &store,
+                campaign_id: "ab_st_p",
+                currency: usd,
+                program_currency: usd,
+                commission: DefaultCommission::from_columns("percentage", "10").unwrap(),
+                basis: Basis::Promoted,
+                confirm_absence: Duration::hours(12),
+                hold_share: rust_decimal::Decimal::ONE,
+                commission_since: now,
+                today,
+                push_after_days: 2,
+                from: today - Duration::days(3),
+                to: today - Duration::days(1),
+                now,
+            };
+            let known: HashSet<i64> = (1..=3).collect();
+            let pages: Vec<Rows> = pages
+                .into_iter()
+                .map(|rows| {
+                    let mut page = Rows::new();
+                    for (affiliate, age, clicks, complete) in rows {
+                        let ad_group = if affiliate == 0 { "x".to_owned() } else { format!("a{affiliate}") };
+                        let day = today - Duration::days(age);
+                        let reading = if complete {
+                            Reading::Complete(Figures { clicks, ..Default::default() })
+                        } else {
+                            Reading::Incomplete
+                        };
+                        // Within a page a key is given once: the reader sums a split row.
+                        page.insert(("ab_st_p".to_owned(), ad_group, day), reading);
+                    }
+                    page
+                })
+                .collect();
+            let mut merged = Rows::new();
+            for page in pages.clone() {
+                report::merge(page, &mut merged);
+            }
+            let by_page = sort(&ctx, &known, &pages);
+            let at_once = sort(&ctx, &known, std::slice::from_ref(&merged));
+            prop_assert_eq!(by_page.matched, at_once.matched);
+            prop_assert_eq!(by_page.unmatched, at_once.unmatched);
+            prop_assert_eq!(by_page.distinct, at_once.distinct);
+            prop_assert_eq!(at_once.distinct, merged.len());
+        }
+    }
 }

@@ -3,8 +3,7 @@
 pub mod context;
 pub mod ledger;
 pub mod orders;
-
-use std::collections::HashSet;
+mod pull;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -12,14 +11,13 @@ use sea_orm::TransactionTrait;
 use serde::Serialize;
 
 use crate::{
-    clients::amazon::report,
     domain::{
         commission::DefaultCommission, currency::Currency, ids::StoreId, links::campaign_id_for,
     },
-    flows::{Deps, tokens},
+    flows::Deps,
     jobs::{JobError, Lease},
     metrics::OrderEvent,
-    store::{connections, jobs, ledger as ledger_rows, runs, stores},
+    store::{connections, ledger as ledger_rows, runs, stores},
 };
 use context::{Context, FINAL_AFTER_DAYS};
 
@@ -106,7 +104,7 @@ pub async fn run(
         tracing::warn!(store_id = %store, error = %why, "sync refused: currencies would mix");
         return Err(JobError::permanent(why));
     }
-    let pulled = pull(
+    let pulled = pull::pull(
         deps,
         store,
         &run,
@@ -172,67 +170,4 @@ pub async fn run(
         incomplete: summary.incomplete,
         held: summary.held,
     })
-}
-
-/// Reads every page of the report. After each page it logs and records the run's progress (the
-/// rows read so far) and counts the page's rows for `/metrics`.
-async fn pull(
-    deps: &Deps,
-    store: &StoreId,
-    run: &runs::Run,
-    (profile, advertiser): (i64, &str),
-    (from, to): (NaiveDate, NaiveDate),
-    exponent: u32,
-    lease: Option<Lease>,
-) -> Result<report::Rows, JobError> {
-    let profile = profile.to_string();
-    let mut rows = report::Rows::new();
-    let mut cursor: Option<String> = None;
-    let mut seen = HashSet::new();
-    let lease_for = Duration::seconds(i64::try_from(deps.settings.jobs.lease_secs).unwrap_or(300));
-    let mut read = 0;
-    for page_number in 1..=report::MAX_PAGES {
-        if let Some(lease) = lease {
-            let until = deps.clock.now() + lease_for;
-            if !jobs::renew(&deps.db, lease.job_id, lease.attempts, until).await? {
-                return Err(JobError::Cancelled(
-                    "the sync's claim expired; another worker has it".into(),
-                ));
-            }
-        }
-        let body = report::request_body(advertiser, from, to, cursor.as_deref());
-        let page = tokens::with_token(deps, store, |t, r| {
-            let (body, profile) = (body.clone(), profile.clone());
-            async move { deps.amazon.ads(r).report_page(&t, &profile, &body).await }
-        })
-        .await?;
-        // A page that is not a report must not read as "no sales" (that would reject orders).
-        let (on_page, next) = report::read_page_text(&page, exponent, &mut rows)
-            .map_err(|e| JobError::permanent(e.to_string()))?;
-        drop(page);
-        read += on_page;
-        deps.metrics.report_rows_read(on_page);
-        runs::progress(&deps.db, run, read).await?;
-        tracing::info!(
-            store_id = %store,
-            page = page_number,
-            rows = on_page,
-            rows_so_far = read,
-            "report page read"
-        );
-        match next {
-            None => return Ok(rows),
-            Some(next) if !seen.insert(next.clone()) => {
-                return Err(JobError::permanent(format!(
-                    "the report's cursor came back to a page already read ({next})"
-                )));
-            }
-            Some(next) => cursor = Some(next),
-        }
-    }
-    tracing::warn!(store_id = %store, "report paging stopped at the page limit");
-    Err(JobError::permanent(format!(
-        "the report had more than {} pages",
-        report::MAX_PAGES
-    )))
 }

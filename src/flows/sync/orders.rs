@@ -146,23 +146,35 @@ fn must_hold(
     pushed > 0 && Decimal::from(cut) > ctx.hold_share * Decimal::from(pushed)
 }
 
+/// Whether a proposal lowers an existing order's commission, or what was pushed of it: the only
+/// keys [`must_hold`] and a hold ask "by Amazon?" of.
+fn any_decrease(existing: &BTreeMap<Key, OrderState>, proposals: &[(Key, Proposal)]) -> bool {
+    proposals.iter().any(|(key, p)| {
+        existing.get(key).is_some_and(|o| {
+            p.commission_minor < o.commission_minor
+                || o.pushed_commission_minor
+                    .is_some_and(|paid| p.commission_minor < paid)
+        })
+    })
+}
+
 /// New orders are written this many at a time: a first reading of a large store would hold
 /// every one of them otherwise.
 const NEW_ORDERS_BATCH: usize = 5_000;
 
-/// Brings every order of the range in line with `figures` and the current default commission;
-/// enqueues the pushes due.
+/// Brings every order of the range (`orders`, read in this transaction) in line with `figures`
+/// and the current default commission; enqueues the pushes due.
 pub async fn bring_in_line(
     conn: &impl ConnectionTrait,
     ctx: &Context<'_>,
+    orders: rows::OrderStates,
     figures: &BTreeMap<Key, Figures>,
 ) -> Result<Outcome, JobError> {
     let range = (ctx.from, ctx.to);
-    let existing = rows::order_states_in(conn, ctx.store, range).await?;
-    // Orders computed under an older default commission move with it; the rest are Amazon's.
-    let stale = rows::computed_before(conn, ctx.store, range, ctx.commission_since).await?;
-    let by_amazon = |key: &Key| !stale.contains(key);
-    let held_on = rows::held_in(conn, ctx.store, range).await?;
+    let rows::OrderStates {
+        states: existing,
+        held: held_on,
+    } = orders;
     let keys: BTreeSet<Key> = figures.keys().chain(existing.keys()).copied().collect();
     let mut proposals = Vec::new();
     for key in keys {
@@ -171,6 +183,15 @@ pub async fn bring_in_line(
             proposals.push((key, Proposal::of(ctx, key, &f)?));
         }
     }
+    // Orders computed under an older default commission move with it; the rest are Amazon's.
+    // Only a decrease asks whose it is, so a pass without one (a first reading, an unchanged
+    // one) does not look.
+    let stale = if any_decrease(&existing, &proposals) {
+        rows::computed_before(conn, ctx.store, range, ctx.commission_since).await?
+    } else {
+        BTreeSet::new()
+    };
+    let by_amazon = |key: &Key| !stale.contains(key);
     let hold = must_hold(ctx, &existing, by_amazon, &proposals);
     let basis = format!("{} of {}", ctx.commission, ctx.basis.label());
     let (mut new_orders, mut new_jobs) = (Vec::new(), BTreeMap::new());

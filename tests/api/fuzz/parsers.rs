@@ -425,7 +425,8 @@ fn fuzz_report_pages() {
     );
 }
 
-/// A page read from its text (the sync's reader, `read_page_text`) reads exactly as the same
+/// A page read from its text (the sync's reader, `read_page_rows`, here through `read_page_text`,
+/// which merges its rows as the ingest does) reads exactly as the same
 /// text parsed into a `Value` and read: the same rows, the same refusal or not, the same cursor.
 /// A key given twice counts once, the last one, as in a `Value`.
 #[test]
@@ -469,6 +470,15 @@ fn fuzz_report_page_text_reads_as_the_value_reader() {
             }
             prop_assert_eq!(&read.0, &read.1, "{}", text);
             prop_assert_eq!(&by_value, &by_text, "{}", text);
+            // The cursor the sync guesses from the text, to fetch the next page while this one
+            // is read, is the reader's wherever the text names one `cursorId`.
+            if let Ok((_, cursor)) = &read.1
+                && text.matches("\"cursorId\"").count() == 1
+            {
+                tally.saw("cursor guessed");
+                let hint = attribution_bridge::clients::amazon::page::cursor_hint(&text);
+                prop_assert_eq!(&hint, cursor, "{}", text);
+            }
             Ok(())
         },
     );

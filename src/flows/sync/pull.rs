@@ -1,0 +1,225 @@
+//! Every page of a store's report (DESIGN §4.3), read on other threads while the next page is
+//! fetched: the next page's cursor is guessed by skimming the page ([`page::cursor_hint`]), and
+//! the page's full reading has the last word. A wrong guess throws away the pages fetched on it,
+//! and a page that failed to come on a guess fails the sync only once the guess is confirmed.
+use std::collections::{HashSet, VecDeque};
+
+use chrono::{Duration, NaiveDate};
+use tokio::task::JoinHandle;
+
+use crate::{
+    clients::amazon::{
+        page,
+        report::{self, BadRow, PageRows},
+    },
+    domain::ids::StoreId,
+    flows::{Deps, tokens},
+    jobs::{JobError, Lease},
+    store::{jobs, runs},
+};
+
+/// Pages read at once while the next one is fetched: reading is what takes the time, and a
+/// page's text is held until it is read.
+const READ_AT_ONCE: usize = 2;
+
+/// A page fetched, in the order of the report.
+enum Fetched {
+    /// Being read, with the cursor its skim guessed (and the pages after it were fetched on).
+    Reading {
+        guess: Option<String>,
+        task: JoinHandle<Result<PageRows, BadRow>>,
+    },
+    /// It did not come: an error, if the cursor it was asked for is the report's.
+    Failed(JobError),
+}
+
+/// Reads every page of the report: each page's rows, in page order (a key on two pages is for
+/// the ingest to see). Before each page is fetched the job's
+/// lease is renewed; after each page is read the run's progress (the rows read so far) is
+/// recorded and logged and the page's rows are counted for `/metrics`.
+///
+/// Errors: a page that is not a report, a cursor that comes back, more than
+/// [`report::MAX_PAGES`] pages (permanent); a lost lease (cancelled); Amazon's and the database's.
+pub(super) async fn pull(
+    deps: &Deps,
+    store: &StoreId,
+    run: &runs::Run,
+    (profile, advertiser): (i64, &str),
+    (from, to): (NaiveDate, NaiveDate),
+    exponent: u32,
+    lease: Option<Lease>,
+) -> Result<Vec<report::Rows>, JobError> {
+    let profile = profile.to_string();
+    let lease_for = Duration::seconds(i64::try_from(deps.settings.jobs.lease_secs).unwrap_or(300));
+    // The lease is renewed with each fetch, so that its failure, too, waits for the guess the
+    // fetch was made on to be confirmed.
+    let fetch = |cursor: Option<String>| {
+        let body = report::request_body(advertiser, from, to, cursor.as_deref());
+        let profile = profile.clone();
+        async move {
+            if let Some(lease) = lease {
+                let until = deps.clock.now() + lease_for;
+                if !jobs::renew(&deps.db, lease.job_id, lease.attempts, until).await? {
+                    return Err(JobError::Cancelled(
+                        "the sync's claim expired; another worker has it".into(),
+                    ));
+                }
+            }
+            let page = tokens::with_token(deps, store, |t, r| {
+                let (body, profile) = (body.clone(), profile.clone());
+                async move { deps.amazon.ads(r).report_page(&t, &profile, &body).await }
+            })
+            .await?;
+            Ok(page)
+        }
+    };
+    let mut rows = Vec::new();
+    let mut fetched: VecDeque<Fetched> = VecDeque::new();
+    let mut fetching = None;
+    // A page that came while the loop was busy, to be taken in first.
+    let mut came = None;
+    // The cursor of the page to fetch next (`Some(None)`: the first page); `None` while the
+    // pages read so far do not say.
+    let mut next: Option<Option<String>> = Some(None);
+    let mut seen = HashSet::new();
+    let (mut pages, mut read) = (0, 0);
+    loop {
+        if let Some(page) = came.take() {
+            handle_came(page, exponent, &mut fetched, &mut next)?;
+            continue;
+        }
+        if fetching.is_none()
+            && fetched.len() < READ_AT_ONCE
+            && let Some(cursor) = next.take()
+        {
+            fetching = Some(Box::pin(fetch(cursor)));
+        }
+        let reading = match fetched.front_mut() {
+            Some(Fetched::Reading { task, .. }) => Some(task),
+            // Every page before it confirmed the cursor it was asked for: its error stands.
+            Some(Fetched::Failed(_)) => match fetched.pop_front() {
+                Some(Fetched::Failed(e)) => return Err(e),
+                _ => unreachable!("the front was a failed page"),
+            },
+            None => None,
+        };
+        let event = match (reading, fetching.as_mut()) {
+            (None, None) => {
+                // Not reached: a page whose cursor was guessed right has the next one fetched
+                // or about to be.
+                return Err(JobError::permanent("the report's pages lost their place"));
+            }
+            (Some(task), None) => Event::Read(task.await),
+            (None, Some(page)) => Event::Came(page.await),
+            // A page read first: the run's progress never waits on a fetch.
+            (Some(task), Some(page)) => tokio::select! {
+                biased;
+                done = task => Event::Read(done),
+                page = page => Event::Came(page),
+            },
+        };
+        let done = match event {
+            Event::Came(page) => {
+                fetching = None;
+                handle_came(page, exponent, &mut fetched, &mut next)?;
+                continue;
+            }
+            Event::Read(done) => done,
+        };
+        let Some(Fetched::Reading { guess, .. }) = fetched.pop_front() else {
+            unreachable!("the front was being read");
+        };
+        // A page that is not a report must not read as "no sales" (that would reject orders).
+        let page = done
+            .map_err(|e| JobError::permanent(format!("reading a report page failed: {e}")))?
+            .map_err(|e| JobError::permanent(e.to_string()))?;
+        pages += 1;
+        read += page.count;
+        rows.push(page.rows);
+        deps.metrics.report_rows_read(page.count);
+        // The page being fetched keeps moving meanwhile: it may hold the database (a token
+        // being refreshed), and this waits for it.
+        let recorded = match fetching.as_mut() {
+            Some(page) => {
+                let progress = runs::progress(&deps.db, run, read);
+                tokio::pin!(progress);
+                tokio::select! {
+                    biased;
+                    done = &mut progress => done,
+                    page = page => {
+                        came = Some(page);
+                        progress.await
+                    }
+                }
+            }
+            None => runs::progress(&deps.db, run, read).await,
+        };
+        if came.is_some() {
+            fetching = None;
+        }
+        recorded?;
+        tracing::info!(
+            store_id = %store,
+            page = pages,
+            rows = page.count,
+            rows_so_far = read,
+            "report page read"
+        );
+        let Some(cursor) = page.cursor else {
+            // The last page: whatever was fetched on a guess after it is not the report's.
+            return Ok(rows);
+        };
+        if !seen.insert(cursor.clone()) {
+            return Err(JobError::permanent(format!(
+                "the report's cursor came back to a page already read ({cursor})"
+            )));
+        }
+        if pages == report::MAX_PAGES {
+            tracing::warn!(store_id = %store, "report paging stopped at the page limit");
+            return Err(JobError::permanent(format!(
+                "the report had more than {} pages",
+                report::MAX_PAGES
+            )));
+        }
+        if guess.as_ref() != Some(&cursor) {
+            // A wrong guess: the pages fetched on it, and the one coming, are thrown away.
+            fetched.clear();
+            fetching = None;
+            came = None;
+            next = Some(Some(cursor));
+        }
+    }
+}
+
+/// Takes in a page that came (or did not): it is read on a thread of its own, and the next one
+/// is fetched on its guessed cursor.
+fn handle_came(
+    page: Result<String, JobError>,
+    exponent: u32,
+    fetched: &mut VecDeque<Fetched>,
+    next: &mut Option<Option<String>>,
+) -> Result<(), JobError> {
+    match page {
+        Ok(text) => {
+            let guess = page::cursor_hint(&text);
+            *next = guess.clone().map(Some);
+            let task = tokio::task::spawn_blocking(move || report::read_page_rows(&text, exponent));
+            fetched.push_back(Fetched::Reading { guess, task });
+            Ok(())
+        }
+        // On a guess, this may not be the report's page: its error waits its turn.
+        Err(e) if !fetched.is_empty() => {
+            fetched.push_back(Fetched::Failed(e));
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// What the pull waited for.
+enum Event<R, P> {
+    /// The oldest page's reading ended.
+    Read(R),
+    /// The page being fetched came (or did not).
+    Came(P),
+}
