@@ -184,18 +184,6 @@ pub struct PageRows {
     pub cursor: Option<String>,
 }
 
-/// Adds the page of `text` to `rows` as [`read_page`] does, and returns how many rows it had and
-/// the next page's cursor ([`next_cursor`]). See [`read_page_rows`].
-pub fn read_page_text(
-    text: &str,
-    exponent: u32,
-    rows: &mut Rows,
-) -> Result<(usize, Option<String>), BadRow> {
-    let page = read_page_rows(text, exponent)?;
-    merge(page.rows, rows);
-    Ok((page.count, page.cursor))
-}
-
 /// Reads the page of `text` on its own, as [`read_page`] reads a page. The page is read from its
 /// text straight into borrowed fields ([`page::parse`]); a page of another shape is read as a
 /// `Value`.
