@@ -71,11 +71,12 @@ pub async fn affiliate_upserted(
 /// [`affiliate_upserted`] for consecutive affiliate events of a webhook group (issue 11), with
 /// what one by one would leave: the affiliates in one statement ([`affiliates::upsert_all`]: the
 /// later change of one affiliate wins), then the links of those written, refreshed once per
-/// store: of the stores in `connected` only, when the caller knows which are (a store's
-/// refresh looks its connection up otherwise, and mints nothing for one not connected). The links so minted or changed are stamped with the instant of the
-/// store's first change in the run (one by one would stamp each with its affiliate's first
-/// change: they differ by the run's span, a few milliseconds). Returns the `(store, affiliate
-/// id)` written; the others' stores are not installed.
+/// store: of the stores in `connected` only, when the caller knows which are (a store's refresh
+/// looks its connection up otherwise, and mints nothing for one not connected). The links so
+/// minted or changed are stamped with the instant of the store's first change in the run (one by
+/// one would stamp each with its affiliate's first change: they differ by the run's span, a few
+/// milliseconds). Returns the `(store, affiliate id)` written; the others' stores are not
+/// installed.
 pub async fn affiliates_upserted(
     conn: &impl ConnectionTrait,
     upserts: &[(&StoreId, &Affiliate, DateTime<Utc>)],

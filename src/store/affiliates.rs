@@ -23,10 +23,9 @@ pub use entity::affiliates::Model as AffiliateRow;
 /// store is installed (a webhook's, a webhook group's, issue 11; a roster read's): `INSERT …
 /// SELECT` from a `VALUES` list joined with the active stores, so the stores' state is checked in
 /// the same statement, one per [`UPSERT_CHUNK`] affiliates. Each comes with the instant of its
-/// change. Where an affiliate is
-/// given twice, what is written is what the changes one by one would leave (a statement may not
-/// update a row twice): the later one's fields and `updated_at`, and the first one's instant as
-/// `created_at` of a new row. Rows are written in key order, which makes a deadlock between two
+/// change. Where an affiliate is given twice, what is written is what the changes one by one
+/// would leave (a statement may not update a row twice): the later one's fields and
+/// `updated_at`, and the first one's instant as `created_at` of a new row. Rows are written in key order, which makes a deadlock between two
 /// writers on PostgreSQL unlikely (one would fail the webhook group, which then commits one
 /// delivery at a time). Returns the `(store, affiliate id)` of those written; the others'
 /// stores are not active.

@@ -34,9 +34,9 @@ enum Fetched {
 }
 
 /// Reads every page of the report: each page's rows, in page order (a key on two pages is for
-/// the ingest to see). Before each page is fetched the job's
-/// lease is renewed; after each page is read the run's progress (the rows read so far) is
-/// recorded and logged and the page's rows are counted for `/metrics`.
+/// the ingest to see). With each page fetched the job's lease is renewed; after each page is read
+/// the run's progress (the rows read so far) is recorded and logged and the page's rows are
+/// counted for `/metrics`.
 ///
 /// Errors: a page that is not a report, a cursor that comes back, more than
 /// [`report::MAX_PAGES`] pages (permanent); a lost lease (cancelled); Amazon's and the database's.
