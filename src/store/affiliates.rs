@@ -207,9 +207,8 @@ pub async fn find_current(
     store_id: &StoreId,
     affiliate_id: i64,
 ) -> Result<Option<AffiliateRow>, DbErr> {
-    affiliates::Entity::of_store(store_id)
+    let live = affiliates::Entity::of_store(store_id)
         .filter(affiliates::Column::DeletedAt.is_null())
-        .filter(affiliates::Column::AffiliateId.eq(affiliate_id))
-        .one(conn)
-        .await
+        .filter(affiliates::Column::AffiliateId.eq(affiliate_id));
+    super::by_unique_key(conn, live).await
 }

@@ -34,7 +34,7 @@ pub async fn find(
     conn: &impl ConnectionTrait,
     store: &StoreId,
 ) -> Result<Option<Connection>, DbErr> {
-    amazon_connections::Entity::of_store(store).one(conn).await
+    super::by_unique_key(conn, amazon_connections::Entity::of_store(store)).await
 }
 
 /// The connection, if an account is chosen and usable.

@@ -290,10 +290,11 @@ pub async fn retry_dead(
 
 /// The job holding `key`, if any (a job that freed its key holds none).
 pub async fn holding_key(conn: &impl ConnectionTrait, key: &str) -> Result<Option<Job>, DbErr> {
-    jobs::Entity::find()
-        .filter(jobs::Column::DedupeKey.eq(key))
-        .one(conn)
-        .await
+    super::by_unique_key(
+        conn,
+        jobs::Entity::find().filter(jobs::Column::DedupeKey.eq(key)),
+    )
+    .await
 }
 
 /// One job of the store, by id.
@@ -302,10 +303,11 @@ pub async fn find(
     store: &StoreId,
     id: i64,
 ) -> Result<Option<Job>, DbErr> {
-    jobs::Entity::of_store(store)
-        .filter(jobs::Column::Id.eq(id))
-        .one(conn)
-        .await
+    super::by_unique_key(
+        conn,
+        jobs::Entity::of_store(store).filter(jobs::Column::Id.eq(id)),
+    )
+    .await
 }
 
 fn waiting_of(store: &StoreId) -> Select<jobs::Entity> {

@@ -521,11 +521,10 @@ pub async fn find_order(
     store: &StoreId,
     (affiliate_id, day): Key,
 ) -> Result<Option<Order>, DbErr> {
-    orders::Entity::of_store(store)
+    let order = orders::Entity::of_store(store)
         .filter(orders::Column::AffiliateId.eq(affiliate_id))
-        .filter(orders::Column::Day.eq(day))
-        .one(conn)
-        .await
+        .filter(orders::Column::Day.eq(day));
+    super::by_unique_key(conn, order).await
 }
 
 /// Adds new orders, each with its first version, in bulk. A new order has been pushed nowhere
@@ -980,10 +979,8 @@ pub async fn order_numbered(
     store: &StoreId,
     number: &str,
 ) -> Result<Option<Order>, DbErr> {
-    orders::Entity::of_store(store)
-        .filter(orders::Column::Number.eq(number))
-        .one(conn)
-        .await
+    let order = orders::Entity::of_store(store).filter(orders::Column::Number.eq(number));
+    super::by_unique_key(conn, order).await
 }
 
 /// Every version of one of the store's orders, oldest first.

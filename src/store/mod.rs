@@ -23,12 +23,26 @@ pub use entity::states::{
 };
 pub use sea_orm::{DatabaseConnection, DbErr};
 
-use sea_orm::{ColumnTrait, DeleteMany, EntityTrait, QueryFilter, Select, UpdateMany};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DeleteMany, EntityTrait, QueryFilter, Select, UpdateMany,
+};
 
 use crate::domain::ids::StoreId;
 
 /// Rows per multi-row INSERT: far below SQLite's and PostgreSQL's limits on bound values.
 pub const BATCH: usize = 500;
+
+/// The row `select` finds by a unique key (a primary key or a unique column), if any. Read
+/// without the `LIMIT ?` of sea-orm's `one`: SQLite plans with a bound LIMIT's value
+/// (`sqlite3ExprIsInteger`), so it prepares such a statement again at every use (a `perf probe`
+/// counted 4,027 re-preparations in a `sync` that pushed 1,000 orders; 6 without). A unique key
+/// needs no limit; anything else that wants the first of several rows keeps `one`.
+pub(crate) async fn by_unique_key<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    select: Select<E>,
+) -> Result<Option<E::Model>, DbErr> {
+    Ok(select.all(conn).await?.into_iter().next())
+}
 
 /// A table whose rows belong to one store.
 pub(crate) trait StoreScoped: EntityTrait {

@@ -47,9 +47,11 @@ pub async fn start(
 
 /// The attempt Amazon's callback names, whichever store it belongs to (the caller checks).
 pub async fn find(conn: &impl ConnectionTrait, state_hash: &str) -> Result<Option<Attempt>, DbErr> {
-    oauth_states::Entity::find_by_id(state_hash.to_owned())
-        .one(conn)
-        .await
+    super::by_unique_key(
+        conn,
+        oauth_states::Entity::find_by_id(state_hash.to_owned()),
+    )
+    .await
 }
 
 /// Marks the attempt used, if it is still unused and unexpired. True when this call consumed it.

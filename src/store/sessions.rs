@@ -13,11 +13,9 @@ pub async fn load(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<String>, DbErr> {
-    Ok(sessions::Entity::find_by_id(id.to_owned())
-        .filter(sessions::Column::ExpiresAt.gt(now))
-        .one(conn)
-        .await?
-        .map(|r| r.state))
+    let live =
+        sessions::Entity::find_by_id(id.to_owned()).filter(sessions::Column::ExpiresAt.gt(now));
+    Ok(super::by_unique_key(conn, live).await?.map(|r| r.state))
 }
 
 /// A session's row: the SHA-256 of its key, the store it was opened for, its JSON state, and

@@ -54,7 +54,7 @@ pub async fn lock(conn: &impl ConnectionTrait, id: &StoreId) -> Result<(), DbErr
 }
 
 pub async fn find(conn: &impl ConnectionTrait, id: &StoreId) -> Result<Option<Store>, DbErr> {
-    stores::Entity::of_store(id).one(conn).await
+    super::by_unique_key(conn, stores::Entity::of_store(id)).await
 }
 
 /// The store, if the app is installed there.
@@ -150,10 +150,11 @@ pub async fn sealed_program_token(
     conn: &impl ConnectionTrait,
     id: &StoreId,
 ) -> Result<Option<Vec<u8>>, DbErr> {
-    Ok(program_credentials::Entity::of_store(id)
-        .one(conn)
-        .await?
-        .map(|row| row.access_token))
+    Ok(
+        super::by_unique_key(conn, program_credentials::Entity::of_store(id))
+            .await?
+            .map(|row| row.access_token),
+    )
 }
 
 /// Stops the store at once: its tokens, sessions and OAuth attempts go, its waiting work is
