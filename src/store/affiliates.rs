@@ -25,10 +25,10 @@ pub use entity::affiliates::Model as AffiliateRow;
 /// the same statement, one per [`UPSERT_CHUNK`] affiliates. Each comes with the instant of its
 /// change. Where an affiliate is given twice, what is written is what the changes one by one
 /// would leave (a statement may not update a row twice): the later one's fields and
-/// `updated_at`, and the first one's instant as `created_at` of a new row. Rows are written in key order, which makes a deadlock between two
-/// writers on PostgreSQL unlikely (one would fail the webhook group, which then commits one
-/// delivery at a time). Returns the `(store, affiliate id)` of those written; the others'
-/// stores are not active.
+/// `updated_at`, and the first one's instant as `created_at` of a new row. Rows are written in
+/// key order, which makes a deadlock between two writers on PostgreSQL unlikely (one would fail
+/// the webhook group, which then commits one delivery at a time). Returns the `(store, affiliate
+/// id)` of those written; the others' stores are not active.
 pub async fn upsert_all(
     conn: &impl ConnectionTrait,
     upserts: &[(&StoreId, &Affiliate, DateTime<Utc>)],

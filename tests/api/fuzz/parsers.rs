@@ -426,8 +426,8 @@ fn fuzz_report_pages() {
 }
 
 /// A page read from its text (the sync's reader, `read_page_rows`, its rows merged as the ingest
-/// merges pages) reads exactly as the same
-/// text parsed into a `Value` and read: the same rows, the same refusal or not, the same cursor.
+/// merges pages) reads exactly as the same text parsed into a `Value` and read: the same rows, the
+/// same refusal or not, the same cursor.
 /// A key given twice counts once, the last one, as in a `Value`.
 #[test]
 fn fuzz_report_page_text_reads_as_the_value_reader() {
