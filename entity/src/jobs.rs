@@ -10,6 +10,7 @@ pub struct Model {
     pub store_id: String,
     #[sea_orm(column_type = "Text")]
     pub payload: String,
+    #[sea_orm(unique)]
     pub dedupe_key: Option<String>,
     pub status: crate::states::JobStatus,
     pub attempts: i32,

@@ -10,6 +10,7 @@ pub struct Model {
     pub affiliate_id: i64,
     #[sea_orm(primary_key, auto_increment = false)]
     pub day: Date,
+    #[sea_orm(unique)]
     pub number: String,
     pub currency: String,
     pub clicks: i64,

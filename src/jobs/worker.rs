@@ -130,7 +130,9 @@ impl Worker {
     /// Runs the handler while `heartbeat` renews the claim. `None` when the claim was lost: the
     /// handler is stopped there, since the worker that took the job over runs it now. A claim
     /// that could not be renewed for a full lease since `claimed_at` (the database out of reach)
-    /// counts as lost too: another worker may have taken the job by then.
+    /// counts as lost too: another worker may have taken the job by then. Not so a renewal that
+    /// waited in vain for this process's one SQLite connection
+    /// ([`crate::db::waited_for_sole_connection`]): no worker could claim the job meanwhile.
     async fn run_beating(
         &self,
         job: &Job,
@@ -151,6 +153,16 @@ impl Worker {
                         true
                     }
                     Ok(false) => false,
+                    Err(e) if crate::db::waited_for_sole_connection(&self.db, &e) => {
+                        // The one connection is held (by this job's own transaction, most
+                        // often): every claim waits for it too, so the claim cannot have been
+                        // taken, however long ago the last renewal was.
+                        tracing::info!(
+                            job_id = job.id,
+                            "the database is busy; the lease is renewed later"
+                        );
+                        true
+                    }
                     Err(e) if lease_lapsed(renewed_at, self.clock.now(), self.lease()) => {
                         // No renewal for a full lease: another worker may run the job now.
                         tracing::warn!(

@@ -16,7 +16,7 @@ use attribution_bridge::{
     store::ledger::{self, Order, Remote},
 };
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use secrecy::SecretString;
 use tokio::sync::{Notify, oneshot};
 
@@ -28,15 +28,24 @@ struct Held {
     push: Arc<dyn Handler>,
     started: Mutex<Option<oneshot::Sender<()>>>,
     go: Notify,
+    /// Held inside a transaction on this database, as a sync's ingest holds one.
+    in_transaction: Option<DatabaseConnection>,
 }
 
 #[async_trait]
 impl Handler for Held {
     async fn run(&self, job: &Job, lease: Lease) -> Result<String, JobError> {
+        let txn = match &self.in_transaction {
+            Some(db) => Some(db.begin().await?),
+            None => None,
+        };
         if let Some(started) = self.started.lock().unwrap().take() {
             let _ = started.send(());
         }
         self.go.notified().await;
+        if let Some(txn) = txn {
+            txn.commit().await?;
+        }
         self.push.run(job, lease).await
     }
 
@@ -69,12 +78,12 @@ struct Busy {
 
 /// Starts a second worker on the next due push and returns once it holds the push.
 async fn busy_worker(w: &World) -> Busy {
-    busy_worker_on(w, w.app.state.worker.db.clone()).await
+    busy_worker_on(w, w.app.state.worker.db.clone(), false).await
 }
 
 /// As [`busy_worker`], the worker reaching the queue through `db` (a connection of its own the
-/// test can cut).
-async fn busy_worker_on(w: &World, db: DatabaseConnection) -> Busy {
+/// test can cut), and holding the push inside a transaction on it if `in_transaction`.
+async fn busy_worker_on(w: &World, db: DatabaseConnection, in_transaction: bool) -> Busy {
     let deps = &w.app.state.deps;
     let mut registry = handlers::registry(deps);
     let (started, has_started) = oneshot::channel();
@@ -82,6 +91,7 @@ async fn busy_worker_on(w: &World, db: DatabaseConnection) -> Busy {
         push: registry.get(PUSH_ORDER).unwrap().clone(),
         started: Mutex::new(Some(started)),
         go: Notify::new(),
+        in_transaction: in_transaction.then(|| db.clone()),
     });
     registry.register(PUSH_ORDER, held.clone());
     let worker = Worker {
@@ -187,7 +197,7 @@ async fn a_worker_cut_off_from_the_database_gives_its_job_up_once_a_full_lease_p
     })
     .await
     .unwrap();
-    let busy = busy_worker_on(&w, own.clone()).await;
+    let busy = busy_worker_on(&w, own.clone(), false).await;
     own.close_by_ref().await.unwrap();
 
     // A renewal fails, but the claim made 20 s ago still runs: the worker carries on.
@@ -216,6 +226,29 @@ async fn a_worker_cut_off_from_the_database_gives_its_job_up_once_a_full_lease_p
     w.app.clock.advance(Duration::seconds(1));
     assert_eq!(w.app.run_due_jobs().await, 1);
     assert_pushed_once(&w).await;
+}
+
+#[tokio::test]
+async fn a_job_holding_a_transaction_for_longer_than_its_lease_keeps_its_claim() {
+    // A large store's first sync holds its ingest's transaction for longer than a lease. On
+    // SQLite that transaction holds the process's one connection: the heartbeat cannot renew
+    // meanwhile, and neither can any worker claim the job, so the claim is not lost (before,
+    // the worker gave the job up once a renewal had failed for a full lease, and every rerun did
+    // the same). On PostgreSQL the heartbeat renews through another connection.
+    let w = one_push_due().await;
+    let busy = busy_worker_on(&w, w.app.state.worker.db.clone(), true).await;
+    // On SQLite this beat's renewal waits for the connection until it gives up (10 s).
+    w.app.clock.advance(Duration::seconds(31));
+    assert!(
+        busy.heartbeat.beat().await,
+        "a full lease since the claim, the transaction still open: still ours"
+    );
+    assert!(!busy.run.is_finished());
+    busy.held.go.notify_one();
+    assert_eq!(busy.run.await.unwrap(), Outcome::Completed);
+    assert_pushed_once(&w).await;
+    let attempts = w.app.count("SELECT COUNT(*) FROM job_attempts").await;
+    assert_eq!(attempts, 2, "the sync's and the push's, each once");
 }
 
 /// What the ledger says of the one order: (pushed_version, push_state, pushed commission).
