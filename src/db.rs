@@ -7,8 +7,7 @@ use std::{str::FromStr, time::Duration};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnAcquireErr, DatabaseConnection, DbBackend, DbErr, SqlxPostgresConnector,
-    SqlxSqliteConnector,
+    DatabaseConnection, DbErr, SqlxPostgresConnector, SqlxSqliteConnector,
     sqlx::{
         self, ConnectOptions as _,
         pool::PoolOptions,
@@ -88,16 +87,6 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
             .map_err(|e| DbSetupError::Connect(message(&e)))?;
         Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
     }
-}
-
-/// Whether `e` is a statement on this process's one SQLite connection that gave up waiting for
-/// it ([`ACQUIRE_TIMEOUT`]): something held the connection all that time (a sync's ingest
-/// transaction, most often, which may outlast a lease). On SQLite there is one process (DESIGN §6,
-/// Scale) and every claim of a job goes through that connection, so meanwhile no worker could
-/// claim a job either.
-pub fn waited_for_sole_connection(db: &DatabaseConnection, e: &DbErr) -> bool {
-    db.get_database_backend() == DbBackend::Sqlite
-        && matches!(e, DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))
 }
 
 /// The file of a `sqlite:` URL, if it names one (not `:memory:`).

@@ -5,11 +5,18 @@
 pub mod retry;
 pub mod worker;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseTransaction, DbErr};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr};
 
 pub use crate::store::jobs::{Finish, Job, NewJob};
 
@@ -75,11 +82,86 @@ impl From<DbErr> for JobError {
 }
 
 /// The claim a running job holds: renewed by the worker's heartbeat (and by a long sync between
-/// report pages), lost when another worker took over.
-#[derive(Debug, Clone, Copy)]
+/// report pages, and by its ingest's transaction: [`Lease::hold`]), lost when another worker
+/// took over.
+#[derive(Debug, Clone)]
 pub struct Lease {
     pub job_id: i64,
     pub attempts: i32,
+    /// Whether a transaction of the job's handler holds the claim now ([`Lease::hold`]).
+    in_transaction: Arc<AtomicBool>,
+}
+
+impl Lease {
+    pub fn new(job_id: i64, attempts: i32) -> Self {
+        Self {
+            job_id,
+            attempts,
+            in_transaction: Arc::default(),
+        }
+    }
+
+    /// Has `txn` hold the claim while it runs, however long: on SQLite the transaction holds
+    /// the process's one connection, which the heartbeat cannot renew through meanwhile. Renews
+    /// the claim until `until` as a write of `txn` (which takes SQLite's write lock), and until
+    /// the returned [`Hold`] is dropped the heartbeat leaves the claim alone: no worker can claim
+    /// the job meanwhile, since every claim needs that connection or that lock. Before it
+    /// commits, the transaction renews the claim again ([`Hold::renew`]), so that it runs a full
+    /// lease from there. On PostgreSQL the heartbeat renews through a connection of its own, and
+    /// this does nothing (locking the job's row for the whole ingest would only make others wait).
+    ///
+    /// `None` when another worker has the job. Errors: the database's.
+    pub async fn hold(
+        &self,
+        txn: &DatabaseTransaction,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Hold>, DbErr> {
+        if txn.get_database_backend() != DbBackend::Sqlite {
+            return Ok(Some(Hold(None)));
+        }
+        // Set before the write: a beat from now on leaves the claim to the transaction.
+        self.in_transaction.store(true, Ordering::SeqCst);
+        let hold = Hold(Some(self.clone()));
+        if !crate::store::jobs::renew(txn, self.job_id, self.attempts, until).await? {
+            return Ok(None);
+        }
+        Ok(Some(hold))
+    }
+
+    /// Whether a transaction of the handler holds the claim ([`Lease::hold`]).
+    pub fn in_transaction(&self) -> bool {
+        self.in_transaction.load(Ordering::SeqCst)
+    }
+}
+
+/// A claim held by a transaction of the job's handler ([`Lease::hold`]; on PostgreSQL, none);
+/// dropping it hands the claim back to the heartbeat.
+#[derive(Debug)]
+pub struct Hold(Option<Lease>);
+
+impl Hold {
+    /// Renews the claim until `until` inside the transaction: call it just before the commit.
+    /// False when another worker has the job (it cannot, while the transaction holds it).
+    pub async fn renew(
+        &self,
+        txn: &DatabaseTransaction,
+        until: DateTime<Utc>,
+    ) -> Result<bool, DbErr> {
+        match &self.0 {
+            Some(lease) => {
+                crate::store::jobs::renew(txn, lease.job_id, lease.attempts, until).await
+            }
+            None => Ok(true),
+        }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Some(lease) = &self.0 {
+            lease.in_transaction.store(false, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Runs the jobs of one kind.

@@ -122,7 +122,7 @@ impl Worker {
     }
 
     /// Extends a running claim by a full lease from now. False when another worker has the job.
-    pub async fn renew(&self, lease: Lease) -> Result<bool, DbErr> {
+    pub async fn renew(&self, lease: &Lease) -> Result<bool, DbErr> {
         let until = self.clock.now() + self.lease();
         queue::renew(&self.db, lease.job_id, lease.attempts, until).await
     }
@@ -130,9 +130,9 @@ impl Worker {
     /// Runs the handler while `heartbeat` renews the claim. `None` when the claim was lost: the
     /// handler is stopped there, since the worker that took the job over runs it now. A claim
     /// that could not be renewed for a full lease since `claimed_at` (the database out of reach)
-    /// counts as lost too: another worker may have taken the job by then. Not so a renewal that
-    /// waited in vain for this process's one SQLite connection
-    /// ([`crate::db::waited_for_sole_connection`]): no worker could claim the job meanwhile.
+    /// counts as lost too: another worker may have taken the job by then. While a transaction
+    /// of the handler holds the claim ([`Lease::hold`]), the heartbeat leaves it alone: no worker
+    /// can claim the job meanwhile, and the transaction renews the claim before it ends.
     async fn run_beating(
         &self,
         job: &Job,
@@ -147,23 +147,24 @@ impl Worker {
             loop {
                 let answer = heartbeat.next().await;
                 let asked_at = self.clock.now();
-                let held = match self.renew(lease).await {
-                    Ok(true) => {
+                let renewed = if lease.in_transaction() {
+                    None
+                } else {
+                    Some(self.renew(&lease).await)
+                };
+                let held = match renewed {
+                    // The handler's transaction holds the claim, and renews it before it ends
+                    // (if it commits: the renewals of a rolled-back one do not count).
+                    None => true,
+                    Some(Ok(true)) => {
                         renewed_at = asked_at;
                         true
                     }
-                    Ok(false) => false,
-                    Err(e) if crate::db::waited_for_sole_connection(&self.db, &e) => {
-                        // The one connection is held (by this job's own transaction, most
-                        // often): every claim waits for it too, so the claim cannot have been
-                        // taken, however long ago the last renewal was.
-                        tracing::info!(
-                            job_id = job.id,
-                            "the database is busy; the lease is renewed later"
-                        );
-                        true
-                    }
-                    Err(e) if lease_lapsed(renewed_at, self.clock.now(), self.lease()) => {
+                    Some(Ok(false)) => false,
+                    // On SQLite the renewal waited for the one connection, which the handler's
+                    // transaction took meanwhile: that transaction holds the claim now.
+                    Some(Err(_)) if lease.in_transaction() => true,
+                    Some(Err(e)) if lease_lapsed(renewed_at, self.clock.now(), self.lease()) => {
                         // No renewal for a full lease: another worker may run the job now.
                         tracing::warn!(
                             job_id = job.id,
@@ -173,7 +174,7 @@ impl Worker {
                         );
                         false
                     }
-                    Err(e) => {
+                    Some(Err(e)) => {
                         // The database blinked: the lease still runs; the next beat tries again.
                         tracing::warn!(job_id = job.id, error = %e, "could not renew a job's lease");
                         true
@@ -188,7 +189,7 @@ impl Worker {
             }
         };
         tokio::select! {
-            result = handler.run(job, lease) => Some(result),
+            result = handler.run(job, lease.clone()) => Some(result),
             () = beating => None,
         }
     }
@@ -201,10 +202,7 @@ impl Worker {
         };
         let started = Instant::now();
         let handler = self.registry.get(&job.kind).cloned();
-        let lease = Lease {
-            job_id: job.id,
-            attempts: job.attempts,
-        };
+        let lease = Lease::new(job.id, job.attempts);
         let result = match &handler {
             Some(h) => match self
                 .run_beating(&job, lease, now, h.as_ref(), heartbeat)

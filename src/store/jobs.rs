@@ -186,15 +186,22 @@ pub async fn finish(
     Ok(res.rows_affected == 1)
 }
 
-/// Extends a running claim. False when the claim was lost.
+/// Extends a running claim to `until`, never shortening it: a renewal that waited (for a
+/// connection, a lock) lands after a later one without moving the lease back. False when the
+/// claim was lost.
 pub async fn renew(
     conn: &impl ConnectionTrait,
     job_id: i64,
     attempts: i32,
     until: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
+    let later = Expr::case(
+        jobs::Column::LeaseUntil.gt(until),
+        Expr::col(jobs::Column::LeaseUntil),
+    )
+    .finally(Expr::value(Some(until)));
     let res = jobs::Entity::update_many()
-        .col_expr(jobs::Column::LeaseUntil, Expr::value(Some(until)))
+        .col_expr(jobs::Column::LeaseUntil, later.into())
         .filter(jobs::Column::Id.eq(job_id))
         .filter(jobs::Column::Status.eq(JobStatus::Running))
         .filter(jobs::Column::Attempts.eq(attempts))

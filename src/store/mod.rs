@@ -17,6 +17,7 @@ pub mod sessions;
 pub mod stores;
 pub mod sums;
 
+pub use bulk::CHUNK_ROWS;
 pub use entity::states::{
     ConnectionStatus, HoldState, JobStatus, OrderStatus, PushState, RunStatus, SalesBasis,
     StoreStatus,

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use attribution_bridge::domain::clock::{Clock, ManualClock};
 use attribution_bridge::{
     config::DatabaseSettings,
     db,
@@ -13,7 +14,10 @@ use attribution_bridge::{
         Finish, Handler, Job, JobError, Lease,
         worker::{Heartbeat, HeartbeatHandle, Outcome, Worker},
     },
-    store::ledger::{self, Order, Remote},
+    store::{
+        jobs,
+        ledger::{self, Order, Remote},
+    },
 };
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
@@ -28,27 +32,46 @@ struct Held {
     push: Arc<dyn Handler>,
     started: Mutex<Option<oneshot::Sender<()>>>,
     go: Notify,
-    /// Held inside a transaction on this database, as a sync's ingest holds one.
-    in_transaction: Option<DatabaseConnection>,
+    /// Held inside a transaction on this database that holds the job's claim, as a sync's
+    /// ingest holds it ([`Lease::hold`]); once it committed, the push waits for `go` again.
+    in_transaction: Option<(DatabaseConnection, Arc<ManualClock>)>,
+    committed: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+/// A full lease from the clock's now.
+fn lease_from(clock: &ManualClock) -> DateTime<Utc> {
+    clock.now() + Duration::seconds(30)
 }
 
 #[async_trait]
 impl Handler for Held {
     async fn run(&self, job: &Job, lease: Lease) -> Result<String, JobError> {
         let txn = match &self.in_transaction {
-            Some(db) => Some(db.begin().await?),
+            Some((db, clock)) => {
+                let txn = db.begin().await?;
+                let hold = lease
+                    .hold(&txn, lease_from(clock))
+                    .await?
+                    .expect("the claim");
+                Some((txn, hold, clock))
+            }
             None => None,
         };
         if let Some(started) = self.started.lock().unwrap().take() {
             let _ = started.send(());
         }
         self.go.notified().await;
-        if let Some(txn) = txn {
+        if let Some((txn, hold, clock)) = txn {
+            assert!(hold.renew(&txn, lease_from(clock)).await?);
             txn.commit().await?;
+            drop(hold);
+            if let Some(committed) = self.committed.lock().unwrap().take() {
+                let _ = committed.send(());
+            }
+            self.go.notified().await;
         }
         self.push.run(job, lease).await
     }
-
     async fn before_finish(&self, txn: &DatabaseTransaction, job: &Job) -> Result<(), DbErr> {
         self.push.before_finish(txn, job).await
     }
@@ -74,6 +97,8 @@ struct Busy {
     run: tokio::task::JoinHandle<Outcome>,
     heartbeat: HeartbeatHandle,
     held: Arc<Held>,
+    /// Told once the transaction of a worker started `in_transaction` committed.
+    committed: oneshot::Receiver<()>,
 }
 
 /// Starts a second worker on the next due push and returns once it holds the push.
@@ -87,11 +112,13 @@ async fn busy_worker_on(w: &World, db: DatabaseConnection, in_transaction: bool)
     let deps = &w.app.state.deps;
     let mut registry = handlers::registry(deps);
     let (started, has_started) = oneshot::channel();
+    let (committed, has_committed) = oneshot::channel();
     let held = Arc::new(Held {
         push: registry.get(PUSH_ORDER).unwrap().clone(),
         started: Mutex::new(Some(started)),
         go: Notify::new(),
-        in_transaction: in_transaction.then(|| db.clone()),
+        in_transaction: in_transaction.then(|| (db.clone(), w.app.clock.clone())),
+        committed: Mutex::new(Some(committed)),
     });
     registry.register(PUSH_ORDER, held.clone());
     let worker = Worker {
@@ -106,6 +133,7 @@ async fn busy_worker_on(w: &World, db: DatabaseConnection, in_transaction: bool)
         run,
         heartbeat: handle,
         held,
+        committed: has_committed,
     }
 }
 
@@ -229,26 +257,101 @@ async fn a_worker_cut_off_from_the_database_gives_its_job_up_once_a_full_lease_p
 }
 
 #[tokio::test]
-async fn a_job_holding_a_transaction_for_longer_than_its_lease_keeps_its_claim() {
-    // A large store's first sync holds its ingest's transaction for longer than a lease. On
-    // SQLite that transaction holds the process's one connection: the heartbeat cannot renew
-    // meanwhile, and neither can any worker claim the job, so the claim is not lost (before,
-    // the worker gave the job up once a renewal had failed for a full lease, and every rerun did
-    // the same). On PostgreSQL the heartbeat renews through another connection.
+async fn a_job_whose_transaction_holds_its_claim_for_longer_than_a_lease_keeps_it() {
+    // A large store's first sync applies its report in one transaction that may outlast a
+    // lease; on SQLite it holds the process's one connection, which the heartbeat cannot renew
+    // through. The transaction holds the claim instead (`Lease::hold`), so the heartbeat leaves
+    // it alone and no worker takes the job, then or the moment the transaction commits. (Before,
+    // the worker gave such a sync up after a full lease, and every rerun did the same.)
     let w = one_push_due().await;
     let busy = busy_worker_on(&w, w.app.state.worker.db.clone(), true).await;
-    // On SQLite this beat's renewal waits for the connection until it gives up (10 s).
     w.app.clock.advance(Duration::seconds(31));
     assert!(
         busy.heartbeat.beat().await,
-        "a full lease since the claim, the transaction still open: still ours"
+        "a full lease since the claim, held by the transaction: still ours"
     );
-    assert!(!busy.run.is_finished());
+    w.app.clock.advance(Duration::seconds(31));
+    assert!(busy.heartbeat.beat().await, "still ours");
+    busy.held.go.notify_one();
+    busy.committed.await.expect("the transaction committed");
+    // The transaction renewed the claim as it committed: it runs a full lease from there.
+    assert_eq!(
+        w.app.run_due_jobs().await,
+        0,
+        "not taken from a live worker"
+    );
+    w.app.clock.advance(Duration::seconds(20));
+    assert!(
+        busy.heartbeat.beat().await,
+        "renewed by the heartbeat again"
+    );
+    w.app.clock.advance(Duration::seconds(20));
+    assert_eq!(
+        w.app.run_due_jobs().await,
+        0,
+        "not taken from a live worker"
+    );
     busy.held.go.notify_one();
     assert_eq!(busy.run.await.unwrap(), Outcome::Completed);
     assert_pushed_once(&w).await;
     let attempts = w.app.count("SELECT COUNT(*) FROM job_attempts").await;
     assert_eq!(attempts, 2, "the sync's and the push's, each once");
+}
+
+#[tokio::test]
+async fn a_transaction_holds_a_claim_only_while_it_lives_and_never_one_taken_over() {
+    let w = one_push_due().await;
+    let db = &w.app.state.deps.db;
+    let now = w.app.clock_now();
+    let lease_end = now + Duration::seconds(30);
+    let job = jobs::claim(db, now, lease_end)
+        .await
+        .unwrap()
+        .expect("the push");
+    let lease = Lease::new(job.id, job.attempts);
+    let lease_until = || async {
+        jobs::find(db, &store_id("st_1"), job.id)
+            .await
+            .unwrap()
+            .expect("the job")
+            .lease_until
+            .expect("a lease")
+    };
+
+    // A renewal that waited and lands after a later one never moves the lease back.
+    let later = lease_end + Duration::seconds(40);
+    assert!(jobs::renew(db, job.id, job.attempts, later).await.unwrap());
+    assert!(
+        jobs::renew(db, job.id, job.attempts, lease_end)
+            .await
+            .unwrap()
+    );
+    assert_eq!(lease_until().await, later);
+
+    if w.app.db.is_postgres() {
+        // The heartbeat renews through a connection of its own: a transaction holds nothing.
+        let txn = db.begin().await.unwrap();
+        let hold = lease.hold(&txn, later).await.unwrap();
+        assert!(hold.is_some() && !lease.in_transaction());
+        return;
+    }
+    // An older claim of the same job (another worker took it over since) is never held.
+    let taken_over = Lease::new(job.id, job.attempts - 1);
+    let txn = db.begin().await.unwrap();
+    assert!(taken_over.hold(&txn, later).await.unwrap().is_none());
+    assert!(!taken_over.in_transaction());
+    // The claim's own transaction holds it until the hold ends, whether it commits or not.
+    let until = later + Duration::seconds(10);
+    let hold = lease.hold(&txn, until).await.unwrap().expect("the claim");
+    assert!(lease.in_transaction());
+    drop(hold);
+    assert!(!lease.in_transaction(), "handed back to the heartbeat");
+    txn.rollback().await.unwrap();
+    assert_eq!(
+        lease_until().await,
+        later,
+        "a rolled-back renewal counts for nothing"
+    );
 }
 
 /// What the ledger says of the one order: (pushed_version, push_state, pushed commission).

@@ -22,9 +22,6 @@ pub use super::context::{Context, FINAL_AFTER_DAYS, Summary, order_number};
 /// What a key read on two pages reads as.
 static REPEATED: Reading = Reading::Incomplete;
 
-/// Days seen for the first time are written this many at a time.
-const FRESH_BATCH: usize = 5_000;
-
 fn diff(old: &Figures, new: &Figures) -> Map<String, Value> {
     let mut out = Map::new();
     let pairs = [
@@ -247,8 +244,8 @@ async fn weigh(
             }
             None => {
                 fresh.push((key, new.clone()));
-                // Written a batch at a time: a first reading would hold them all otherwise.
-                if fresh.len() == FRESH_BATCH {
+                // Written a chunk at a time: a first reading would hold them all otherwise.
+                if fresh.len() == crate::store::CHUNK_ROWS {
                     rows::insert_figures(conn, store, &fresh, ctx.now).await?;
                     fresh.clear();
                 }

@@ -7,7 +7,7 @@ mod pull;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
-use sea_orm::TransactionTrait;
+use sea_orm::{DatabaseTransaction, TransactionTrait};
 use serde::Serialize;
 
 use crate::{
@@ -37,6 +37,28 @@ pub fn daily_range(today: NaiveDate) -> (NaiveDate, NaiveDate) {
         today - Duration::days(FINAL_AFTER_DAYS),
         today - Duration::days(1),
     )
+}
+
+/// A full lease from now (`jobs.lease_secs`): how far each renewal extends the sync's claim.
+fn lease_until(deps: &Deps) -> DateTime<Utc> {
+    deps.clock.now()
+        + Duration::seconds(i64::try_from(deps.settings.jobs.lease_secs).unwrap_or(300))
+}
+
+/// Why a sync stops when its job was taken over.
+const CLAIM_LOST: &str = "the sync's claim expired; another worker has it";
+
+/// Stops a sync before its ingest commits: rolls it back and records the run as failed for
+/// `why` (after the rollback: on SQLite the transaction holds the one connection).
+async fn stop(
+    deps: &Deps,
+    txn: DatabaseTransaction,
+    run: runs::Run,
+    why: &str,
+) -> Result<SyncOutcome, JobError> {
+    txn.rollback().await?;
+    runs::finish(&deps.db, run, Err(why), deps.clock.now()).await?;
+    Err(JobError::Cancelled(why.into()))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -111,7 +133,7 @@ pub async fn run(
         (profile, &advertiser),
         (from, to),
         currency.exponent(),
-        lease,
+        lease.as_ref(),
     )
     .await;
     let rows = match pulled {
@@ -148,13 +170,28 @@ pub async fn run(
     // one after the other, and an uninstall either committed before (and is seen here) or waits.
     stores::lock(&txn, store).await?;
     if !stores::is_active(&txn, store).await? {
-        txn.rollback().await?;
-        let why = "the store was uninstalled during the sync";
-        runs::finish(&deps.db, run, Err(why), deps.clock.now()).await?;
-        return Err(JobError::Cancelled(why.into()));
+        return stop(deps, txn, run, "the store was uninstalled during the sync").await;
     }
+    // The transaction holds the job's claim while it runs, however long (a large store's first
+    // read may outlast a lease): on SQLite it holds the one connection, which the heartbeat
+    // cannot renew through meanwhile. Taken after the store's row, as an uninstall takes them.
+    let hold = match &lease {
+        Some(lease) => match lease.hold(&txn, lease_until(deps)).await? {
+            Some(hold) => Some(hold),
+            None => return stop(deps, txn, run, CLAIM_LOST).await,
+        },
+        None => None,
+    };
     let summary = ledger::ingest(&txn, &ctx, &rows).await?;
+    // A full lease from the commit on: no other worker takes the job the moment the
+    // transaction lets go of it.
+    if let Some(hold) = &hold
+        && !hold.renew(&txn, lease_until(deps)).await?
+    {
+        return stop(deps, txn, run, CLAIM_LOST).await;
+    }
     txn.commit().await?;
+    drop(hold);
     deps.metrics.orders(OrderEvent::Held, summary.newly_held);
     runs::finish(&deps.db, run, Ok(summary), deps.clock.now()).await?;
     tracing::info!(store_id = %store, %from, %to, ?summary, "store synced");

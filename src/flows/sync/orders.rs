@@ -158,10 +158,6 @@ fn any_decrease(existing: &BTreeMap<Key, OrderState>, proposals: &[(Key, Proposa
     })
 }
 
-/// New orders are written this many at a time: a first reading of a large store would hold
-/// every one of them otherwise.
-const NEW_ORDERS_BATCH: usize = 5_000;
-
 /// Brings every order of the range (`orders`, read in this transaction) in line with `figures`
 /// and the current default commission; enqueues the pushes due.
 pub async fn bring_in_line(
@@ -202,7 +198,8 @@ pub async fn bring_in_line(
         let Some(o) = existing.get(&key) else {
             if p.commission_minor > 0 {
                 new_orders.push(new_order(ctx, key, &p, &basis, due));
-                if new_orders.len() == NEW_ORDERS_BATCH {
+                // Written a chunk at a time: a first reading would hold them all otherwise.
+                if new_orders.len() == crate::store::CHUNK_ROWS {
                     rows::insert_orders(conn, &new_orders).await?;
                     new_orders.clear();
                 }

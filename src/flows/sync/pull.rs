@@ -4,7 +4,7 @@
 //! and a page that failed to come on a guess fails the sync only once the guess is confirmed.
 use std::collections::{HashSet, VecDeque};
 
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 use tokio::task::JoinHandle;
 
 use crate::{
@@ -47,10 +47,9 @@ pub(super) async fn pull(
     (profile, advertiser): (i64, &str),
     (from, to): (NaiveDate, NaiveDate),
     exponent: u32,
-    lease: Option<Lease>,
+    lease: Option<&Lease>,
 ) -> Result<Vec<report::Rows>, JobError> {
     let profile = profile.to_string();
-    let lease_for = Duration::seconds(i64::try_from(deps.settings.jobs.lease_secs).unwrap_or(300));
     // The lease is renewed with each fetch, so that its failure, too, waits for the guess the
     // fetch was made on to be confirmed.
     let fetch = |cursor: Option<String>| {
@@ -58,11 +57,9 @@ pub(super) async fn pull(
         let profile = profile.clone();
         async move {
             if let Some(lease) = lease {
-                let until = deps.clock.now() + lease_for;
+                let until = super::lease_until(deps);
                 if !jobs::renew(&deps.db, lease.job_id, lease.attempts, until).await? {
-                    return Err(JobError::Cancelled(
-                        "the sync's claim expired; another worker has it".into(),
-                    ));
+                    return Err(JobError::Cancelled(super::CLAIM_LOST.into()));
                 }
             }
             let page = tokens::with_token(deps, store, |t, r| {
