@@ -107,8 +107,9 @@ impl Lease {
     /// the returned [`Hold`] is dropped the heartbeat leaves the claim alone: no worker can claim
     /// the job meanwhile, since every claim needs that connection or that lock. Before it
     /// commits, the transaction renews the claim again ([`Hold::renew`]), so that it runs a full
-    /// lease from there. On PostgreSQL the heartbeat renews through a connection of its own, and
-    /// this does nothing (locking the job's row for the whole ingest would only make others wait).
+    /// lease from there. On PostgreSQL the heartbeat renews through a connection of its own:
+    /// this only checks that the claim is still the job's (locking the job's row for the whole
+    /// ingest would make others wait on it).
     ///
     /// `None` when another worker has the job. Errors: the database's.
     pub async fn hold(
@@ -117,7 +118,8 @@ impl Lease {
         until: DateTime<Utc>,
     ) -> Result<Option<Hold>, DbErr> {
         if txn.get_database_backend() != DbBackend::Sqlite {
-            return Ok(Some(Hold(None)));
+            let ours = crate::store::jobs::still_claimed(txn, self.job_id, self.attempts).await?;
+            return Ok(ours.then_some(Hold(None)));
         }
         // Set before the write: a beat from now on leaves the claim to the transaction.
         self.in_transaction.store(true, Ordering::SeqCst);

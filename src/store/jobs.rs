@@ -210,6 +210,20 @@ pub async fn renew(
     Ok(res.rows_affected == 1)
 }
 
+/// Whether the claim `attempts` of the job is still running (no other worker took it over).
+pub async fn still_claimed(
+    conn: &impl ConnectionTrait,
+    job_id: i64,
+    attempts: i32,
+) -> Result<bool, DbErr> {
+    let found = jobs::Entity::find_by_id(job_id)
+        .filter(jobs::Column::Status.eq(JobStatus::Running))
+        .filter(jobs::Column::Attempts.eq(attempts))
+        .count(conn)
+        .await?;
+    Ok(found == 1)
+}
+
 /// Stops a store's waiting work at once (uninstall).
 pub async fn cancel_store(
     conn: &impl ConnectionTrait,

@@ -406,6 +406,16 @@ pub struct Report {
     /// With several stores on one Amazon account: the campaign each grant (refresh token) may
     /// read; a grant reads only its campaign's rows. Empty: every row for everyone.
     pub campaign_of_grant: Arc<Mutex<HashMap<String, String>>>,
+    /// Holds the next page request until the test lets it go (the double runs on a thread of
+    /// its own, so blocking here stalls only Amazon's answer).
+    pub gate: Arc<Mutex<Option<Gate>>>,
+}
+
+/// A request held by [`Report::gate`]: `arrived` is told when it comes, and it is answered
+/// once `go` is.
+pub struct Gate {
+    pub arrived: std::sync::mpsc::Sender<()>,
+    pub go: std::sync::mpsc::Receiver<()>,
 }
 
 impl Respond for Report {
@@ -413,6 +423,11 @@ impl Respond for Report {
         if !self.lwa.is_live(req) {
             return ResponseTemplate::new(401)
                 .set_body_json(json!({"code": "401", "details": "Authentication failed"}));
+        }
+        let gate = self.gate.lock().unwrap().take();
+        if let Some(gate) = gate {
+            let _ = gate.arrived.send(());
+            let _ = gate.go.recv();
         }
         if let Some(fault) = self.faults.lock().unwrap().pop_front() {
             return fault;

@@ -24,7 +24,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use secrecy::SecretString;
 use tokio::sync::{Notify, oneshot};
 
-use crate::{helpers::store_id, sync::one_order_sync_world, world::World};
+use crate::{doubles::Gate, helpers::store_id, sync::one_order_sync_world, world::World};
 
 /// The real push handler, held at its start until the test lets it go: a worker in the middle
 /// of a push, for as long as the test needs.
@@ -425,4 +425,51 @@ async fn a_stale_workers_late_mark_of_an_older_version_never_lowers_pushed_versi
             "step {step}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_sync_taken_over_while_amazon_answered_stops_before_its_ingest_writes_anything() {
+    let w = one_order_sync_world().queued().await;
+    // Amazon is slow to answer the report's page; the worker stalls past its lease meanwhile.
+    let (arrived, has_arrived) = std::sync::mpsc::channel();
+    let (go, let_go) = std::sync::mpsc::channel();
+    *w.report.gate.lock().unwrap() = Some(Gate {
+        arrived,
+        go: let_go,
+    });
+    let worker = w.app.state.worker.clone();
+    let (heartbeat, _never_beaten) = Heartbeat::manual();
+    let run = tokio::spawn(async move { worker.run_next_with(heartbeat).await.unwrap() });
+    tokio::task::spawn_blocking(move || has_arrived.recv())
+        .await
+        .unwrap()
+        .expect("the page was asked for");
+    w.app.clock.advance(Duration::seconds(31));
+    let now = w.app.clock_now();
+    let db = &w.app.state.deps.db;
+    let taken = jobs::claim(db, now, now + Duration::seconds(30))
+        .await
+        .unwrap()
+        .expect("the sync, its lease run out, taken over");
+    assert_eq!(taken.attempts, 2);
+
+    go.send(()).unwrap();
+    assert_eq!(run.await.unwrap(), Outcome::Completed);
+    // The stalled worker read the page but applied none of it: the job is the other worker's.
+    w.app
+        .assert_counts(&[
+            ("daily_figures", 0),
+            ("orders", 0),
+            (
+                "sync_runs WHERE status = 'failed' AND error LIKE '%another worker has it%'",
+                1,
+            ),
+        ])
+        .await;
+    assert!(
+        jobs::still_claimed(db, taken.id, taken.attempts)
+            .await
+            .unwrap(),
+        "still the other worker's"
+    );
 }
