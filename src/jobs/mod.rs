@@ -8,7 +8,7 @@ pub mod worker;
 use std::{
     collections::HashMap,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -90,6 +90,9 @@ pub struct Lease {
     pub attempts: i32,
     /// Whether a transaction of the job's handler holds the claim now ([`Lease::hold`]).
     in_transaction: Arc<AtomicBool>,
+    /// Until when that transaction last renewed the claim, just before it committed
+    /// ([`Hold::renew`]).
+    renewed_until: Arc<Mutex<Option<DateTime<Utc>>>>,
 }
 
 impl Lease {
@@ -98,7 +101,14 @@ impl Lease {
             job_id,
             attempts,
             in_transaction: Arc::default(),
+            renewed_until: Arc::default(),
         }
+    }
+
+    /// Until when a transaction of the handler renewed the claim as it committed, if one did
+    /// ([`Hold::renew`]): the heartbeat's own renewals are not the only ones.
+    pub fn renewed_until(&self) -> Option<DateTime<Utc>> {
+        *self.renewed_until.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Has `txn` hold the claim while it runs, however long: on SQLite the transaction holds
@@ -149,12 +159,18 @@ impl Hold {
         txn: &DatabaseTransaction,
         until: DateTime<Utc>,
     ) -> Result<bool, DbErr> {
-        match &self.0 {
-            Some(lease) => {
-                crate::store::jobs::renew(txn, lease.job_id, lease.attempts, until).await
-            }
-            None => Ok(true),
+        let Some(lease) = &self.0 else {
+            return Ok(true);
+        };
+        let renewed = crate::store::jobs::renew(txn, lease.job_id, lease.attempts, until).await?;
+        if renewed {
+            // A commit that fails ends the job's handler, and with it the heartbeat.
+            *lease
+                .renewed_until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(until);
         }
+        Ok(renewed)
     }
 }
 

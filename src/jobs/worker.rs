@@ -127,6 +127,14 @@ impl Worker {
         queue::renew(&self.db, lease.job_id, lease.attempts, until).await
     }
 
+    /// Whether the claim has run out for this worker: neither the heartbeat's last renewal (at
+    /// `renewed_at`) nor the handler's transaction ([`Lease::renewed_until`]) keeps it now.
+    fn lapsed(&self, lease: &Lease, renewed_at: DateTime<Utc>) -> bool {
+        let now = self.clock.now();
+        lease_lapsed(renewed_at, now, self.lease())
+            && lease.renewed_until().is_none_or(|until| now >= until)
+    }
+
     /// Runs the handler while `heartbeat` renews the claim. `None` when the claim was lost: the
     /// handler is stopped there, since the worker that took the job over runs it now. A claim
     /// that could not be renewed for a full lease since `claimed_at` (the database out of reach)
@@ -164,7 +172,7 @@ impl Worker {
                     // On SQLite the renewal waited for the one connection, which the handler's
                     // transaction took meanwhile: that transaction holds the claim now.
                     Some(Err(_)) if lease.in_transaction() => true,
-                    Some(Err(e)) if lease_lapsed(renewed_at, self.clock.now(), self.lease()) => {
+                    Some(Err(e)) if self.lapsed(&lease, renewed_at) => {
                         // No renewal for a full lease: another worker may run the job now.
                         tracing::warn!(
                             job_id = job.id,

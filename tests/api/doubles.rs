@@ -406,8 +406,8 @@ pub struct Report {
     /// With several stores on one Amazon account: the campaign each grant (refresh token) may
     /// read; a grant reads only its campaign's rows. Empty: every row for everyone.
     pub campaign_of_grant: Arc<Mutex<HashMap<String, String>>>,
-    /// Holds the next page request until the test lets it go (the double runs on a thread of
-    /// its own, so blocking here stalls only Amazon's answer).
+    /// Holds the next page request until the test lets it go. The double runs on a thread of
+    /// its own, so blocking here stalls only this mock server (every Amazon endpoint on it).
     pub gate: Arc<Mutex<Option<Gate>>>,
 }
 

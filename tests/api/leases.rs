@@ -137,6 +137,17 @@ async fn busy_worker_on(w: &World, db: DatabaseConnection, in_transaction: bool)
     }
 }
 
+/// A connection to the world's database of its own, which a test can cut without cutting the
+/// application's.
+async fn own_connection(w: &World) -> DatabaseConnection {
+    db::connect(&DatabaseSettings {
+        url: SecretString::from(w.app.db.url.clone()),
+        max_connections: 2,
+    })
+    .await
+    .unwrap()
+}
+
 /// A store with one order to push: its sync ran, its push is due.
 async fn one_push_due() -> World {
     one_order_sync_world().synced().await
@@ -219,12 +230,7 @@ async fn a_worker_that_lost_its_lease_stops_and_records_nothing() {
 async fn a_worker_cut_off_from_the_database_gives_its_job_up_once_a_full_lease_passed_unrenewed() {
     let w = one_push_due().await;
     // The busy worker reaches the queue through a connection of its own: the test cuts it.
-    let own = db::connect(&DatabaseSettings {
-        url: SecretString::from(w.app.db.url.clone()),
-        max_connections: 2,
-    })
-    .await
-    .unwrap();
+    let own = own_connection(&w).await;
     let busy = busy_worker_on(&w, own.clone(), false).await;
     own.close_by_ref().await.unwrap();
 
@@ -439,11 +445,16 @@ async fn a_sync_taken_over_while_amazon_answered_stops_before_its_ingest_writes_
     });
     let worker = w.app.state.worker.clone();
     let (heartbeat, _never_beaten) = Heartbeat::manual();
-    let run = tokio::spawn(async move { worker.run_next_with(heartbeat).await.unwrap() });
-    tokio::task::spawn_blocking(move || has_arrived.recv())
-        .await
-        .unwrap()
-        .expect("the page was asked for");
+    let mut run = tokio::spawn(async move { worker.run_next_with(heartbeat).await.unwrap() });
+    let arrived = tokio::task::spawn_blocking(move || has_arrived.recv());
+    tokio::select! {
+        page = arrived => page.unwrap().expect("the page was asked for"),
+        ended = &mut run => {
+            // Unblocks the wait above, which would otherwise hold the test's runtime forever.
+            w.report.gate.lock().unwrap().take();
+            panic!("the sync ended before asking for its page: {ended:?}");
+        }
+    }
     w.app.clock.advance(Duration::seconds(31));
     let now = w.app.clock_now();
     let db = &w.app.state.deps.db;
@@ -472,4 +483,35 @@ async fn a_sync_taken_over_while_amazon_answered_stops_before_its_ingest_writes_
             .unwrap(),
         "still the other worker's"
     );
+}
+
+#[tokio::test]
+async fn a_claim_renewed_by_a_committed_transaction_runs_a_full_lease_from_its_commit() {
+    let w = one_push_due().await;
+    // The busy worker reaches the queue through a connection of its own: the test cuts it.
+    let own = own_connection(&w).await;
+    let busy = busy_worker_on(&w, own.clone(), true).await;
+    w.app.clock.advance(Duration::seconds(31));
+    assert!(busy.heartbeat.beat().await, "held by the transaction");
+    busy.held.go.notify_one();
+    busy.committed.await.expect("the transaction committed");
+    own.close_by_ref().await.unwrap();
+    // 51 s after the claim and no renewal by the heartbeat since, but the transaction renewed
+    // the claim for a full lease as it committed, 20 s ago: a failed renewal keeps it.
+    w.app.clock.advance(Duration::seconds(20));
+    assert!(
+        busy.heartbeat.beat().await,
+        "within the lease the commit renewed"
+    );
+    // A full lease after the commit without a renewal: the claim counts as lost.
+    w.app.clock.advance(Duration::seconds(11));
+    assert!(!busy.heartbeat.beat().await, "the lease has run out");
+    assert_eq!(busy.run.await.unwrap(), Outcome::Completed);
+    assert_eq!(w.orders.count(), 0, "the cut-off worker sent nothing");
+    assert_eq!(
+        w.app.run_due_jobs().await,
+        1,
+        "taken up once its lease ran out"
+    );
+    assert_pushed_once(&w).await;
 }

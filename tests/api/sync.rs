@@ -543,3 +543,24 @@ async fn the_total_basis_pays_on_promoted_plus_brand_halo_sales() {
     w.sync_now().await;
     assert_eq!(w.order(1, "20261101")["commission"], "5.00");
 }
+
+#[tokio::test]
+async fn a_sync_whose_ingest_fails_midway_writes_nothing_and_its_run_says_it_failed() {
+    let w = one_order_sync_world().queued().await;
+    // The database refuses the new orders' first versions, the ingest's last writes: a broken
+    // schema stands for any database error in the middle of the ingest.
+    w.app.execute("DROP TABLE order_versions").await;
+    w.app.run_due_jobs().await;
+    w.app
+        .assert_counts(&[
+            ("daily_figures", 0),
+            ("orders", 0),
+            ("sync_runs WHERE status = 'running'", 0),
+            (
+                "sync_runs WHERE status = 'failed' AND error LIKE '%order_versions%'",
+                1,
+            ),
+            ("jobs WHERE kind = 'sync_store' AND status = 'pending'", 1),
+        ])
+        .await;
+}

@@ -7,7 +7,7 @@ mod pull;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
-use sea_orm::{DatabaseTransaction, TransactionTrait};
+use sea_orm::TransactionTrait;
 use serde::Serialize;
 
 use crate::{
@@ -48,17 +48,46 @@ fn lease_until(deps: &Deps) -> DateTime<Utc> {
 /// Why a sync stops when its job was taken over.
 const CLAIM_LOST: &str = "the sync's claim expired; another worker has it";
 
-/// Stops a sync before its ingest commits: rolls it back and records the run as failed for
-/// `why` (after the rollback: on SQLite the transaction holds the one connection).
-async fn stop(
+/// Applies the report in one transaction, which holds the job's claim (`lease`) while it runs.
+/// Returns once it committed; on an error it is rolled back (dropped) before this returns.
+async fn apply(
     deps: &Deps,
-    txn: DatabaseTransaction,
-    run: runs::Run,
-    why: &str,
-) -> Result<SyncOutcome, JobError> {
-    txn.rollback().await?;
-    runs::finish(&deps.db, run, Err(why), deps.clock.now()).await?;
-    Err(JobError::Cancelled(why.into()))
+    ctx: &Context<'_>,
+    lease: Option<&Lease>,
+    rows: &[crate::clients::amazon::report::Rows],
+) -> Result<ledger::Summary, JobError> {
+    let store = ctx.store;
+    let txn = deps.db.begin().await?;
+    // The store's row is locked (PostgreSQL) for the whole ingest: two syncs of one store apply
+    // one after the other, and an uninstall either committed before (and is seen here) or waits.
+    stores::lock(&txn, store).await?;
+    if !stores::is_active(&txn, store).await? {
+        return Err(JobError::Cancelled(
+            "the store was uninstalled during the sync".into(),
+        ));
+    }
+    // The transaction holds the job's claim while it runs, however long (a large store's first
+    // read may outlast a lease): on SQLite it holds the one connection, which the heartbeat
+    // cannot renew through meanwhile. Taken after the store's row, as an uninstall takes them.
+    let hold = match lease {
+        Some(lease) => Some(
+            lease
+                .hold(&txn, lease_until(deps))
+                .await?
+                .ok_or_else(|| JobError::Cancelled(CLAIM_LOST.into()))?,
+        ),
+        None => None,
+    };
+    let summary = ledger::ingest(&txn, ctx, rows).await?;
+    // A full lease from the commit on: no other worker takes the job the moment the
+    // transaction lets go of it.
+    if let Some(hold) = &hold
+        && !hold.renew(&txn, lease_until(deps)).await?
+    {
+        return Err(JobError::Cancelled(CLAIM_LOST.into()));
+    }
+    txn.commit().await?;
+    Ok(summary)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -165,33 +194,14 @@ pub async fn run(
         to,
         now,
     };
-    let txn = deps.db.begin().await?;
-    // The store's row is locked (PostgreSQL) for the whole ingest: two syncs of one store apply
-    // one after the other, and an uninstall either committed before (and is seen here) or waits.
-    stores::lock(&txn, store).await?;
-    if !stores::is_active(&txn, store).await? {
-        return stop(deps, txn, run, "the store was uninstalled during the sync").await;
-    }
-    // The transaction holds the job's claim while it runs, however long (a large store's first
-    // read may outlast a lease): on SQLite it holds the one connection, which the heartbeat
-    // cannot renew through meanwhile. Taken after the store's row, as an uninstall takes them.
-    let hold = match &lease {
-        Some(lease) => match lease.hold(&txn, lease_until(deps)).await? {
-            Some(hold) => Some(hold),
-            None => return stop(deps, txn, run, CLAIM_LOST).await,
-        },
-        None => None,
+    // Whatever stops the ingest is the run's end too: no run is left "running".
+    let summary = match apply(deps, &ctx, lease.as_ref(), &rows).await {
+        Ok(summary) => summary,
+        Err(e) => {
+            runs::finish(&deps.db, run, Err(&e.to_string()), deps.clock.now()).await?;
+            return Err(e);
+        }
     };
-    let summary = ledger::ingest(&txn, &ctx, &rows).await?;
-    // A full lease from the commit on: no other worker takes the job the moment the
-    // transaction lets go of it.
-    if let Some(hold) = &hold
-        && !hold.renew(&txn, lease_until(deps)).await?
-    {
-        return stop(deps, txn, run, CLAIM_LOST).await;
-    }
-    txn.commit().await?;
-    drop(hold);
     deps.metrics.orders(OrderEvent::Held, summary.newly_held);
     runs::finish(&deps.db, run, Ok(summary), deps.clock.now()).await?;
     tracing::info!(store_id = %store, %from, %to, ?summary, "store synced");
