@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use entity::{job_attempts, jobs};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, Statement,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select, Statement,
     sea_query::{Expr, OnConflict},
 };
 
@@ -178,12 +178,19 @@ pub async fn finish(
         update = update.col_expr(jobs::Column::DedupeKey, Expr::value(Option::<String>::None));
     }
     let res = update
-        .filter(jobs::Column::Id.eq(job.id))
-        .filter(jobs::Column::Status.eq(JobStatus::Running))
-        .filter(jobs::Column::Attempts.eq(job.attempts))
+        .filter(the_claim(job.id, job.attempts))
         .exec(conn)
         .await?;
     Ok(res.rows_affected == 1)
+}
+
+/// The job while its claim `attempts` runs: the rows a claim's renewal, its check and its end
+/// may touch, none once another worker claimed the job again or it ended.
+fn the_claim(job_id: i64, attempts: i32) -> Condition {
+    Condition::all()
+        .add(jobs::Column::Id.eq(job_id))
+        .add(jobs::Column::Status.eq(JobStatus::Running))
+        .add(jobs::Column::Attempts.eq(attempts))
 }
 
 /// Extends a running claim to `until`, never shortening it: a renewal that waited (for a
@@ -202,9 +209,7 @@ pub async fn renew(
     .finally(Expr::value(Some(until)));
     let res = jobs::Entity::update_many()
         .col_expr(jobs::Column::LeaseUntil, later.into())
-        .filter(jobs::Column::Id.eq(job_id))
-        .filter(jobs::Column::Status.eq(JobStatus::Running))
-        .filter(jobs::Column::Attempts.eq(attempts))
+        .filter(the_claim(job_id, attempts))
         .exec(conn)
         .await?;
     Ok(res.rows_affected == 1)
@@ -216,9 +221,8 @@ pub async fn still_claimed(
     job_id: i64,
     attempts: i32,
 ) -> Result<bool, DbErr> {
-    let found = jobs::Entity::find_by_id(job_id)
-        .filter(jobs::Column::Status.eq(JobStatus::Running))
-        .filter(jobs::Column::Attempts.eq(attempts))
+    let found = jobs::Entity::find()
+        .filter(the_claim(job_id, attempts))
         .count(conn)
         .await?;
     Ok(found == 1)
