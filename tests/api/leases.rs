@@ -148,6 +148,29 @@ async fn own_connection(w: &World) -> DatabaseConnection {
     .unwrap()
 }
 
+/// 20 s on, a beat renews the busy worker's claim; 20 s later still, no other worker takes the
+/// job from it.
+async fn beat_and_keep_the_job(w: &World, heartbeat: &HeartbeatHandle) {
+    w.app.clock.advance(Duration::seconds(20));
+    assert!(heartbeat.beat().await, "the claim is still ours");
+    w.app.clock.advance(Duration::seconds(20));
+    assert_eq!(
+        w.app.run_due_jobs().await,
+        0,
+        "not taken from a live worker"
+    );
+}
+
+/// Lets the busy worker (`held`, running as `run`) go on: it pushes the order once, and the job ran once (the sync's
+/// attempt and this push's).
+async fn let_it_push_once(w: &World, held: &Held, run: tokio::task::JoinHandle<Outcome>) {
+    held.go.notify_one();
+    assert_eq!(run.await.unwrap(), Outcome::Completed);
+    assert_pushed_once(w).await;
+    let attempts = w.app.count("SELECT COUNT(*) FROM job_attempts").await;
+    assert_eq!(attempts, 2, "the sync's and the push's, each once");
+}
+
 /// A store with one order to push: its sync ran, its push is due.
 async fn one_push_due() -> World {
     one_order_sync_world().synced().await
@@ -195,20 +218,9 @@ async fn a_running_job_whose_heartbeat_renews_its_lease_is_not_taken_by_a_second
     let busy = busy_worker(&w).await;
     // Well past the first 30 s, the job is still the busy worker's: each beat renewed it.
     for _ in 0..3 {
-        w.app.clock.advance(Duration::seconds(20));
-        assert!(busy.heartbeat.beat().await, "the claim is still ours");
-        w.app.clock.advance(Duration::seconds(20));
-        assert_eq!(
-            w.app.run_due_jobs().await,
-            0,
-            "not taken from a live worker"
-        );
+        beat_and_keep_the_job(&w, &busy.heartbeat).await;
     }
-    busy.held.go.notify_one();
-    assert_eq!(busy.run.await.unwrap(), Outcome::Completed);
-    assert_pushed_once(&w).await;
-    let attempts = w.app.count("SELECT COUNT(*) FROM job_attempts").await;
-    assert_eq!(attempts, 2, "the sync's and the push's, each once");
+    let_it_push_once(&w, &busy.held, busy.run).await;
 }
 
 #[tokio::test]
@@ -286,22 +298,9 @@ async fn a_job_whose_transaction_holds_its_claim_for_longer_than_a_lease_keeps_i
         0,
         "not taken from a live worker"
     );
-    w.app.clock.advance(Duration::seconds(20));
-    assert!(
-        busy.heartbeat.beat().await,
-        "renewed by the heartbeat again"
-    );
-    w.app.clock.advance(Duration::seconds(20));
-    assert_eq!(
-        w.app.run_due_jobs().await,
-        0,
-        "not taken from a live worker"
-    );
-    busy.held.go.notify_one();
-    assert_eq!(busy.run.await.unwrap(), Outcome::Completed);
-    assert_pushed_once(&w).await;
-    let attempts = w.app.count("SELECT COUNT(*) FROM job_attempts").await;
-    assert_eq!(attempts, 2, "the sync's and the push's, each once");
+    // Renewed by the heartbeat again from here on.
+    beat_and_keep_the_job(&w, &busy.heartbeat).await;
+    let_it_push_once(&w, &busy.held, busy.run).await;
 }
 
 #[tokio::test]
