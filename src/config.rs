@@ -219,6 +219,9 @@ pub struct SyncSettings {
     /// are held for the merchant (0 to 1; 1 holds nothing).
     #[serde(with = "rust_decimal::serde::str")]
     pub hold_decrease_share: rust_decimal::Decimal,
+    /// Report rows a sync holds in memory; a larger report is staged in the database as it is
+    /// read, and taken a span of affiliates at a time (0 stages every report).
+    pub held_rows: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -11,6 +11,7 @@ pub mod oauth_states;
 pub mod order_versions;
 pub mod orders;
 pub mod program_credentials;
+pub mod report_rows;
 pub mod sessions;
 pub mod states;
 pub mod stores;

@@ -20,7 +20,10 @@ use attribution_bridge::{
         clock::SystemClock, commission::DefaultCommission, currency::Currency, figures::Basis,
         ids::StoreId,
     },
-    flows::sync::ledger::{self, Context},
+    flows::sync::{
+        ledger::{self, Context},
+        report::{Held, Report},
+    },
     webhooks::verify::Verifier,
 };
 use chrono::{Duration, Utc};
@@ -209,9 +212,9 @@ async fn run(per_sec: u32) -> Option<Run> {
         now: Utc::now(),
     };
     let txn = conn.begin().await.ok()?;
-    let summary = ledger::ingest(&txn, &ctx, std::slice::from_ref(&rows))
-        .await
-        .ok()?;
+    let mut held = Held::default();
+    held.add(ctx.campaign_id, rows);
+    let summary = ledger::ingest(&txn, &ctx, &Report::Held(held)).await.ok()?;
     txn.commit().await.ok()?;
     let expected = usize::try_from(AFFILIATES * DAYS).ok()?;
     if summary.pushes != expected {

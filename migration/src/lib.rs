@@ -8,6 +8,7 @@ mod m20261124_000001_create_foundation;
 mod m20261124_000002_create_amazon;
 mod m20261124_000003_create_sync;
 mod m20261130_000004_money_safety;
+mod m20261202_000005_report_rows;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_create_amazon::Migration),
             Box::new(m20261124_000003_create_sync::Migration),
             Box::new(m20261130_000004_money_safety::Migration),
+            Box::new(m20261202_000005_report_rows::Migration),
         ]
     }
 }

@@ -58,6 +58,13 @@ pub fn ad_group_for(affiliate_id: i64) -> String {
     format!("a{affiliate_id}")
 }
 
+/// The affiliate whose ad group this is: only the exact spelling [`ad_group_for`] mints
+/// (`a0243808` or `a+243832` is no affiliate's).
+pub fn affiliate_of_ad_group(ad_group: &str) -> Option<i64> {
+    let id: i64 = ad_group.strip_prefix('a')?.parse().ok()?;
+    (ad_group == ad_group_for(id)).then_some(id)
+}
+
 /// Fills the template's `aa_campaignid`, `aa_adgroupid` and `aa_creativeid` placeholders
 /// (`{insertCampaign}`, `{insertCampaignId}`, `{campaignId}` … whatever the spelling), and fails if
 /// any `{…}` is left.

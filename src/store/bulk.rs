@@ -75,6 +75,17 @@ pub(crate) async fn insert_bulk<T: BulkRow + Sync>(
     table: &str,
     rows: &[T],
 ) -> Result<(), DbErr> {
+    upsert_bulk(conn, table, rows, "").await
+}
+
+/// [`insert_bulk`] with an `ON CONFLICT …` clause (`on_conflict`) after each statement. A
+/// statement must not meet one key twice (PostgreSQL refuses to update a row twice).
+pub(crate) async fn upsert_bulk<T: BulkRow + Sync>(
+    conn: &impl ConnectionTrait,
+    table: &str,
+    rows: &[T],
+    on_conflict: &str,
+) -> Result<(), DbErr> {
     let columns = T::COLUMNS;
     let backend = conn.get_database_backend();
     let names = columns
@@ -89,6 +100,7 @@ pub(crate) async fn insert_bulk<T: BulkRow + Sync>(
         let types = column_types(conn, table, columns).await?;
         for chunk in rows.chunks(CHUNK_ROWS) {
             let (sql, arrays) = unnest(table, columns, &types, chunk)?;
+            let sql = format!("{sql} {on_conflict}");
             conn.execute_raw(Statement::from_sql_and_values(backend, sql, arrays))
                 .await?;
         }
@@ -98,7 +110,7 @@ pub(crate) async fn insert_bulk<T: BulkRow + Sync>(
     let one = format!("({})", vec!["?"; columns.len()].join(", "));
     for chunk in rows.chunks(per_statement) {
         let sql = format!(
-            "INSERT INTO \"{table}\" ({names}) VALUES {}",
+            "INSERT INTO \"{table}\" ({names}) VALUES {} {on_conflict}",
             vec![one.as_str(); chunk.len()].join(", ")
         );
         let mut values = Vec::with_capacity(chunk.len() * columns.len());

@@ -33,6 +33,37 @@ pub type Key = (i64, NaiveDate);
 /// (campaign id, ad group id, day): the key of unmatched rows.
 pub type UnmatchedKey = (String, String, NaiveDate);
 
+/// What a sync takes of a store's ledger at once: its days `from..=to` of the affiliates whose
+/// ids are in `affiliates` (both ends included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub days: (NaiveDate, NaiveDate),
+    pub affiliates: (i64, i64),
+}
+
+impl Span {
+    /// The days `from..=to` of every affiliate.
+    pub fn days(days: (NaiveDate, NaiveDate)) -> Self {
+        Self {
+            days,
+            affiliates: (i64::MIN, i64::MAX),
+        }
+    }
+}
+
+/// The store's rows of `span` of a table keyed by (affiliate, day).
+fn spanned<E: StoreScoped>(
+    store: &StoreId,
+    span: Span,
+    (affiliate, day): (E::Column, E::Column),
+) -> Select<E> {
+    let (from, to) = span.days;
+    let (first, last) = span.affiliates;
+    E::of_store(store)
+        .filter(affiliate.between(first, last))
+        .filter(day.between(from, to))
+}
+
 /// The rows of a query, by the key `key` gives each.
 async fn keyed<E: EntityTrait, K: Ord>(
     conn: &impl ConnectionTrait,
@@ -50,14 +81,14 @@ pub struct StoredDay {
     pub absent_since: Option<DateTime<Utc>>,
 }
 
-/// The store's stored figures of `from..=to`, read in bulk (see [`packed`](super::packed)).
+/// The store's stored figures of `span`, read in bulk (see [`packed`](super::packed)).
 pub async fn figures_in(
     conn: &impl ConnectionTrait,
     store: &StoreId,
-    (from, to): (NaiveDate, NaiveDate),
+    span: Span,
 ) -> Result<BTreeMap<Key, StoredDay>, DbErr> {
     use daily_figures::Column as C;
-    let in_range = || daily_figures::Entity::of_store(store).filter(C::Day.between(from, to));
+    let in_range = || spanned::<daily_figures::Entity>(store, span, (C::AffiliateId, C::Day));
     let fields = [
         C::Clicks,
         C::DetailPageViews,
@@ -376,7 +407,7 @@ impl From<&Order> for OrderState {
     }
 }
 
-/// The store's orders of `from..=to` as a sync weighs them: read in one bulk pass (see
+/// The store's orders of a span as a sync weighs them: read in one bulk pass (see
 /// [`packed`](super::packed)).
 #[derive(Debug, Default)]
 pub struct OrderStates {
@@ -386,15 +417,15 @@ pub struct OrderStates {
     pub held: BTreeMap<Key, String>,
 }
 
-/// The state of each of the store's orders of `from..=to`, and the proposals held on them, read
-/// in one bulk pass (see [`packed`](super::packed)).
+/// The state of each of the store's orders of `span`, and the proposals held on them, read in
+/// one bulk pass (see [`packed`](super::packed)).
 pub async fn order_states_in(
     conn: &impl ConnectionTrait,
     store: &StoreId,
-    (from, to): (NaiveDate, NaiveDate),
+    span: Span,
 ) -> Result<OrderStates, DbErr> {
     use orders::Column as C;
-    let query = orders::Entity::of_store(store).filter(C::Day.between(from, to));
+    let query = spanned::<orders::Entity>(store, span, (C::AffiliateId, C::Day));
     let fields = [
         C::Clicks,
         C::Purchases,
@@ -468,16 +499,16 @@ pub async fn order_states_in(
     Ok(out)
 }
 
-/// The store's orders of `from..=to` computed before `since` (the default commission's last
-/// change): they move with the commission.
+/// The store's orders of `span` computed before `since` (the default commission's last change):
+/// they move with the commission.
 pub async fn computed_before(
     conn: &impl ConnectionTrait,
     store: &StoreId,
-    (from, to): (NaiveDate, NaiveDate),
+    span: Span,
     since: DateTime<Utc>,
 ) -> Result<BTreeSet<Key>, DbErr> {
-    let keys: Vec<Key> = orders::Entity::of_store(store)
-        .filter(orders::Column::Day.between(from, to))
+    use orders::Column as C;
+    let keys: Vec<Key> = spanned::<orders::Entity>(store, span, (C::AffiliateId, C::Day))
         .filter(orders::Column::ComputedAt.lt(since))
         .select_only()
         .columns([orders::Column::AffiliateId, orders::Column::Day])

@@ -12,6 +12,7 @@ pub mod links;
 mod new_rows;
 pub mod oauth;
 mod packed;
+pub mod report_rows;
 pub mod runs;
 pub mod sessions;
 pub mod stores;
@@ -86,6 +87,7 @@ scoped!(
     order_versions,
     orders,
     program_credentials,
+    report_rows,
     sessions,
     sync_runs,
     unmatched_figures,

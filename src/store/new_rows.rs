@@ -14,6 +14,22 @@ fn day(d: NaiveDate) -> Value {
     d.to_string().into()
 }
 
+/// The ten figures, in the order of [`Figures`] (and of the tables' columns).
+fn figure_cells(f: &Figures, out: &mut Vec<Value>) {
+    out.extend([
+        f.clicks.into(),
+        f.detail_page_views.into(),
+        f.add_to_carts.into(),
+        f.purchases.into(),
+        f.units.into(),
+        f.sales_minor.into(),
+        f.total_purchases.into(),
+        f.total_units.into(),
+        f.total_sales_minor.into(),
+        f.brb_minor.into(),
+    ]);
+}
+
 /// A new row of `daily_figures`.
 #[derive(Serialize)]
 pub(super) struct FiguresRow<'a> {
@@ -46,24 +62,13 @@ impl BulkRow for FiguresRow<'_> {
     ];
 
     fn cells(&self, out: &mut Vec<Value>) {
-        let f = self.figures;
         out.extend([
             self.store_id.into(),
             self.affiliate_id.into(),
             day(self.day),
-            f.clicks.into(),
-            f.detail_page_views.into(),
-            f.add_to_carts.into(),
-            f.purchases.into(),
-            f.units.into(),
-            f.sales_minor.into(),
-            f.total_purchases.into(),
-            f.total_units.into(),
-            f.total_sales_minor.into(),
-            f.brb_minor.into(),
-            self.first_seen_at.cell(),
-            self.updated_at.cell(),
         ]);
+        figure_cells(self.figures, out);
+        out.extend([self.first_seen_at.cell(), self.updated_at.cell()]);
     }
 }
 
@@ -181,6 +186,62 @@ impl BulkRow for VersionRow<'_> {
     }
 }
 
+/// A row of a report, staged (`report_rows`).
+#[derive(Serialize)]
+pub struct ReportRow<'a> {
+    pub run_id: i64,
+    pub store_id: &'a str,
+    /// Of the store's campaign, with an ad group spelled `a{affiliate_id}`.
+    pub ours: bool,
+    /// 0 when not `ours`.
+    pub affiliate_id: i64,
+    pub day: NaiveDate,
+    pub campaign_id: &'a str,
+    pub ad_group_id: &'a str,
+    /// False when a money or purchase metric was missing (its figures are then zeros); a key
+    /// staged again by a later page turns false too (`report_rows::stage`).
+    pub complete: bool,
+    #[serde(flatten)]
+    pub figures: &'a Figures,
+}
+
+impl BulkRow for ReportRow<'_> {
+    const COLUMNS: &'static [&'static str] = &[
+        "run_id",
+        "store_id",
+        "ours",
+        "affiliate_id",
+        "day",
+        "campaign_id",
+        "ad_group_id",
+        "complete",
+        "clicks",
+        "detail_page_views",
+        "add_to_carts",
+        "purchases",
+        "units",
+        "sales_minor",
+        "total_purchases",
+        "total_units",
+        "total_sales_minor",
+        "brb_minor",
+    ];
+
+    fn cells(&self, out: &mut Vec<Value>) {
+        out.extend([
+            self.run_id.into(),
+            self.store_id.into(),
+            self.ours.into(),
+            self.affiliate_id.into(),
+            day(self.day),
+            self.campaign_id.into(),
+            self.ad_group_id.into(),
+            self.complete.into(),
+        ]);
+        figure_cells(self.figures, out);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
@@ -261,6 +322,17 @@ mod tests {
             create_attempted: true,
             created_at: &later,
             updated_at: &at,
+        });
+        agree(&ReportRow {
+            run_id: 12,
+            store_id: "st_1",
+            ours: true,
+            affiliate_id: 11,
+            day,
+            campaign_id: "ab_st_1",
+            ad_group_id: "a11",
+            complete: true,
+            figures: &figures,
         });
         agree(&VersionRow {
             store_id: "st_1",

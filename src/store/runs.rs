@@ -103,6 +103,28 @@ pub async fn finish(
     Ok(())
 }
 
+/// Ends the store's runs that started before `before` and never ended (their process died or
+/// their job was taken over mid-sync) as failed; returns how many.
+pub async fn abandon(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    before: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    Ok(sync_runs::Entity::update_of_store(store)
+        .col_expr(sync_runs::Column::Status, Expr::value(RunStatus::Failed))
+        .col_expr(sync_runs::Column::FinishedAt, Expr::value(Some(now)))
+        .col_expr(
+            sync_runs::Column::Error,
+            Expr::value("abandoned: the sync stopped without recording its end"),
+        )
+        .filter(sync_runs::Column::Status.eq(RunStatus::Running))
+        .filter(sync_runs::Column::StartedAt.lt(before))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}
+
 /// The store's latest run.
 pub async fn last(conn: &impl ConnectionTrait, store: &StoreId) -> Result<Option<Run>, DbErr> {
     sync_runs::Entity::of_store(store)

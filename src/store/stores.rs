@@ -4,8 +4,8 @@
 use chrono::{DateTime, Duration, Utc};
 use entity::{
     affiliates, amazon_connections, daily_figures, figure_changes, job_attempts, jobs,
-    landing_pages, links, oauth_states, order_versions, orders, program_credentials, sessions,
-    stores, sync_runs, unmatched_figures, webhook_inbox,
+    landing_pages, links, oauth_states, order_versions, orders, program_credentials, report_rows,
+    sessions, stores, sync_runs, unmatched_figures, webhook_inbox,
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
@@ -253,7 +253,8 @@ pub async fn purge(conn: &impl ConnectionTrait, id: &StoreId) -> Result<(), DbEr
         unmatched_figures,
         orders,
         order_versions,
-        sync_runs
+        sync_runs,
+        report_rows
     );
     webhook_inbox::Entity::update_of_store(id)
         .col_expr(

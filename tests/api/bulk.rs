@@ -9,7 +9,7 @@ use attribution_bridge::{
     domain::figures::Figures,
     store::{
         OrderStatus, PushState,
-        ledger::{self, Order},
+        ledger::{self, Order, Span},
     },
 };
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
@@ -94,7 +94,9 @@ async fn rows_written_in_bulk_read_back_as_written() {
         .expect("orders in bulk");
 
     let range = (first, first + Duration::days(59));
-    let stored = ledger::figures_in(&conn, &store, range).await.unwrap();
+    let stored = ledger::figures_in(&conn, &store, Span::days(range))
+        .await
+        .unwrap();
     assert_eq!(stored.len(), figures.len());
     for (key, f) in &figures {
         assert_eq!(&stored[key].figures, f, "{key:?}");
@@ -124,12 +126,12 @@ async fn rows_written_in_bulk_read_back_as_written() {
 
     // A commission changed at the instant the orders were computed leaves them current; one a
     // microsecond later makes every one stale.
-    let none = ledger::computed_before(&conn, &store, range, at)
+    let none = ledger::computed_before(&conn, &store, Span::days(range), at)
         .await
         .unwrap();
     assert_eq!(none, BTreeSet::new());
     let later = at + Duration::microseconds(1);
-    let all = ledger::computed_before(&conn, &store, range, later)
+    let all = ledger::computed_before(&conn, &store, Span::days(range), later)
         .await
         .unwrap();
     assert_eq!(all.len(), orders.len());

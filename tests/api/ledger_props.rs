@@ -1,9 +1,16 @@
 //! Property: applying the same report twice changes nothing the second time, whatever it holds.
 use attribution_bridge::{
-    clients::amazon::report::Figures, clients::amazon::report::Reading,
-    clients::amazon::report::Rows, db, domain::commission::DefaultCommission,
-    domain::currency::Currency, domain::figures::Basis, domain::ids::StoreId, flows::sync::ledger,
+    clients::amazon::report::Figures,
+    clients::amazon::report::Reading,
+    clients::amazon::report::Rows,
+    db,
+    domain::commission::DefaultCommission,
+    domain::currency::Currency,
+    domain::figures::Basis,
+    domain::ids::StoreId,
+    flows::sync::ledger,
     flows::sync::ledger::Context,
+    flows::sync::report::{Held, Report, stage},
 };
 use chrono::{NaiveDate, TimeZone, Utc};
 use proptest::prelude::*;
@@ -84,7 +91,10 @@ proptest! {
                 now,
             };
             let txn = conn.begin().await.unwrap();
-            ledger::ingest(&txn, &ctx, std::slice::from_ref(&rows)).await.unwrap();
+            // Held in memory the first time, staged the second: the same report either way.
+            let mut held = Held::default();
+            held.add(ctx.campaign_id, rows.clone());
+            ledger::ingest(&txn, &ctx, &Report::Held(held)).await.unwrap();
             txn.commit().await.unwrap();
             let snapshot = [
                 count(&conn, "SELECT COUNT(*) FROM figure_changes").await,
@@ -93,7 +103,8 @@ proptest! {
                 count(&conn, "SELECT COALESCE(SUM(version), 0) FROM orders").await,
             ];
             let txn = conn.begin().await.unwrap();
-            let again = ledger::ingest(&txn, &ctx, std::slice::from_ref(&rows)).await.unwrap();
+            stage(&txn, (&store, 2), ctx.campaign_id, &rows).await.unwrap();
+            let again = ledger::ingest(&txn, &ctx, &Report::Staged(2)).await.unwrap();
             txn.commit().await.unwrap();
             assert_eq!((again.changes, again.pushes, again.ignored_final), (0, 0, 0));
             let after = [

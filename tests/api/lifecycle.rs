@@ -80,6 +80,12 @@ async fn redact_leaves_no_row_of_the_store() {
     app.add_affiliate("st_redact", 1, "Alice").await;
     app.add_affiliate("st_keep", 1, "Kim").await;
     app.open_store("st_redact").await;
+    // A report row a sync that died left staged.
+    app.execute(
+        "INSERT INTO report_rows VALUES (1, 'st_redact', true, 1, '2026-11-18', 'ab_st_redact', \
+         'a1', true, 1, 0, 0, 1, 1, 100, 1, 1, 100, 0)",
+    )
+    .await;
     assert!(!app.columns_containing("st_redact").await.is_empty());
 
     assert_eq!(

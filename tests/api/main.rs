@@ -32,6 +32,7 @@ mod sandbox_browser;
 mod sandbox_newcomer;
 mod secrets_at_rest;
 mod serve_cli;
+mod staging;
 mod storm;
 mod sync;
 mod sync_cli;

@@ -4,7 +4,7 @@ use sea_orm::Database;
 
 use crate::helpers::TestDb;
 
-const TABLES: [&str; 17] = [
+const TABLES: [&str; 18] = [
     "stores",
     "program_credentials",
     "affiliates",
@@ -22,6 +22,7 @@ const TABLES: [&str; 17] = [
     "orders",
     "order_versions",
     "sync_runs",
+    "report_rows",
 ];
 
 #[tokio::test]
@@ -43,6 +44,9 @@ async fn migrations_round_trip_up_down_up() {
             .unwrap()
     );
     // One step down removes the last migration only.
+    Migrator::down(&db, Some(1)).await.unwrap();
+    assert!(!manager.has_table("report_rows").await.unwrap());
+    assert!(manager.has_column("orders", "hold_state").await.unwrap());
     Migrator::down(&db, Some(1)).await.unwrap();
     assert!(manager.has_table("orders").await.unwrap());
     assert!(!manager.has_column("orders", "hold_state").await.unwrap());

@@ -561,6 +561,8 @@ async fn a_sync_whose_ingest_fails_midway_writes_nothing_and_its_run_says_it_fai
                 1,
             ),
             ("jobs WHERE kind = 'sync_store' AND status = 'pending'", 1),
+            // Nothing of the failed run stays staged either.
+            ("report_rows", 0),
         ])
         .await;
 }

@@ -1,26 +1,28 @@
 //! From a report to the ledger, in one transaction: figures per (affiliate, day) with their
-//! history, unmatched rows, then the orders (`orders`). Re-reading unchanged figures writes
-//! nothing. Amazon's word is taken only when it is complete (DESIGN §5): an incomplete row keeps
+//! history, unmatched rows, then the orders (`orders`). A large report comes staged in the
+//! database (`report`) and is taken a span of affiliates at a time, so a sync's memory stays
+//! bounded whatever the report's size. Re-reading unchanged figures writes nothing to the
+//! ledger. Amazon's word is taken only when it is complete (DESIGN §5): an incomplete row keeps
 //! its day's last complete figures, and a day that vanishes is zeroed only when it is still
 //! absent `confirm_absence` later.
-use std::collections::{BTreeMap, BTreeSet, HashSet, btree_map::Entry};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::NaiveDate;
 use sea_orm::ConnectionTrait;
 use serde_json::{Map, Value, json};
 
 use crate::{
-    clients::amazon::report::{Reading, Rows},
     domain::figures::Figures,
-    flows::sync::orders,
+    flows::sync::{orders, report::Report},
     jobs::JobError,
-    store::ledger::{self as rows, Change, Key},
+    store::{
+        CHUNK_ROWS,
+        ledger::{self as rows, Change, Key, Span},
+        report_rows::Staged,
+    },
 };
 
 pub use super::context::{Context, FINAL_AFTER_DAYS, Summary, order_number};
-
-/// What a key read on two pages reads as.
-static REPEATED: Reading = Reading::Incomplete;
 
 fn diff(old: &Figures, new: &Figures) -> Map<String, Value> {
     let mut out = Map::new();
@@ -52,125 +54,104 @@ fn diff(old: &Figures, new: &Figures) -> Map<String, Value> {
     out
 }
 
-/// The affiliate of an ad group `a{id}` of this store's campaign, if it is one.
-fn affiliate_of(
-    ctx: &Context<'_>,
-    known: &HashSet<i64>,
-    campaign: &str,
-    ad_group: &str,
-) -> Option<i64> {
-    if campaign != ctx.campaign_id {
-        return None;
+/// The spans the ingest takes one after the other: about [`CHUNK_ROWS`] rows each (as many
+/// affiliates' days of the range), together covering every affiliate id, so that a row of an ad
+/// group `a{id}` that is no affiliate of the store is met too.
+fn spans(ctx: &Context<'_>, known: &HashSet<i64>) -> Vec<Span> {
+    let days = (ctx.to - ctx.from).num_days().max(0) + 1;
+    let per = usize::try_from(i64::try_from(CHUNK_ROWS).unwrap_or(i64::MAX) / days)
+        .unwrap_or(1)
+        .max(1);
+    let mut ids: Vec<i64> = known.iter().copied().collect();
+    ids.sort_unstable();
+    let mut spans = Vec::new();
+    let mut first = i64::MIN;
+    // Each start is above the first id, so `start - 1` cannot overflow.
+    for &start in ids.iter().step_by(per).skip(1) {
+        spans.push(Span {
+            days: (ctx.from, ctx.to),
+            affiliates: (first, start - 1),
+        });
+        first = start;
     }
-    // Only the exact spelling the app mints (`a{id}`): `a0243808` or `a+243832` is no affiliate's.
-    let id: i64 = ad_group.strip_prefix('a')?.parse().ok()?;
-    (known.contains(&id) && ad_group == crate::domain::links::ad_group_for(id)).then_some(id)
+    spans.push(Span {
+        days: (ctx.from, ctx.to),
+        affiliates: (first, i64::MAX),
+    });
+    spans
 }
 
-/// The report's rows of the range: the affiliates' by key, and the others that are complete.
-struct Sorted<'r> {
-    matched: BTreeMap<Key, &'r Reading>,
-    unmatched: BTreeMap<rows::UnmatchedKey, Figures>,
-    /// Keys in the whole report, in the range or not.
-    distinct: usize,
-}
-
-/// Sorts the report's rows, page by page: a key read on two pages reads as incomplete.
-fn sort<'r>(ctx: &Context<'_>, known: &HashSet<i64>, report: &'r [Rows]) -> Sorted<'r> {
-    let mut distinct = 0;
-    let mut matched: BTreeMap<Key, &Reading> = BTreeMap::new();
-    // Incomplete ones too (`None`): a key read on two pages is stored from neither.
-    let mut unmatched: BTreeMap<rows::UnmatchedKey, Option<&Figures>> = BTreeMap::new();
-    let mut outside: BTreeSet<(&str, &str, NaiveDate)> = BTreeSet::new();
-    for ((campaign, ad_group, day), reading) in report.iter().flatten() {
-        if *day < ctx.from || *day > ctx.to {
-            distinct += usize::from(outside.insert((campaign, ad_group, *day)));
-            continue;
-        }
-        let fresh = match affiliate_of(ctx, known, campaign, ad_group) {
-            Some(id) => match matched.entry((id, *day)) {
-                Entry::Vacant(v) => {
-                    v.insert(reading);
-                    true
-                }
-                Entry::Occupied(mut o) => {
-                    *o.get_mut() = &REPEATED;
-                    false
-                }
-            },
-            None => match unmatched.entry((campaign.clone(), ad_group.clone(), *day)) {
-                Entry::Vacant(v) => {
-                    v.insert(match reading {
-                        Reading::Complete(f) => Some(f),
-                        // Neither stored nor pushed: there is nothing of the store's to keep
-                        // right.
-                        Reading::Incomplete => None,
-                    });
-                    true
-                }
-                Entry::Occupied(mut o) => {
-                    *o.get_mut() = None;
-                    false
-                }
-            },
-        };
-        distinct += usize::from(fresh);
-    }
-    let unmatched = unmatched
-        .into_iter()
-        .filter_map(|(key, f)| Some((key, f?.clone())))
-        .collect();
-    Sorted {
-        matched,
-        unmatched,
-        distinct,
-    }
-}
-
-/// Brings the ledger in line with a report, given as its pages in order (each page's rows by
-/// key): a key read on two pages is a repeat, not more sales, and reads as incomplete (as
-/// [`merge`](crate::clients::amazon::report::merge) has it). Runs in the caller's transaction.
+/// Brings the ledger in line with the report; a staged one is taken a span of affiliates at a
+/// time, and its staged rows are deleted. Runs in the caller's transaction.
 pub async fn ingest(
     conn: &impl ConnectionTrait,
     ctx: &Context<'_>,
-    report: &[Rows],
+    report: &Report,
 ) -> Result<Summary, JobError> {
     let store = ctx.store;
     let mut summary = Summary::default();
     let known = crate::store::affiliates::known_ids(conn, store).await?;
-
-    let Sorted {
-        matched,
-        unmatched,
-        distinct,
-    } = sort(ctx, &known, report);
-    summary.rows = distinct;
-
-    let existing = rows::figures_in(conn, store, (ctx.from, ctx.to)).await?;
-    // The orders' states are read while the figures are weighed: the database builds them as
-    // this task compares (what it writes meanwhile touches no order, and waits its turn). The
-    // read is polled first, so that its statement is sent before the comparing starts.
-    let (orders, weighed) = tokio::join!(
-        biased;
-        rows::order_states_in(conn, store, (ctx.from, ctx.to)),
-        weigh(conn, ctx, &matched, existing, &mut summary),
-    );
-    let (orders, current) = (orders?, weighed?);
+    let distinct = report.count(conn, store).await?;
+    summary.rows = usize::try_from(distinct).unwrap_or(usize::MAX);
+    // Rows of other campaigns and ad groups are few: held at once.
+    let mut unmatched: BTreeMap<rows::UnmatchedKey, Figures> = BTreeMap::new();
+    for (key, staged) in report.others_in(conn, store, (ctx.from, ctx.to)).await? {
+        // An incomplete one is neither stored nor pushed: nothing of the store's to keep right.
+        if let Some(f) = staged {
+            unmatched.insert(key, f);
+        }
+    }
+    let mut tally = orders::Tally::default();
+    let mut outcome = orders::Outcome::default();
+    // A report held in memory is small: one span, one read of each of the ledger's tables.
+    let spans = if report.is_staged() {
+        spans(ctx, &known)
+    } else {
+        vec![Span::days((ctx.from, ctx.to))]
+    };
+    for span in spans {
+        let mut matched = report.ours_in(conn, store, span).await?;
+        // An ad group `a{id}` of no affiliate the store ever had is unmatched.
+        matched.retain(|&(id, day), staged| {
+            if known.contains(&id) {
+                return true;
+            }
+            if let Some(f) = staged.take() {
+                let ad_group = crate::domain::links::ad_group_for(id);
+                unmatched.insert((ctx.campaign_id.to_owned(), ad_group, day), f);
+            }
+            false
+        });
+        let existing = rows::figures_in(conn, store, span).await?;
+        // The orders' states are read while the figures are weighed: the database builds them
+        // as this task compares (what it writes meanwhile touches no order, and waits its
+        // turn). The read is polled first, so that its statement is sent before the comparing
+        // starts.
+        let (orders, weighed) = tokio::join!(
+            biased;
+            rows::order_states_in(conn, store, span),
+            weigh(conn, ctx, &matched, existing, &mut summary),
+        );
+        let (orders, current) = (orders?, weighed?);
+        outcome += orders::bring_in_line(conn, ctx, span, orders, &current, &mut tally).await?;
+    }
     summary.unmatched = unmatched.len();
     store_unmatched(conn, ctx, unmatched).await?;
-    let outcome = orders::bring_in_line(conn, ctx, orders, &current).await?;
+    outcome += orders::settle(conn, ctx, tally).await?;
+    report.clear(conn, store).await?;
     summary.pushes = outcome.pushes;
     summary.held = outcome.held;
     summary.newly_held = outcome.newly_held;
     Ok(summary)
 }
 
-/// Compares the report's figures with the stored ones and writes what changed (DESIGN §5):
-/// returns the figures each order of the range should follow.
+/// Compares a span's figures in the report with the stored ones and writes what changed (DESIGN
+/// §5): returns the figures each order of the span should follow, which are the span's stored
+/// figures once this returns (`orders::settle` reads them back so).
 async fn weigh(
     conn: &impl ConnectionTrait,
     ctx: &Context<'_>,
-    matched: &BTreeMap<Key, &Reading>,
+    matched: &BTreeMap<Key, Staged>,
     mut existing: BTreeMap<Key, rows::StoredDay>,
     summary: &mut Summary,
 ) -> Result<BTreeMap<Key, Figures>, JobError> {
@@ -187,8 +168,8 @@ async fn weigh(
             continue;
         }
         let (new, stored) = match matched.get(&key) {
-            Some(Reading::Complete(f)) => (f.clone(), stored),
-            Some(Reading::Incomplete) => {
+            Some(Some(f)) => (f.clone(), stored),
+            Some(None) => {
                 // Never read as zero: the day keeps its last complete figures. Amazon has a row
                 // for it, so it is not absent either.
                 summary.incomplete += 1;
@@ -330,79 +311,4 @@ async fn store_unmatched(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::{Duration, TimeZone, Utc};
-    use proptest::prelude::*;
-
-    use super::*;
-    use crate::{
-        clients::amazon::report,
-        domain::{commission::DefaultCommission, currency::Currency, figures::Basis, ids::StoreId},
-    };
-
-    /// A page: rows of (ad group: affiliates 1–3, or 0 for one that is no affiliate's; day
-    /// offset, 3 being outside the range; clicks; complete or not).
-    fn page() -> impl Strategy<Value = Vec<(i64, i64, i64, bool)>> {
-        prop::collection::vec((0i64..4, 0i64..4, 0i64..3, any::<bool>()), 0..6)
-    }
-
-    proptest! {
-        /// The pages sorted as they came read as the report merged page by page
-        /// (`report::merge`, the reader's rule): the same rows, repeats and count.
-        #[test]
-        fn pages_sort_as_their_merged_report(pages in prop::collection::vec(page(), 0..5)) {
-            let store = StoreId::parse("st_p").unwrap();
-            let usd = Currency::parse("USD").unwrap();
-            let now = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap();
-            let today = now.date_naive();
-            let ctx = Context {
-                store: &store,
-                campaign_id: "ab_st_p",
-                currency: usd,
-                program_currency: usd,
-                commission: DefaultCommission::from_columns("percentage", "10").unwrap(),
-                basis: Basis::Promoted,
-                confirm_absence: Duration::hours(12),
-                hold_share: rust_decimal::Decimal::ONE,
-                commission_since: now,
-                today,
-                push_after_days: 2,
-                from: today - Duration::days(3),
-                to: today - Duration::days(1),
-                now,
-            };
-            let known: HashSet<i64> = (1..=3).collect();
-            let pages: Vec<Rows> = pages
-                .into_iter()
-                .map(|rows| {
-                    let mut page = Rows::new();
-                    for (affiliate, age, clicks, complete) in rows {
-                        let ad_group = if affiliate == 0 { "x".to_owned() } else { format!("a{affiliate}") };
-                        let day = today - Duration::days(age);
-                        let reading = if complete {
-                            Reading::Complete(Figures { clicks, ..Default::default() })
-                        } else {
-                            Reading::Incomplete
-                        };
-                        // Within a page a key is given once: the reader sums a split row.
-                        page.insert(("ab_st_p".to_owned(), ad_group, day), reading);
-                    }
-                    page
-                })
-                .collect();
-            let mut merged = Rows::new();
-            for page in pages.clone() {
-                report::merge(page, &mut merged);
-            }
-            let by_page = sort(&ctx, &known, &pages);
-            let at_once = sort(&ctx, &known, std::slice::from_ref(&merged));
-            prop_assert_eq!(by_page.matched, at_once.matched);
-            prop_assert_eq!(by_page.unmatched, at_once.unmatched);
-            prop_assert_eq!(by_page.distinct, at_once.distinct);
-            prop_assert_eq!(at_once.distinct, merged.len());
-        }
-    }
 }

@@ -4,6 +4,7 @@ pub mod context;
 pub mod ledger;
 pub mod orders;
 mod pull;
+pub mod report;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -17,7 +18,7 @@ use crate::{
     flows::Deps,
     jobs::{JobError, Lease},
     metrics::OrderEvent,
-    store::{connections, ledger as ledger_rows, runs, stores},
+    store::{connections, ledger as ledger_rows, report_rows, runs, stores},
 };
 use context::{Context, FINAL_AFTER_DAYS};
 
@@ -45,6 +46,9 @@ fn lease_until(deps: &Deps) -> DateTime<Utc> {
         + Duration::seconds(i64::try_from(deps.settings.jobs.lease_secs).unwrap_or(300))
 }
 
+/// Days after which a run that has not ended counts as abandoned: no sync takes that long.
+const ABANDONED_AFTER_DAYS: i64 = 1;
+
 /// Why a sync stops when its job was taken over.
 const CLAIM_LOST: &str = "the sync's claim expired; another worker has it";
 
@@ -54,7 +58,7 @@ async fn apply(
     deps: &Deps,
     ctx: &Context<'_>,
     lease: Option<&Lease>,
-    rows: &[crate::clients::amazon::report::Rows],
+    report: &report::Report,
 ) -> Result<ledger::Summary, JobError> {
     let store = ctx.store;
     let txn = deps.db.begin().await?;
@@ -78,7 +82,7 @@ async fn apply(
         ),
         None => None,
     };
-    let summary = ledger::ingest(&txn, ctx, rows).await?;
+    let summary = ledger::ingest(&txn, ctx, report).await?;
     // A full lease from the commit on: no other worker takes the job the moment the
     // transaction lets go of it.
     if let Some(hold) = &hold
@@ -88,6 +92,20 @@ async fn apply(
     }
     txn.commit().await?;
     Ok(summary)
+}
+
+/// Ends a run that failed with `e`, and deletes what it staged; returns the error to give (the
+/// database's, if ending the run failed too).
+async fn failed(deps: &Deps, store: &StoreId, run: runs::Run, e: JobError) -> JobError {
+    // First, so that a run that cannot be ended leaves nothing staged either (else the next sync
+    // of the store deletes them once the run is ended or abandoned).
+    if let Err(db) = report_rows::clear(&deps.db, store, run.id).await {
+        tracing::warn!(store_id = %store, error = %db, "a failed sync's staged rows stay");
+    }
+    if let Err(db) = runs::finish(&deps.db, run, Err(&e.to_string()), deps.clock.now()).await {
+        return db.into();
+    }
+    e
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,10 +120,12 @@ pub struct SyncOutcome {
     pub unmatched: usize,
     pub incomplete: usize,
     pub held: usize,
+    /// Whether the report was large enough to be staged in the database (`sync.held_rows`).
+    pub staged: bool,
 }
 
-/// Pulls every page (no transaction held), then applies the report in one transaction. `lease`
-/// is the claim of the job running it, renewed between pages.
+/// Pulls every page (held in memory, or staged in a short transaction each once the report is
+/// large: `report`), then applies the report in one transaction. `lease` is the claim of the job running it, renewed between pages.
 pub async fn run(
     deps: &Deps,
     store: &StoreId,
@@ -135,6 +155,18 @@ pub async fn run(
     let (Some(profile), Some(advertiser)) = (conn.profile_id, conn.advertiser_id.clone()) else {
         return Err(JobError::Cancelled("no Amazon account chosen".into()));
     };
+    // A run that has not ended a day after it started never will (its process died, or its
+    // job was taken over): it is ended as failed, and what it, or any ended run, left staged
+    // goes before this run stages its own.
+    let now = deps.clock.now();
+    runs::abandon(
+        &deps.db,
+        store,
+        now - Duration::days(ABANDONED_AFTER_DAYS),
+        now,
+    )
+    .await?;
+    report_rows::sweep(&deps.db, store).await?;
     let run = runs::start(&deps.db, store, trigger, (from, to), deps.clock.now()).await?;
     let refusal = match commission.check_currencies(program_currency, currency) {
         Err(e) => Some(e.to_string()),
@@ -155,28 +187,25 @@ pub async fn run(
         tracing::warn!(store_id = %store, error = %why, "sync refused: currencies would mix");
         return Err(JobError::permanent(why));
     }
+    let campaign = row
+        .campaign_id
+        .clone()
+        .unwrap_or_else(|| campaign_id_for(store.as_str()));
     let pulled = pull::pull(
         deps,
         store,
         &run,
-        (profile, &advertiser),
+        (profile, &advertiser, &campaign),
         (from, to),
         currency.exponent(),
         lease.as_ref(),
     )
     .await;
-    let rows = match pulled {
-        Ok(rows) => rows,
-        Err(e) => {
-            runs::finish(&deps.db, run, Err(&e.to_string()), deps.clock.now()).await?;
-            return Err(e);
-        }
+    let report = match pulled {
+        Ok(report) => report,
+        Err(e) => return Err(failed(deps, store, run, e).await),
     };
     let now = deps.clock.now();
-    let campaign = row
-        .campaign_id
-        .clone()
-        .unwrap_or_else(|| campaign_id_for(store.as_str()));
     let sync = &deps.settings.sync;
     let ctx = Context {
         store,
@@ -195,12 +224,9 @@ pub async fn run(
         now,
     };
     // Whatever stops the ingest is the run's end too: no run is left "running".
-    let summary = match apply(deps, &ctx, lease.as_ref(), &rows).await {
+    let summary = match apply(deps, &ctx, lease.as_ref(), &report).await {
         Ok(summary) => summary,
-        Err(e) => {
-            runs::finish(&deps.db, run, Err(&e.to_string()), deps.clock.now()).await?;
-            return Err(e);
-        }
+        Err(e) => return Err(failed(deps, store, run, e).await),
     };
     deps.metrics.orders(OrderEvent::Held, summary.newly_held);
     runs::finish(&deps.db, run, Ok(summary), deps.clock.now()).await?;
@@ -216,5 +242,6 @@ pub async fn run(
         unmatched: summary.unmatched,
         incomplete: summary.incomplete,
         held: summary.held,
+        staged: report.is_staged(),
     })
 }

@@ -20,7 +20,7 @@ use crate::{
     jobs::JobError,
     store::{
         HoldState, OrderStatus, PushState, connections, jobs,
-        ledger::{self as rows, Key, Order, OrderState},
+        ledger::{self as rows, Key, Order, OrderState, Span},
     },
 };
 
@@ -32,6 +32,43 @@ pub struct Outcome {
     pub held: usize,
     /// Of `held`, those this pass held for the first time.
     pub newly_held: usize,
+}
+
+impl std::ops::AddAssign for Outcome {
+    fn add_assign(&mut self, o: Self) {
+        self.pushes += o.pushes;
+        self.held += o.held;
+        self.newly_held += o.newly_held;
+    }
+}
+
+/// What the hold rule weighs, added up over a sync's spans (the rule is the whole sync's, the
+/// spans come one at a time), and the spans whose Amazon decreases wait for it: they are settled
+/// last ([`settle`]).
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// The commission pushed for the open days' orders, in minor units.
+    pushed: i64,
+    /// How much Amazon's decreases would cut of it.
+    cut: i64,
+    waiting: Vec<Span>,
+}
+
+impl Tally {
+    /// Whether this sync's decreases are held: they would take back more than `hold_share` of
+    /// the window's pushed commission.
+    fn must_hold(&self, ctx: &Context<'_>) -> bool {
+        self.pushed > 0 && Decimal::from(self.cut) > ctx.hold_share * Decimal::from(self.pushed)
+    }
+}
+
+/// Which orders of a span a pass decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Every order but Amazon's decreases, which wait for the whole sync's tally.
+    First,
+    /// Amazon's decreases only: held, or applied.
+    Decreases { hold: bool },
 }
 
 /// What an order should say after this reading: its figures and amounts.
@@ -121,33 +158,35 @@ impl Plan {
     }
 }
 
-/// The decreases of one pass, and the window's pushed commission they would cut into. Only
-/// Amazon's decreases count (`by_amazon`): a cut the merchant made (a lower default commission)
-/// is theirs to make and is never held.
-fn must_hold(
+/// Adds a span's orders to the tally: the pushed commission of its open days, and what
+/// Amazon's decreases (`by_amazon`) would cut of it. A cut the merchant made (a lower default
+/// commission) is theirs to make and is never held.
+fn add_up(
+    tally: &mut Tally,
     ctx: &Context<'_>,
     existing: &BTreeMap<Key, OrderState>,
     by_amazon: impl Fn(&Key) -> bool,
     proposals: &[(Key, Proposal)],
-) -> bool {
-    let pushed: i64 = existing
+) {
+    let pushed = existing
         .iter()
         .filter(|(key, _)| ctx.is_open(key.1))
         .filter_map(|(_, o)| o.pushed_commission_minor)
-        .sum();
-    let cut: i64 = proposals
+        .fold(0i64, i64::saturating_add);
+    let cut = proposals
         .iter()
         .filter_map(|(key, p)| {
             let o = existing.get(key).filter(|_| by_amazon(key))?;
             let paid = o.pushed_commission_minor?;
-            (p.commission_minor < paid).then_some(paid - p.commission_minor)
+            (p.commission_minor < paid).then_some(paid.saturating_sub(p.commission_minor))
         })
-        .sum();
-    pushed > 0 && Decimal::from(cut) > ctx.hold_share * Decimal::from(pushed)
+        .fold(0i64, i64::saturating_add);
+    tally.pushed = tally.pushed.saturating_add(pushed);
+    tally.cut = tally.cut.saturating_add(cut);
 }
 
 /// Whether a proposal lowers an existing order's commission, or what was pushed of it: the only
-/// keys [`must_hold`] and a hold ask "by Amazon?" of.
+/// keys [`add_up`] and a hold ask "by Amazon?" of.
 fn any_decrease(existing: &BTreeMap<Key, OrderState>, proposals: &[(Key, Proposal)]) -> bool {
     proposals.iter().any(|(key, p)| {
         existing.get(key).is_some_and(|o| {
@@ -158,15 +197,54 @@ fn any_decrease(existing: &BTreeMap<Key, OrderState>, proposals: &[(Key, Proposa
     })
 }
 
-/// Brings every order of the range (`orders`, read in this transaction) in line with `figures`
-/// and the current default commission; enqueues the pushes due.
+/// Brings every order of `span` (`orders`, read in this transaction) in line with `figures`
+/// and the current default commission, and enqueues the pushes due; except Amazon's decreases,
+/// which wait for the whole sync's tally (see [`settle`]).
 pub async fn bring_in_line(
     conn: &impl ConnectionTrait,
     ctx: &Context<'_>,
+    span: Span,
     orders: rows::OrderStates,
     figures: &BTreeMap<Key, Figures>,
+    tally: &mut Tally,
 ) -> Result<Outcome, JobError> {
-    let range = (ctx.from, ctx.to);
+    pass(conn, ctx, span, orders, figures, Pass::First, Some(tally)).await
+}
+
+/// Settles the decreases [`bring_in_line`] left waiting, once every span is tallied (DESIGN
+/// §5): all held when the sync would take back more than `hold_share` of the window's pushed
+/// commission, else all applied. Their figures are read again: the ingest stored them already.
+pub async fn settle(
+    conn: &impl ConnectionTrait,
+    ctx: &Context<'_>,
+    tally: Tally,
+) -> Result<Outcome, JobError> {
+    let pass_of = Pass::Decreases {
+        hold: tally.must_hold(ctx),
+    };
+    let mut outcome = Outcome::default();
+    for span in tally.waiting {
+        let figures = rows::figures_in(conn, ctx.store, span)
+            .await?
+            .into_iter()
+            .map(|(key, day)| (key, day.figures))
+            .collect();
+        let orders = rows::order_states_in(conn, ctx.store, span).await?;
+        outcome += pass(conn, ctx, span, orders, &figures, pass_of, None).await?;
+    }
+    Ok(outcome)
+}
+
+/// One pass over the orders of a span: see [`Pass`]. The first adds the span to `tally`.
+async fn pass(
+    conn: &impl ConnectionTrait,
+    ctx: &Context<'_>,
+    span: Span,
+    orders: rows::OrderStates,
+    figures: &BTreeMap<Key, Figures>,
+    pass_of: Pass,
+    tally: Option<&mut Tally>,
+) -> Result<Outcome, JobError> {
     let rows::OrderStates {
         states: existing,
         held: held_on,
@@ -183,12 +261,22 @@ pub async fn bring_in_line(
     // Only a decrease asks whose it is, so a pass without one (a first reading, an unchanged
     // one) does not look.
     let stale = if any_decrease(&existing, &proposals) {
-        rows::computed_before(conn, ctx.store, range, ctx.commission_since).await?
+        rows::computed_before(conn, ctx.store, span, ctx.commission_since).await?
     } else {
         BTreeSet::new()
     };
     let by_amazon = |key: &Key| !stale.contains(key);
-    let hold = must_hold(ctx, &existing, by_amazon, &proposals);
+    if let Some(tally) = tally {
+        add_up(tally, ctx, &existing, by_amazon, &proposals);
+        let waits = proposals.iter().any(|(key, p)| {
+            existing
+                .get(key)
+                .is_some_and(|o| p.commission_minor < o.commission_minor && by_amazon(key))
+        });
+        if waits {
+            tally.waiting.push(span);
+        }
+    }
     let basis = format!("{} of {}", ctx.commission, ctx.basis.label());
     let (mut new_orders, mut new_jobs) = (Vec::new(), BTreeMap::new());
     let mut writes = BTreeMap::new();
@@ -196,7 +284,7 @@ pub async fn bring_in_line(
     for (key, p) in proposals {
         let due = ctx.age(key.1) >= i64::from(ctx.push_after_days);
         let Some(o) = existing.get(&key) else {
-            if p.commission_minor > 0 {
+            if pass_of == Pass::First && p.commission_minor > 0 {
                 new_orders.push(new_order(ctx, key, &p, &basis, due));
                 // Written a chunk at a time: a first reading would hold them all otherwise.
                 if new_orders.len() == crate::store::CHUNK_ROWS {
@@ -209,7 +297,13 @@ pub async fn bring_in_line(
             }
             continue;
         };
-        let decrease = hold && p.commission_minor < o.commission_minor && by_amazon(&key);
+        let amazon_decrease = p.commission_minor < o.commission_minor && by_amazon(&key);
+        let decrease = match pass_of {
+            Pass::First if amazon_decrease => continue,
+            Pass::First => false,
+            Pass::Decreases { .. } if !amazon_decrease => continue,
+            Pass::Decreases { hold } => hold,
+        };
         let on_hold = held_on.get(&key);
         // Serialized only where a hold is compared or made: most orders have none.
         let json = (decrease || on_hold.is_some()).then(|| p.json());

@@ -5,6 +5,7 @@
 use std::collections::{HashSet, VecDeque};
 
 use chrono::NaiveDate;
+use sea_orm::{DbErr, TransactionTrait};
 use tokio::task::JoinHandle;
 
 use crate::{
@@ -17,6 +18,8 @@ use crate::{
     jobs::{JobError, Lease},
     store::{jobs, runs},
 };
+
+use super::report::{Held, Report, stage, stage_held};
 
 /// Pages read at once while the next one is fetched: reading is what takes the time, and a
 /// page's text is held until it is read.
@@ -33,9 +36,10 @@ enum Fetched {
     Failed(JobError),
 }
 
-/// Reads every page of the report: each page's rows, in page order (a key on two pages is for
-/// the ingest to see). With each page fetched the job's lease is renewed; after each page is read
-/// the run's progress (the rows read so far) is recorded and logged and the page's rows are
+/// Reads every page of the report and stages its rows for the ingest (`ledger::stage`, where a
+/// key on two pages turns incomplete), so that no more than a few pages are held at once. With
+/// each page fetched the job's lease is renewed; with each page staged the run's progress (the
+/// rows read so far) is recorded in the same transaction, and logged, and the page's rows are
 /// counted for `/metrics`.
 ///
 /// Errors: a page that is not a report, a cursor that comes back, more than
@@ -44,11 +48,11 @@ pub(super) async fn pull(
     deps: &Deps,
     store: &StoreId,
     run: &runs::Run,
-    (profile, advertiser): (i64, &str),
+    (profile, advertiser, campaign): (i64, &str, &str),
     (from, to): (NaiveDate, NaiveDate),
     exponent: u32,
     lease: Option<&Lease>,
-) -> Result<Vec<report::Rows>, JobError> {
+) -> Result<Report, JobError> {
     let profile = profile.to_string();
     // The lease is renewed with each fetch, so that its failure, too, waits for the guess the
     // fetch was made on to be confirmed.
@@ -70,7 +74,12 @@ pub(super) async fn pull(
             Ok(page)
         }
     };
-    let mut rows = Vec::new();
+    let mut report = Intake {
+        store,
+        campaign,
+        run,
+        report: Report::Held(Held::default()),
+    };
     let mut fetched: VecDeque<Fetched> = VecDeque::new();
     let mut fetching = None;
     // A page that came while the loop was busy, to be taken in first.
@@ -132,24 +141,24 @@ pub(super) async fn pull(
             .map_err(|e| JobError::permanent(e.to_string()))?;
         pages += 1;
         read += page.count;
-        rows.push(page.rows);
         deps.metrics.report_rows_read(page.count);
+        let (count, cursor) = (page.count, page.cursor);
         // The page being fetched keeps moving meanwhile: it may hold the database (a token
         // being refreshed), and this waits for it.
         let recorded = match fetching.as_mut() {
-            Some(page) => {
-                let progress = runs::progress(&deps.db, run, read);
+            Some(fetch) => {
+                let progress = report.take(deps, page.rows, read);
                 tokio::pin!(progress);
                 tokio::select! {
                     biased;
                     done = &mut progress => done,
-                    page = page => {
+                    page = fetch => {
                         came = Some(page);
                         progress.await
                     }
                 }
             }
-            None => runs::progress(&deps.db, run, read).await,
+            None => report.take(deps, page.rows, read).await,
         };
         if came.is_some() {
             fetching = None;
@@ -158,13 +167,13 @@ pub(super) async fn pull(
         tracing::info!(
             store_id = %store,
             page = pages,
-            rows = page.count,
+            rows = count,
             rows_so_far = read,
             "report page read"
         );
-        let Some(cursor) = page.cursor else {
+        let Some(cursor) = cursor else {
             // The last page: whatever was fetched on a guess after it is not the report's.
-            return Ok(rows);
+            return Ok(report.report);
         };
         if !seen.insert(cursor.clone()) {
             return Err(JobError::permanent(format!(
@@ -185,6 +194,42 @@ pub(super) async fn pull(
             came = None;
             next = Some(Some(cursor));
         }
+    }
+}
+
+/// Where the pages go: held in memory until the report would hold more than `sync.held_rows`
+/// rows, then staged, the rows held so far first.
+struct Intake<'a> {
+    store: &'a StoreId,
+    campaign: &'a str,
+    run: &'a runs::Run,
+    report: Report,
+}
+
+impl Intake<'_> {
+    /// Takes a page's rows in and records the rows read so far (`read`), in one transaction
+    /// when the page is staged.
+    async fn take(&mut self, deps: &Deps, rows: report::Rows, read: usize) -> Result<(), DbErr> {
+        let at_most = deps.settings.sync.held_rows;
+        if let Report::Held(held) = &mut self.report
+            && held.len().saturating_add(rows.len()) <= at_most
+        {
+            held.add(self.campaign, rows);
+            return runs::progress(&deps.db, self.run, read).await;
+        }
+        let run = (self.store, self.run.id);
+        let txn = deps.db.begin().await?;
+        if let Report::Held(held) = &self.report
+            && !held.is_empty()
+        {
+            stage_held(&txn, run, self.campaign, held).await?;
+        }
+        stage(&txn, run, self.campaign, &rows).await?;
+        runs::progress(&txn, self.run, read).await?;
+        txn.commit().await?;
+        // Only once committed: a page whose staging failed fails the sync, held rows and all.
+        self.report = Report::Staged(self.run.id);
+        Ok(())
     }
 }
 

@@ -1,0 +1,183 @@
+//! A sync's report, staged: the pull writes each page's rows as it reads them, and the ingest
+//! takes them a few affiliates at a time, so a sync holds about one page of rows in memory,
+//! not the report (issue 11). The rows of a run are deleted by the ingest that takes them (in
+//! its transaction), or by the next sync of the store when a run did not end.
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use entity::{report_rows, sync_runs};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, PaginatorTrait, QueryFilter, QuerySelect, QueryTrait,
+};
+use serde::Deserialize;
+
+pub use super::new_rows::ReportRow;
+use super::{
+    RunStatus, StoreScoped,
+    bulk::upsert_bulk,
+    ledger::{Key, Span, UnmatchedKey},
+    packed::packed,
+};
+use crate::domain::{figures::Figures, ids::StoreId};
+
+/// A staged row's figures, or `None` when they are not to be taken: a metric was missing, or
+/// the key came on two pages (a repeat is no more sales; DESIGN §4.3).
+pub type Staged = Option<Figures>;
+
+/// Stages rows of one page of a run's report (each key once). A key an earlier page staged
+/// turns incomplete.
+pub async fn stage(conn: &impl ConnectionTrait, rows: &[ReportRow<'_>]) -> Result<(), DbErr> {
+    upsert_bulk(
+        conn,
+        "report_rows",
+        rows,
+        "ON CONFLICT (run_id, ours, affiliate_id, day, campaign_id, ad_group_id) \
+         DO UPDATE SET complete = false",
+    )
+    .await
+}
+
+/// How many distinct keys the run's report had, in the range or not.
+pub async fn count(conn: &impl ConnectionTrait, store: &StoreId, run: i64) -> Result<u64, DbErr> {
+    report_rows::Entity::of_store(store)
+        .filter(report_rows::Column::RunId.eq(run))
+        .count(conn)
+        .await
+}
+
+/// The run's rows of the store's campaign (ad groups `a{id}`) within `span`, by (affiliate,
+/// day), read in one bulk pass (see [`packed`]).
+pub async fn ours_in(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    run: i64,
+    span: Span,
+) -> Result<BTreeMap<Key, Staged>, DbErr> {
+    use report_rows::Column as C;
+    let (from, to) = span.days;
+    let query = report_rows::Entity::of_store(store)
+        .filter(C::RunId.eq(run))
+        .filter(C::Ours.eq(true))
+        .filter(C::AffiliateId.between(span.affiliates.0, span.affiliates.1))
+        .filter(C::Day.between(from, to));
+    let fields = [
+        C::Complete,
+        C::Clicks,
+        C::DetailPageViews,
+        C::AddToCarts,
+        C::Purchases,
+        C::Units,
+        C::SalesMinor,
+        C::TotalPurchases,
+        C::TotalUnits,
+        C::TotalSalesMinor,
+        C::BrbMinor,
+    ];
+    let mut out = BTreeMap::new();
+    packed(
+        conn,
+        query,
+        (C::AffiliateId, C::Day),
+        &fields,
+        |key, row: Row| {
+            out.insert(key, row.staged());
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(out)
+}
+
+/// The run's rows of `from..=to` that are not the store's campaign's ad groups `a{id}`: few,
+/// read whole.
+pub async fn others_in(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    run: i64,
+    (from, to): (NaiveDate, NaiveDate),
+) -> Result<Vec<(UnmatchedKey, Staged)>, DbErr> {
+    let rows = report_rows::Entity::of_store(store)
+        .filter(report_rows::Column::RunId.eq(run))
+        .filter(report_rows::Column::Ours.eq(false))
+        .filter(report_rows::Column::Day.between(from, to))
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let figures = r.complete.then_some(Figures {
+                clicks: r.clicks,
+                detail_page_views: r.detail_page_views,
+                add_to_carts: r.add_to_carts,
+                purchases: r.purchases,
+                units: r.units,
+                sales_minor: r.sales_minor,
+                total_purchases: r.total_purchases,
+                total_units: r.total_units,
+                total_sales_minor: r.total_sales_minor,
+                brb_minor: r.brb_minor,
+            });
+            ((r.campaign_id, r.ad_group_id, r.day), figures)
+        })
+        .collect())
+}
+
+/// Deletes the run's rows.
+pub async fn clear(conn: &impl ConnectionTrait, store: &StoreId, run: i64) -> Result<u64, DbErr> {
+    Ok(report_rows::Entity::delete_of_store(store)
+        .filter(report_rows::Column::RunId.eq(run))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}
+
+/// Deletes what the store's runs that have ended left staged (a run that failed before it
+/// could delete them); a run still going keeps its rows.
+pub async fn sweep(conn: &impl ConnectionTrait, store: &StoreId) -> Result<u64, DbErr> {
+    let ended = sync_runs::Entity::of_store(store)
+        .filter(sync_runs::Column::Status.ne(RunStatus::Running))
+        .select_only()
+        .column(sync_runs::Column::Id)
+        .into_query();
+    Ok(report_rows::Entity::delete_of_store(store)
+        .filter(report_rows::Column::RunId.in_subquery(ended))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}
+
+/// A staged row as [`packed`] reads it: its completeness (a boolean on PostgreSQL, 0 or 1 on
+/// SQLite) and its ten figures in the order of [`Figures`].
+#[derive(Deserialize)]
+struct Row(Flag, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
+
+impl Row {
+    fn staged(self) -> Staged {
+        let Row(complete, clicks, views, carts, purchases, units, sales, tp, tu, ts, brb) = self;
+        complete.is_set().then_some(Figures {
+            clicks,
+            detail_page_views: views,
+            add_to_carts: carts,
+            purchases,
+            units,
+            sales_minor: sales,
+            total_purchases: tp,
+            total_units: tu,
+            total_sales_minor: ts,
+            brb_minor: brb,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Flag {
+    Bool(bool),
+    Int(i64),
+}
+
+impl Flag {
+    fn is_set(&self) -> bool {
+        matches!(self, Flag::Bool(true) | Flag::Int(1))
+    }
+}
