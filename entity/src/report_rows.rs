@@ -1,7 +1,8 @@
 use sea_orm::entity::prelude::*;
 
 /// One row of a sync's report, staged until the sync's ingest has taken it (then deleted).
-/// Money in minor units; the figures are zero when the row is not `complete`.
+/// Money in minor units. When the row is not `complete` its figures mean nothing (zeros, or a
+/// first page's figures for a key that came again).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "report_rows")]
 pub struct Model {

@@ -214,7 +214,9 @@ async fn run(per_sec: u32) -> Option<Run> {
     let txn = conn.begin().await.ok()?;
     let mut held = Held::default();
     held.add(ctx.campaign_id, rows);
-    let summary = ledger::ingest(&txn, &ctx, &Report::Held(held)).await.ok()?;
+    let summary = ledger::ingest(&txn, &ctx, &mut Report::Held(held))
+        .await
+        .ok()?;
     txn.commit().await.ok()?;
     let expected = usize::try_from(AFFILIATES * DAYS).ok()?;
     if summary.pushes != expected {

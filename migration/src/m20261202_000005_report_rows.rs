@@ -1,6 +1,6 @@
-//! The report's rows as the sync reads them, staged page by page (issue 11): the ingest takes
-//! them a few affiliates at a time, so a sync holds about a page of rows in memory, not the
-//! report.
+//! The report's rows as the sync reads them, staged page by page when the report is large
+//! (issue 11): the ingest takes them a few affiliates at a time, so a sync's memory does not
+//! grow with the report.
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]

@@ -199,7 +199,8 @@ pub struct ReportRow<'a> {
     pub campaign_id: &'a str,
     pub ad_group_id: &'a str,
     /// False when a money or purchase metric was missing (its figures are then zeros); a key
-    /// staged again by a later page turns false too (`report_rows::stage`).
+    /// staged again by a later page turns false too (`report_rows::stage`), its figures left
+    /// as they were and meaning nothing.
     pub complete: bool,
     #[serde(flatten)]
     pub figures: &'a Figures,

@@ -1,7 +1,9 @@
-//! A sync's report, staged: the pull writes each page's rows as it reads them, and the ingest
-//! takes them a few affiliates at a time, so a sync holds about one page of rows in memory,
-//! not the report (issue 11). The rows of a run are deleted by the ingest that takes them (in
-//! its transaction), or by the next sync of the store when a run did not end.
+//! A sync's report, staged when it is larger than `sync.held_rows`: the pull writes each page's
+//! rows as it reads them, and the ingest takes them a few affiliates at a time, so a sync's
+//! memory does not grow with the report (issue 11). The rows of a run are deleted by the ingest
+//! that takes them (in its transaction), when the run fails, or else by the next sync of the
+//! store once the run has ended or been abandoned a day after it started ([`sweep`],
+//! `runs::abandon`).
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;

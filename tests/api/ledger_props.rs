@@ -94,7 +94,7 @@ proptest! {
             // Held in memory the first time, staged the second: the same report either way.
             let mut held = Held::default();
             held.add(ctx.campaign_id, rows.clone());
-            ledger::ingest(&txn, &ctx, &Report::Held(held)).await.unwrap();
+            ledger::ingest(&txn, &ctx, &mut Report::Held(held)).await.unwrap();
             txn.commit().await.unwrap();
             let snapshot = [
                 count(&conn, "SELECT COUNT(*) FROM figure_changes").await,
@@ -104,7 +104,7 @@ proptest! {
             ];
             let txn = conn.begin().await.unwrap();
             stage(&txn, (&store, 2), ctx.campaign_id, &rows).await.unwrap();
-            let again = ledger::ingest(&txn, &ctx, &Report::Staged(2)).await.unwrap();
+            let again = ledger::ingest(&txn, &ctx, &mut Report::Staged(2)).await.unwrap();
             txn.commit().await.unwrap();
             assert_eq!((again.changes, again.pushes, again.ignored_final), (0, 0, 0));
             let after = [

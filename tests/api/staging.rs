@@ -224,11 +224,11 @@ mod pages {
                         }
                     }
                 }
-                for report in [Report::Held(held), Report::Staged(7), Report::Staged(9)] {
-                    let read = report.ours_in(&conn, &store, Span::days(range)).await.unwrap();
+                for mut report in [Report::Held(held), Report::Staged(7), Report::Staged(9)] {
+                    let read = report.take_ours(&conn, &store, Span::days(range)).await.unwrap();
                     assert_eq!(read, ours, "{report:?}");
                     let read: BTreeMap<_, _> = report
-                        .others_in(&conn, &store, range)
+                        .take_others(&conn, &store, range)
                         .await
                         .unwrap()
                         .into_iter()

@@ -86,16 +86,17 @@ fn spans(ctx: &Context<'_>, known: &HashSet<i64>) -> Vec<Span> {
 pub async fn ingest(
     conn: &impl ConnectionTrait,
     ctx: &Context<'_>,
-    report: &Report,
+    report: &mut Report,
 ) -> Result<Summary, JobError> {
     let store = ctx.store;
     let mut summary = Summary::default();
     let known = crate::store::affiliates::known_ids(conn, store).await?;
     let distinct = report.count(conn, store).await?;
     summary.rows = usize::try_from(distinct).unwrap_or(usize::MAX);
-    // Rows of other campaigns and ad groups are few: held at once.
+    // Rows of other campaigns and ad groups are taken at once, staged or not: a store's
+    // advertiser rarely has many (README, Benchmarks: memory).
     let mut unmatched: BTreeMap<rows::UnmatchedKey, Figures> = BTreeMap::new();
-    for (key, staged) in report.others_in(conn, store, (ctx.from, ctx.to)).await? {
+    for (key, staged) in report.take_others(conn, store, (ctx.from, ctx.to)).await? {
         // An incomplete one is neither stored nor pushed: nothing of the store's to keep right.
         if let Some(f) = staged {
             unmatched.insert(key, f);
@@ -110,7 +111,7 @@ pub async fn ingest(
         vec![Span::days((ctx.from, ctx.to))]
     };
     for span in spans {
-        let mut matched = report.ours_in(conn, store, span).await?;
+        let mut matched = report.take_ours(conn, store, span).await?;
         // An ad group `a{id}` of no affiliate the store ever had is unmatched.
         matched.retain(|&(id, day), staged| {
             if known.contains(&id) {

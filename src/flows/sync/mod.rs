@@ -58,7 +58,7 @@ async fn apply(
     deps: &Deps,
     ctx: &Context<'_>,
     lease: Option<&Lease>,
-    report: &report::Report,
+    report: &mut report::Report,
 ) -> Result<ledger::Summary, JobError> {
     let store = ctx.store;
     let txn = deps.db.begin().await?;
@@ -201,7 +201,7 @@ pub async fn run(
         lease.as_ref(),
     )
     .await;
-    let report = match pulled {
+    let mut report = match pulled {
         Ok(report) => report,
         Err(e) => return Err(failed(deps, store, run, e).await),
     };
@@ -224,7 +224,7 @@ pub async fn run(
         now,
     };
     // Whatever stops the ingest is the run's end too: no run is left "running".
-    let summary = match apply(deps, &ctx, lease.as_ref(), &report).await {
+    let summary = match apply(deps, &ctx, lease.as_ref(), &mut report).await {
         Ok(summary) => summary,
         Err(e) => return Err(failed(deps, store, run, e).await),
     };

@@ -36,11 +36,11 @@ enum Fetched {
     Failed(JobError),
 }
 
-/// Reads every page of the report and stages its rows for the ingest (`ledger::stage`, where a
-/// key on two pages turns incomplete), so that no more than a few pages are held at once. With
-/// each page fetched the job's lease is renewed; with each page staged the run's progress (the
-/// rows read so far) is recorded in the same transaction, and logged, and the page's rows are
-/// counted for `/metrics`.
+/// Reads every page of the report into the report the ingest takes: held in memory while it is
+/// within `sync.held_rows`, staged from the page that would pass it on (`report`; a key on two
+/// pages turns incomplete either way). With each page fetched the job's lease is renewed; with
+/// each page taken in the run's progress (the rows read so far) is recorded (in the page's
+/// transaction when it is staged) and logged, and the page's rows are counted for `/metrics`.
 ///
 /// Errors: a page that is not a report, a cursor that comes back, more than
 /// [`report::MAX_PAGES`] pages (permanent); a lost lease (cancelled); Amazon's and the database's.

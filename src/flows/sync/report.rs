@@ -27,6 +27,8 @@ use crate::{
 pub struct Held {
     ours: BTreeMap<Key, Staged>,
     others: BTreeMap<UnmatchedKey, Staged>,
+    /// The distinct keys added, kept as the ingest takes the rows out.
+    rows: usize,
 }
 
 impl Held {
@@ -42,11 +44,12 @@ impl Held {
                 None => repeat_or_new(self.others.entry((campaign_id, ad_group_id, day)), figures),
             }
         }
+        self.rows = self.ours.len() + self.others.len();
     }
 
-    /// How many rows it holds.
+    /// How many distinct keys were added.
     pub fn len(&self) -> usize {
-        self.ours.len() + self.others.len()
+        self.rows
     }
 
     pub fn is_empty(&self) -> bool {
@@ -92,9 +95,10 @@ impl Report {
         matches!(self, Report::Staged(_))
     }
 
-    /// Its rows of the store's campaign's ad groups `a{id}` within `span`.
-    pub async fn ours_in(
-        &self,
+    /// Its rows of the store's campaign's ad groups `a{id}` within `span`. A held report gives
+    /// them up (they are moved out, not copied); a staged one is read again each time.
+    pub async fn take_ours(
+        &mut self,
         conn: &impl ConnectionTrait,
         store: &StoreId,
         span: Span,
@@ -102,33 +106,34 @@ impl Report {
         match self {
             Report::Held(held) => {
                 let ((from, to), (first, last)) = (span.days, span.affiliates);
-                let start = (first, NaiveDate::MIN);
-                let end = (last, NaiveDate::MAX);
-                Ok(held
-                    .ours
-                    .range(start..=end)
-                    .filter(|((_, day), _)| (from..=to).contains(day))
-                    .map(|(key, staged)| (*key, staged.clone()))
-                    .collect())
+                let (inside, rest) =
+                    std::mem::take(&mut held.ours)
+                        .into_iter()
+                        .partition(|((id, day), _)| {
+                            (first..=last).contains(id) && (from..=to).contains(day)
+                        });
+                held.ours = rest;
+                Ok(inside)
             }
             Report::Staged(run) => report_rows::ours_in(conn, store, *run, span).await,
         }
     }
 
-    /// Its other rows of `from..=to`.
-    pub async fn others_in(
-        &self,
+    /// Its other rows of `from..=to`; a held report gives them up.
+    pub async fn take_others(
+        &mut self,
         conn: &impl ConnectionTrait,
         store: &StoreId,
         (from, to): (NaiveDate, NaiveDate),
     ) -> Result<Vec<(UnmatchedKey, Staged)>, DbErr> {
         match self {
-            Report::Held(held) => Ok(held
-                .others
-                .iter()
-                .filter(|((_, _, day), _)| (from..=to).contains(day))
-                .map(|(key, staged)| (key.clone(), staged.clone()))
-                .collect()),
+            Report::Held(held) => {
+                let (inside, rest): (BTreeMap<_, _>, _) = std::mem::take(&mut held.others)
+                    .into_iter()
+                    .partition(|((_, _, day), _)| (from..=to).contains(day));
+                held.others = rest;
+                Ok(inside.into_iter().collect())
+            }
             Report::Staged(run) => report_rows::others_in(conn, store, *run, (from, to)).await,
         }
     }
