@@ -6,8 +6,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entity::{daily_figures, figure_changes, order_versions, orders, unmatched_figures};
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr,
-    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
-    sea_query::Expr,
+    EntityTrait, ExprTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select, sea_query::Expr,
 };
 
 use super::{
@@ -303,18 +303,36 @@ pub async fn last_ignored_change(
         .map(|c| c.changes))
 }
 
-/// The store's unmatched rows of `from..=to`.
-pub async fn unmatched_in(
+/// The store's unmatched rows of these keys, [`BATCH`] keys per query.
+pub async fn unmatched_of_keys(
     conn: &impl ConnectionTrait,
     store: &StoreId,
-    (from, to): (NaiveDate, NaiveDate),
+    keys: &[&UnmatchedKey],
 ) -> Result<BTreeMap<UnmatchedKey, Unmatched>, DbErr> {
-    let q = unmatched_figures::Entity::of_store(store)
-        .filter(unmatched_figures::Column::Day.between(from, to));
-    keyed(conn, q, |m| {
-        (m.campaign_id.clone(), m.ad_group_id.clone(), m.day)
-    })
-    .await
+    use unmatched_figures::Column as C;
+    let mut out = BTreeMap::new();
+    for chunk in keys.chunks(BATCH) {
+        let column = Expr::tuple([
+            Expr::col(C::CampaignId),
+            Expr::col(C::AdGroupId),
+            Expr::col(C::Day),
+        ]);
+        let wanted = chunk.iter().map(|(campaign, ad_group, day)| {
+            Expr::tuple([
+                Expr::value(campaign.clone()),
+                Expr::value(ad_group.clone()),
+                Expr::value(*day),
+            ])
+        });
+        let q = unmatched_figures::Entity::of_store(store).filter(column.is_in(wanted));
+        out.append(
+            &mut keyed(conn, q, |m| {
+                (m.campaign_id.clone(), m.ad_group_id.clone(), m.day)
+            })
+            .await?,
+        );
+    }
+    Ok(out)
 }
 
 /// Stores an unmatched row's figures: `old` is its stored row, if any.

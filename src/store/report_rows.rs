@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use entity::{report_rows, sync_runs};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, PaginatorTrait, QueryFilter, QuerySelect, QueryTrait,
+    ColumnTrait, ConnectionTrait, DbErr, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, sea_query::Expr,
 };
 use serde::Deserialize;
 
@@ -90,18 +91,40 @@ pub async fn ours_in(
     Ok(out)
 }
 
-/// The run's rows of `from..=to` that are not the store's campaign's ad groups `a{id}`: few,
-/// read whole.
+/// The run's rows of `from..=to` that are not the store's campaign's ad groups `a{id}`, in key
+/// order (day, campaign, ad group): at most `limit` of them, after the key `after`.
 pub async fn others_in(
     conn: &impl ConnectionTrait,
     store: &StoreId,
     run: i64,
     (from, to): (NaiveDate, NaiveDate),
+    after: Option<&UnmatchedKey>,
+    limit: usize,
 ) -> Result<Vec<(UnmatchedKey, Staged)>, DbErr> {
-    let rows = report_rows::Entity::of_store(store)
-        .filter(report_rows::Column::RunId.eq(run))
-        .filter(report_rows::Column::Ours.eq(false))
-        .filter(report_rows::Column::Day.between(from, to))
+    use report_rows::Column as C;
+    let mut query = report_rows::Entity::of_store(store)
+        .filter(C::RunId.eq(run))
+        .filter(C::Ours.eq(false))
+        .filter(C::Day.between(from, to));
+    if let Some((campaign, ad_group, day)) = after {
+        let key = Expr::tuple([
+            Expr::col(C::Day),
+            Expr::col(C::CampaignId),
+            Expr::col(C::AdGroupId),
+        ]);
+        let after = Expr::tuple([
+            Expr::value(*day),
+            Expr::value(campaign.clone()),
+            Expr::value(ad_group.clone()),
+        ]);
+        query = query.filter(key.gt(after));
+    }
+    // The primary key's order for these rows (ours false, affiliate 0): read along it.
+    let rows = query
+        .order_by_asc(C::Day)
+        .order_by_asc(C::CampaignId)
+        .order_by_asc(C::AdGroupId)
+        .limit(u64::try_from(limit).unwrap_or(u64::MAX))
         .all(conn)
         .await?;
     Ok(rows

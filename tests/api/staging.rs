@@ -130,7 +130,7 @@ mod pages {
         db,
         domain::{ids::StoreId, links::affiliate_of_ad_group},
         flows::sync::report::{Held, Report, stage, stage_held},
-        store::ledger::Span,
+        store::{ledger::Span, report_rows},
     };
     use chrono::NaiveDate;
     use proptest::prelude::*;
@@ -227,18 +227,91 @@ mod pages {
                 for mut report in [Report::Held(held), Report::Staged(7), Report::Staged(9)] {
                     let read = report.take_ours(&conn, &store, Span::days(range)).await.unwrap();
                     assert_eq!(read, ours, "{report:?}");
-                    let read: BTreeMap<_, _> = report
-                        .take_others(&conn, &store, range)
-                        .await
-                        .unwrap()
-                        .into_iter()
-                        .collect();
+                    let mut read = BTreeMap::new();
+                    let mut after = None;
+                    loop {
+                        let chunk = report.take_others(&conn, &store, range, after.as_ref()).await.unwrap();
+                        let Some((last, _)) = chunk.last() else { break };
+                        after = Some(last.clone());
+                        read.extend(chunk);
+                    }
                     assert_eq!(read, others, "{report:?}");
                     let count = report.count(&conn, &store).await.unwrap();
                     assert_eq!(count, u64::try_from(merged.len()).unwrap(), "{report:?}");
                 }
+                // The staged other rows read two at a time, each chunk after the last key of
+                // the one before, are every one of them once.
+                let mut read = BTreeMap::new();
+                let mut after = None;
+                loop {
+                    let chunk = report_rows::others_in(&conn, &store, 7, range, after.as_ref(), 2)
+                        .await
+                        .unwrap();
+                    let Some((last, _)) = chunk.last() else { break };
+                    assert!(chunk.len() <= 2);
+                    after = Some(last.clone());
+                    for (key, staged) in chunk {
+                        assert!(read.insert(key, staged).is_none(), "read twice");
+                    }
+                }
+                assert_eq!(read, others);
                 conn.close().await.unwrap();
             });
         }
     }
+}
+
+#[tokio::test]
+async fn a_staged_reports_other_rows_are_kept_as_unmatched_and_read_again_change_nothing() {
+    // An affiliate's sale, two rows of another campaign of the advertiser, an ad group `a99` of
+    // no affiliate of the store, and an incomplete row of the other campaign.
+    let mut other = report_row("20261118", 1, 7, 1, "30.00");
+    other["campaignId"] = "their_campaign".into();
+    let mut other_two = other.clone();
+    other_two["adGroupId"] = "summer".into();
+    let mut incomplete = other.clone();
+    incomplete["adGroupId"] = "winter".into();
+    incomplete["attributedSales14d"] = serde_json::Value::Null;
+    let rows = vec![
+        report_row("20261118", 1, 10, 1, "50.00"),
+        other,
+        other_two,
+        report_row("20261118", 99, 3, 1, "20.00"),
+        incomplete,
+    ];
+    let w = store_with(1)
+        .setting("APP__SYNC__HELD_ROWS", "0")
+        .report(rows.clone())
+        .connected()
+        .await;
+    let (from, to) = sync::daily_range(start_time().date_naive());
+    let first = w.run_sync(from, to).await;
+    assert!(first.staged);
+    assert_eq!((first.rows, first.unmatched, first.changes), (5, 3, 1));
+    w.app
+        .assert_counts(&[
+            ("unmatched_figures", 3),
+            (
+                "unmatched_figures WHERE ad_group_id = 'a99' AND sales_minor = 2000",
+                1,
+            ),
+            ("unmatched_figures WHERE ad_group_id = 'winter'", 0),
+            ("report_rows", 0),
+        ])
+        .await;
+    // The same report again changes nothing; a restated unmatched row is updated in place.
+    let mut restated = rows;
+    restated[2]["Click-throughs"] = "9".into();
+    w.set_rows(restated);
+    let again = w.run_sync(from, to).await;
+    assert_eq!((again.unmatched, again.changes), (3, 0));
+    w.app
+        .assert_counts(&[
+            ("unmatched_figures", 3),
+            (
+                "unmatched_figures WHERE ad_group_id = 'summer' AND clicks = 9",
+                1,
+            ),
+        ])
+        .await;
 }

@@ -93,14 +93,17 @@ pub async fn ingest(
     let known = crate::store::affiliates::known_ids(conn, store).await?;
     let distinct = report.count(conn, store).await?;
     summary.rows = usize::try_from(distinct).unwrap_or(usize::MAX);
-    // Rows of other campaigns and ad groups are taken at once, staged or not: a store's
-    // advertiser rarely has many (README, Benchmarks: memory).
-    let mut unmatched: BTreeMap<rows::UnmatchedKey, Figures> = BTreeMap::new();
-    for (key, staged) in report.take_others(conn, store, (ctx.from, ctx.to)).await? {
-        // An incomplete one is neither stored nor pushed: nothing of the store's to keep right.
-        if let Some(f) = staged {
-            unmatched.insert(key, f);
-        }
+    // Rows of other campaigns and ad groups, a chunk at a time.
+    let mut after = None;
+    loop {
+        let chunk = report
+            .take_others(conn, store, (ctx.from, ctx.to), after.as_ref())
+            .await?;
+        let Some((last, _)) = chunk.last() else {
+            break;
+        };
+        after = Some(last.clone());
+        summary.unmatched += store_unmatched(conn, ctx, chunk).await?;
     }
     let mut tally = orders::Tally::default();
     let mut outcome = orders::Outcome::default();
@@ -113,16 +116,16 @@ pub async fn ingest(
     for span in spans {
         let mut matched = report.take_ours(conn, store, span).await?;
         // An ad group `a{id}` of no affiliate the store ever had is unmatched.
+        let mut unknown = Vec::new();
         matched.retain(|&(id, day), staged| {
             if known.contains(&id) {
                 return true;
             }
-            if let Some(f) = staged.take() {
-                let ad_group = crate::domain::links::ad_group_for(id);
-                unmatched.insert((ctx.campaign_id.to_owned(), ad_group, day), f);
-            }
+            let ad_group = crate::domain::links::ad_group_for(id);
+            unknown.push(((ctx.campaign_id.to_owned(), ad_group, day), staged.take()));
             false
         });
+        summary.unmatched += store_unmatched(conn, ctx, unknown).await?;
         let existing = rows::figures_in(conn, store, span).await?;
         // The orders' states are read while the figures are weighed: the database builds them
         // as this task compares (what it writes meanwhile touches no order, and waits its
@@ -136,8 +139,6 @@ pub async fn ingest(
         let (orders, current) = (orders?, weighed?);
         outcome += orders::bring_in_line(conn, ctx, span, orders, &current, &mut tally).await?;
     }
-    summary.unmatched = unmatched.len();
-    store_unmatched(conn, ctx, unmatched).await?;
     outcome += orders::settle(conn, ctx, tally).await?;
     report.clear(conn, store).await?;
     summary.pushes = outcome.pushes;
@@ -284,12 +285,21 @@ async fn record_change(
     Ok(rows::record_change(conn, ctx.store, change, ctx.now).await?)
 }
 
+/// Stores the complete ones of these unmatched rows of the report (each key once) that changed;
+/// returns how many were complete. An incomplete one is neither stored nor pushed: there is
+/// nothing of the store's to keep right.
 async fn store_unmatched(
     conn: &impl ConnectionTrait,
     ctx: &Context<'_>,
-    report: BTreeMap<rows::UnmatchedKey, Figures>,
-) -> Result<(), JobError> {
-    let mut existing = rows::unmatched_in(conn, ctx.store, (ctx.from, ctx.to)).await?;
+    report: Vec<(rows::UnmatchedKey, Staged)>,
+) -> Result<usize, JobError> {
+    let report: Vec<(rows::UnmatchedKey, Figures)> = report
+        .into_iter()
+        .filter_map(|(key, f)| Some((key, f?)))
+        .collect();
+    let complete = report.len();
+    let keys: Vec<&rows::UnmatchedKey> = report.iter().map(|(key, _)| key).collect();
+    let mut existing = rows::unmatched_of_keys(conn, ctx.store, &keys).await?;
     for (key, f) in report {
         let old = existing.remove(&key);
         let same = old.as_ref().is_some_and(|m| {
@@ -311,5 +321,5 @@ async fn store_unmatched(
             rows::save_unmatched(conn, ctx.store, &key, old, &f, ctx.now).await?;
         }
     }
-    Ok(())
+    Ok(complete)
 }

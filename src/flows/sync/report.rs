@@ -16,6 +16,7 @@ use crate::{
         links::{ad_group_for, affiliate_of_ad_group},
     },
     store::{
+        CHUNK_ROWS,
         ledger::{Key, Span, UnmatchedKey},
         report_rows::{self, ReportRow, Staged},
     },
@@ -119,12 +120,15 @@ impl Report {
         }
     }
 
-    /// Its other rows of `from..=to`; a held report gives them up.
+    /// Its other rows of `from..=to`, the next chunk of them after `after` (the last one of the
+    /// chunk before): a held report gives them all up at once, a staged one reads up to
+    /// [`CHUNK_ROWS`] at a time. Empty once there are no more.
     pub async fn take_others(
         &mut self,
         conn: &impl ConnectionTrait,
         store: &StoreId,
         (from, to): (NaiveDate, NaiveDate),
+        after: Option<&UnmatchedKey>,
     ) -> Result<Vec<(UnmatchedKey, Staged)>, DbErr> {
         match self {
             Report::Held(held) => {
@@ -134,7 +138,10 @@ impl Report {
                 held.others = rest;
                 Ok(inside.into_iter().collect())
             }
-            Report::Staged(run) => report_rows::others_in(conn, store, *run, (from, to)).await,
+            Report::Staged(run) => {
+                let days = (from, to);
+                report_rows::others_in(conn, store, *run, days, after, CHUNK_ROWS).await
+            }
         }
     }
 
