@@ -91,6 +91,24 @@ pub async fn ours_in(
     Ok(out)
 }
 
+/// The affiliate ids of the run's rows of the store's campaign's ad groups `a{id}`, known to the
+/// store or not, each once.
+pub async fn affiliate_ids(
+    conn: &impl ConnectionTrait,
+    store: &StoreId,
+    run: i64,
+) -> Result<Vec<i64>, DbErr> {
+    report_rows::Entity::of_store(store)
+        .filter(report_rows::Column::RunId.eq(run))
+        .filter(report_rows::Column::Ours.eq(true))
+        .select_only()
+        .column(report_rows::Column::AffiliateId)
+        .distinct()
+        .into_tuple()
+        .all(conn)
+        .await
+}
+
 /// The run's rows of `from..=to` that are not the store's campaign's ad groups `a{id}`, in key
 /// order (day, campaign, ad group): at most `limit` of them, after the key `after`.
 pub async fn others_in(
@@ -105,6 +123,7 @@ pub async fn others_in(
     let mut query = report_rows::Entity::of_store(store)
         .filter(C::RunId.eq(run))
         .filter(C::Ours.eq(false))
+        .filter(C::AffiliateId.eq(0))
         .filter(C::Day.between(from, to));
     if let Some((campaign, ad_group, day)) = after {
         let key = Expr::tuple([

@@ -5,7 +5,7 @@
 //! ledger. Amazon's word is taken only when it is complete (DESIGN §5): an incomplete row keeps
 //! its day's last complete figures, and a day that vanishes is zeroed only when it is still
 //! absent `confirm_absence` later.
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use sea_orm::ConnectionTrait;
@@ -18,7 +18,7 @@ use crate::{
     store::{
         CHUNK_ROWS,
         ledger::{self as rows, Change, Key, Span},
-        report_rows::Staged,
+        report_rows::{self, Staged},
     },
 };
 
@@ -54,16 +54,16 @@ fn diff(old: &Figures, new: &Figures) -> Map<String, Value> {
     out
 }
 
-/// The spans the ingest takes one after the other: about [`CHUNK_ROWS`] rows each (as many
-/// affiliates' days of the range), together covering every affiliate id, so that a row of an ad
-/// group `a{id}` that is no affiliate of the store is met too.
-fn spans(ctx: &Context<'_>, known: &HashSet<i64>) -> Vec<Span> {
+/// The spans the ingest takes one after the other: about [`CHUNK_ROWS`] rows each (as many of
+/// `ids`' days of the range: the store's affiliates and the report's ad groups `a{id}`), together
+/// covering every affiliate id.
+fn spans(ctx: &Context<'_>, mut ids: Vec<i64>) -> Vec<Span> {
     let days = (ctx.to - ctx.from).num_days().max(0) + 1;
     let per = usize::try_from(i64::try_from(CHUNK_ROWS).unwrap_or(i64::MAX) / days)
         .unwrap_or(1)
         .max(1);
-    let mut ids: Vec<i64> = known.iter().copied().collect();
     ids.sort_unstable();
+    ids.dedup();
     let mut spans = Vec::new();
     let mut first = i64::MIN;
     // Each start is above the first id, so `start - 1` cannot overflow.
@@ -108,8 +108,11 @@ pub async fn ingest(
     let mut tally = orders::Tally::default();
     let mut outcome = orders::Outcome::default();
     // A report held in memory is small: one span, one read of each of the ledger's tables.
-    let spans = if report.is_staged() {
-        spans(ctx, &known)
+    let spans = if let Report::Staged(run) = report {
+        // Ad groups `a{id}` of no affiliate of the store count too: they are as many rows.
+        let mut ids = report_rows::affiliate_ids(conn, store, *run).await?;
+        ids.extend(known.iter().copied());
+        spans(ctx, ids)
     } else {
         vec![Span::days((ctx.from, ctx.to))]
     };
