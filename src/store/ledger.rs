@@ -52,7 +52,7 @@ impl Span {
 }
 
 /// The store's rows of `span` of a table keyed by (affiliate, day).
-fn spanned<E: StoreScoped>(
+pub(super) fn spanned<E: StoreScoped>(
     store: &StoreId,
     span: Span,
     (affiliate, day): (E::Column, E::Column),

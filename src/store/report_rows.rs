@@ -18,7 +18,7 @@ pub use super::new_rows::ReportRow;
 use super::{
     RunStatus, StoreScoped,
     bulk::upsert_bulk,
-    ledger::{Key, Span, UnmatchedKey},
+    ledger::{Key, Span, UnmatchedKey, spanned},
     packed::packed,
 };
 use crate::domain::{figures::Figures, ids::StoreId};
@@ -57,12 +57,9 @@ pub async fn ours_in(
     span: Span,
 ) -> Result<BTreeMap<Key, Staged>, DbErr> {
     use report_rows::Column as C;
-    let (from, to) = span.days;
-    let query = report_rows::Entity::of_store(store)
+    let query = spanned::<report_rows::Entity>(store, span, (C::AffiliateId, C::Day))
         .filter(C::RunId.eq(run))
-        .filter(C::Ours.eq(true))
-        .filter(C::AffiliateId.between(span.affiliates.0, span.affiliates.1))
-        .filter(C::Day.between(from, to));
+        .filter(C::Ours.eq(true));
     let fields = [
         C::Complete,
         C::Clicks,
