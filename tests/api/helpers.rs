@@ -109,7 +109,7 @@ pub fn start_time() -> DateTime<Utc> {
 
 /// The environment a test deployment runs with, as `APP__…` pairs.
 pub fn test_env(db: &TestDb, secret: &str, key: &str) -> Vec<(String, String)> {
-    vec![
+    let mut env = vec![
         ("APP__SERVER__PORT".into(), "0".into()),
         ("APP__DATABASE__URL".into(), db.url.clone()),
         ("APP__SECURITY__ENCRYPTION_KEY".into(), key.into()),
@@ -127,7 +127,12 @@ pub fn test_env(db: &TestDb, secret: &str, key: &str) -> Vec<(String, String)> {
         ),
         // The doubles take any pace; the tests of pacing set their own.
         ("APP__PROGRAM__MAX_REQUESTS_PER_SEC".into(), "1000".into()),
-    ]
+    ];
+    // `TEST_HELD_ROWS=0` runs the suite with every report staged (a test's own setting wins).
+    if let Ok(rows) = std::env::var("TEST_HELD_ROWS") {
+        env.push(("APP__SYNC__HELD_ROWS".into(), rows));
+    }
+    env
 }
 
 pub async fn spawn_app() -> TestApp {
