@@ -24,6 +24,9 @@ pub struct Model {
     pub status: crate::states::RunStatus,
     #[sea_orm(column_type = "Text", nullable)]
     pub error: Option<String>,
+    /// The job whose claim ran the sync (`jobs.id`, `jobs.attempts` then); none outside the queue.
+    pub job_id: Option<i64>,
+    pub job_attempt: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,7 @@ mod m20261124_000002_create_amazon;
 mod m20261124_000003_create_sync;
 mod m20261130_000004_money_safety;
 mod m20261202_000005_report_rows;
+mod m20261202_000006_run_claims;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_create_sync::Migration),
             Box::new(m20261130_000004_money_safety::Migration),
             Box::new(m20261202_000005_report_rows::Migration),
+            Box::new(m20261202_000006_run_claims::Migration),
         ]
     }
 }

@@ -2,8 +2,7 @@
 //! rows as it reads them, and the ingest takes them a few affiliates at a time, so a sync's
 //! memory does not grow with the report (issue 11). The rows of a run are deleted by the ingest
 //! that takes them (in its transaction), when the run fails, or else by the next sync of the
-//! store once the run has ended or been abandoned a day after it started ([`sweep`],
-//! `runs::abandon`).
+//! store once the run has ended or been abandoned ([`sweep`], `runs::abandon`).
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;

@@ -1,12 +1,12 @@
 //! Sync runs: when a store's report was read, why, and what came of it.
 use chrono::{DateTime, NaiveDate, Utc};
-use entity::sync_runs;
+use entity::{jobs, sync_runs};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    ExprTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, sea_query::Expr,
 };
 
-use super::{RunStatus, StoreScoped};
+use super::{JobStatus, RunStatus, StoreScoped};
 use crate::domain::ids::StoreId;
 
 /// A run row.
@@ -29,14 +29,21 @@ pub struct Counts {
     pub newly_held: usize,
 }
 
+/// The job claim a run runs under: the job's id and its `attempts` when claimed.
+pub type Claim = (i64, i32);
+
+/// Starts a run of the store's report for `from..=to`, under `claim` when a job runs it.
 pub async fn start(
     conn: &impl ConnectionTrait,
     store: &StoreId,
     trigger: &str,
     (from, to): (NaiveDate, NaiveDate),
+    claim: Option<Claim>,
     now: DateTime<Utc>,
 ) -> Result<Run, DbErr> {
     sync_runs::ActiveModel {
+        job_id: Set(claim.map(|(job, _)| job)),
+        job_attempt: Set(claim.map(|(_, attempt)| attempt)),
         store_id: Set(store.as_str().to_owned()),
         trigger: Set(trigger.to_owned()),
         from_day: Set(from),
@@ -103,23 +110,40 @@ pub async fn finish(
     Ok(())
 }
 
-/// Ends the store's runs that started before `before` and never ended (their process died or
-/// their job was taken over mid-sync) as failed; returns how many.
+/// Ends as failed the store's runs that never ended and never will (their process died, or
+/// their job was taken over mid-sync): those whose job claim is over (the job was claimed
+/// again, or is no longer running), and any that started before `before`. Returns how many.
 pub async fn abandon(
     conn: &impl ConnectionTrait,
     store: &StoreId,
     before: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    Ok(sync_runs::Entity::update_of_store(store)
-        .col_expr(sync_runs::Column::Status, Expr::value(RunStatus::Failed))
-        .col_expr(sync_runs::Column::FinishedAt, Expr::value(Some(now)))
-        .col_expr(
-            sync_runs::Column::Error,
-            Expr::value("abandoned: the sync stopped without recording its end"),
+    use sync_runs::Column as C;
+    // The run's claim still runs: its job is running, claimed no time since.
+    let claim_runs = jobs::Entity::find()
+        .select_only()
+        .expr(Expr::value(1))
+        .filter(Expr::col((jobs::Entity, jobs::Column::Id)).equals((sync_runs::Entity, C::JobId)))
+        .filter(
+            Expr::col((jobs::Entity, jobs::Column::Attempts))
+                .equals((sync_runs::Entity, C::JobAttempt)),
         )
-        .filter(sync_runs::Column::Status.eq(RunStatus::Running))
-        .filter(sync_runs::Column::StartedAt.lt(before))
+        .filter(jobs::Column::Status.eq(JobStatus::Running))
+        .into_query();
+    let claim_over = C::JobId.is_not_null().and(Expr::exists(claim_runs).not());
+    Ok(sync_runs::Entity::update_of_store(store)
+        .col_expr(C::Status, Expr::value(RunStatus::Failed))
+        .col_expr(C::FinishedAt, Expr::value(Some(now)))
+        .col_expr(
+            C::Error,
+            Expr::value(
+                "abandoned: the sync stopped without recording its end (its process died, or \
+                 its job was taken over)",
+            ),
+        )
+        .filter(C::Status.eq(RunStatus::Running))
+        .filter(C::StartedAt.lt(before).or(claim_over))
         .exec(conn)
         .await?
         .rows_affected)

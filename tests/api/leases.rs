@@ -17,6 +17,7 @@ use attribution_bridge::{
     store::{
         jobs,
         ledger::{self, Order, Remote},
+        runs,
     },
 };
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -432,10 +433,14 @@ async fn a_stale_workers_late_mark_of_an_older_version_never_lowers_pushed_versi
     }
 }
 
-#[tokio::test]
-async fn a_sync_taken_over_while_amazon_answered_stops_before_its_ingest_writes_anything() {
-    let w = one_order_sync_world().queued().await;
-    // Amazon is slow to answer the report's page; the worker stalls past its lease meanwhile.
+/// A worker running the queued sync, stalled while Amazon holds the report's page: its task,
+/// and the sender that lets the page go.
+async fn stalled_at_the_page(
+    w: &World,
+) -> (
+    tokio::task::JoinHandle<Outcome>,
+    std::sync::mpsc::Sender<()>,
+) {
     let (arrived, has_arrived) = std::sync::mpsc::channel();
     let (go, let_go) = std::sync::mpsc::channel();
     *w.report.gate.lock().unwrap() = Some(Gate {
@@ -454,6 +459,14 @@ async fn a_sync_taken_over_while_amazon_answered_stops_before_its_ingest_writes_
             panic!("the sync ended before asking for its page: {ended:?}");
         }
     }
+    (run, go)
+}
+
+#[tokio::test]
+async fn a_sync_taken_over_while_amazon_answered_stops_before_its_ingest_writes_anything() {
+    let w = one_order_sync_world().queued().await;
+    // Amazon is slow to answer the report's page; the worker stalls past its lease meanwhile.
+    let (run, go) = stalled_at_the_page(&w).await;
     w.app.clock.advance(Duration::seconds(31));
     let now = w.app.clock_now();
     let db = &w.app.state.deps.db;
@@ -513,4 +526,41 @@ async fn a_claim_renewed_by_a_committed_transaction_runs_a_full_lease_from_its_c
         "taken up once its lease ran out"
     );
     assert_pushed_once(&w).await;
+}
+
+#[tokio::test]
+async fn a_sync_whose_worker_died_is_ended_as_failed_when_its_job_runs_again_not_a_day_later() {
+    let w = one_order_sync_world().queued().await;
+    let (run, go) = stalled_at_the_page(&w).await;
+    let db = &w.app.state.deps.db;
+    let now = w.app.clock_now();
+    // While its claim runs, the sync may be alive: a sync starting meanwhile leaves its run be.
+    let left = runs::abandon(db, &store_id("st_1"), now - Duration::days(1), now)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    w.app
+        .assert_rows("sync_runs WHERE status = 'running'", 1)
+        .await;
+
+    // The worker's process dies mid-sync: its task is gone, its run was never ended.
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    go.send(()).unwrap();
+    w.app.clock.advance(Duration::seconds(31));
+    // Another worker takes the job over once the lease has run out, and syncs the store.
+    w.app.run_one_job().await;
+    w.app
+        .assert_counts(&[
+            ("sync_runs", 2),
+            ("sync_runs WHERE status = 'running'", 0),
+            (
+                "sync_runs WHERE status = 'failed' AND error LIKE 'abandoned%' AND job_attempt = 1",
+                1,
+            ),
+            ("sync_runs WHERE status = 'ok' AND job_attempt = 2", 1),
+            ("daily_figures", 1),
+            ("report_rows", 0),
+        ])
+        .await;
 }

@@ -43,7 +43,16 @@ async fn migrations_round_trip_up_down_up() {
             .await
             .unwrap()
     );
+    assert!(
+        manager
+            .has_column("sync_runs", "job_attempt")
+            .await
+            .unwrap()
+    );
     // One step down removes the last migration only.
+    Migrator::down(&db, Some(1)).await.unwrap();
+    assert!(!manager.has_column("sync_runs", "job_id").await.unwrap());
+    assert!(manager.has_table("report_rows").await.unwrap());
     Migrator::down(&db, Some(1)).await.unwrap();
     assert!(!manager.has_table("report_rows").await.unwrap());
     assert!(manager.has_column("orders", "hold_state").await.unwrap());

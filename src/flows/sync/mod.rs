@@ -46,7 +46,8 @@ fn lease_until(deps: &Deps) -> DateTime<Utc> {
         + Duration::seconds(i64::try_from(deps.settings.jobs.lease_secs).unwrap_or(300))
 }
 
-/// Days after which a run that has not ended counts as abandoned: no sync takes that long.
+/// Days after which a run that has not ended counts as abandoned, when no job's claim tells:
+/// no sync takes that long.
 const ABANDONED_AFTER_DAYS: i64 = 1;
 
 /// Why a sync stops when its job was taken over.
@@ -155,9 +156,9 @@ pub async fn run(
     let (Some(profile), Some(advertiser)) = (conn.profile_id, conn.advertiser_id.clone()) else {
         return Err(JobError::Cancelled("no Amazon account chosen".into()));
     };
-    // A run that has not ended a day after it started never will (its process died, or its
-    // job was taken over): it is ended as failed, and what it, or any ended run, left staged
-    // goes before this run stages its own.
+    // A run that will never end (its process died, or its job was taken over) is ended as
+    // failed: as soon as its job's claim is over, or a day after it started if no job ran it.
+    // What it, or any ended run, left staged goes before this run stages its own.
     let now = deps.clock.now();
     runs::abandon(
         &deps.db,
@@ -167,7 +168,8 @@ pub async fn run(
     )
     .await?;
     report_rows::sweep(&deps.db, store).await?;
-    let run = runs::start(&deps.db, store, trigger, (from, to), deps.clock.now()).await?;
+    let claim = lease.as_ref().map(|l| (l.job_id, l.attempts));
+    let run = runs::start(&deps.db, store, trigger, (from, to), claim, now).await?;
     let refusal = match commission.check_currencies(program_currency, currency) {
         Err(e) => Some(e.to_string()),
         // A reconnection to a marketplace of another currency: its amounts must not update
