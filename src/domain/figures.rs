@@ -16,6 +16,37 @@ pub struct Figures {
     pub brb_minor: i64,
 }
 
+impl From<[i64; 10]> for Figures {
+    /// The ten figures in field order (clicks … brb_minor), as the store's columns list them.
+    fn from(
+        [
+            clicks,
+            views,
+            carts,
+            purchases,
+            units,
+            sales,
+            tp,
+            tu,
+            ts,
+            brb,
+        ]: [i64; 10],
+    ) -> Self {
+        Figures {
+            clicks,
+            detail_page_views: views,
+            add_to_carts: carts,
+            purchases,
+            units,
+            sales_minor: sales,
+            total_purchases: tp,
+            total_units: tu,
+            total_sales_minor: ts,
+            brb_minor: brb,
+        }
+    }
+}
+
 impl Figures {
     /// The sum with another row of the same key (Amazon may split one); `None` when a figure
     /// overflows `i64`: such a sum is no number to pay on (never wrapped, never read as zero).

@@ -15,7 +15,7 @@ use super::{
     bulk::{CHUNK_ROWS, Stamp, insert_bulk},
     insert_all,
     new_rows::{FiguresRow, NewOrderRow, VersionRow},
-    packed::packed,
+    packed::{Headed, figure_columns, packed},
 };
 
 use crate::domain::{currency::Currency, figures::Figures, ids::StoreId};
@@ -89,34 +89,10 @@ pub async fn figures_in(
 ) -> Result<BTreeMap<Key, StoredDay>, DbErr> {
     use daily_figures::Column as C;
     let in_range = || spanned::<daily_figures::Entity>(store, span, (C::AffiliateId, C::Day));
-    let fields = [
-        C::Clicks,
-        C::DetailPageViews,
-        C::AddToCarts,
-        C::Purchases,
-        C::Units,
-        C::SalesMinor,
-        C::TotalPurchases,
-        C::TotalUnits,
-        C::TotalSalesMinor,
-        C::BrbMinor,
-        C::AbsentSince,
-    ];
-    /// The fields above, in their order; of the instant, only whether there is one.
-    #[derive(serde::Deserialize)]
-    struct Row(
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-        Option<serde::de::IgnoredAny>,
-    );
+    // The instant first, then the figures; of the instant, only whether there is one.
+    let fields: Vec<C> = std::iter::once(C::AbsentSince)
+        .chain(figure_columns!(C))
+        .collect();
     let mut out = BTreeMap::new();
     let mut any_absent = false;
     packed(
@@ -124,20 +100,8 @@ pub async fn figures_in(
         in_range(),
         (C::AffiliateId, C::Day),
         &fields,
-        |key, Row(clicks, views, carts, purchases, units, sales, tp, tu, ts, brb, absent)| {
+        |key, Headed(absent, figures): Headed<Option<serde::de::IgnoredAny>>| {
             any_absent |= absent.is_some();
-            let figures = Figures {
-                clicks,
-                detail_page_views: views,
-                add_to_carts: carts,
-                purchases,
-                units,
-                sales_minor: sales,
-                total_purchases: tp,
-                total_units: tu,
-                total_sales_minor: ts,
-                brb_minor: brb,
-            };
             let absent_since = None; // read below, typed
             out.insert(
                 key,

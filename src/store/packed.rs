@@ -13,6 +13,7 @@ use sea_orm::{
 use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
 
 use super::ledger::Key;
+use crate::domain::figures::Figures;
 
 /// Hands `each` the rows `query` selects, one by one, as their key and `fields` read as `T` (a
 /// tuple or struct of them, in order: integers, texts, and `Option`s of them for nullable
@@ -118,5 +119,53 @@ where
             }
         }
         Ok(Ok(()))
+    }
+}
+
+/// The ten figure columns of a table that keeps [`Figures`] (`daily_figures`, `report_rows`), in
+/// field order: `figure_columns!(Column)`.
+macro_rules! figure_columns {
+    ($c:ident) => {
+        [
+            $c::Clicks,
+            $c::DetailPageViews,
+            $c::AddToCarts,
+            $c::Purchases,
+            $c::Units,
+            $c::SalesMinor,
+            $c::TotalPurchases,
+            $c::TotalUnits,
+            $c::TotalSalesMinor,
+            $c::BrbMinor,
+        ]
+    };
+}
+pub(super) use figure_columns;
+
+/// A packed row of one field `H` and then the ten [`figure_columns!`]: `[head, clicks, …]`.
+pub(super) struct Headed<H>(pub H, pub Figures);
+
+impl<'de, H: serde::Deserialize<'de>> serde::Deserialize<'de> for Headed<H> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Row<H>(std::marker::PhantomData<H>);
+        impl<'de, H: serde::Deserialize<'de>> Visitor<'de> for Row<H> {
+            type Value = Headed<H>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("[field, and ten figures]")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let missing = |n| serde::de::Error::invalid_length(n, &"11 fields");
+                let head = seq.next_element()?.ok_or_else(|| missing(0))?;
+                let mut figures = [0i64; 10];
+                for (i, f) in figures.iter_mut().enumerate() {
+                    *f = seq.next_element()?.ok_or_else(|| missing(i + 1))?;
+                }
+                if seq.next_element::<IgnoredAny>()?.is_some() {
+                    return Err(serde::de::Error::invalid_length(12, &"11 fields"));
+                }
+                Ok(Headed(head, figures.into()))
+            }
+        }
+        d.deserialize_seq(Row(std::marker::PhantomData))
     }
 }

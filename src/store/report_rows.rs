@@ -18,7 +18,7 @@ use super::{
     RunStatus, StoreScoped,
     bulk::upsert_bulk,
     ledger::{Key, Span, UnmatchedKey, spanned},
-    packed::packed,
+    packed::{Headed, figure_columns, packed},
 };
 use crate::domain::{figures::Figures, ids::StoreId};
 
@@ -59,27 +59,18 @@ pub async fn ours_in(
     let query = spanned::<report_rows::Entity>(store, span, (C::AffiliateId, C::Day))
         .filter(C::RunId.eq(run))
         .filter(C::Ours.eq(true));
-    let fields = [
-        C::Complete,
-        C::Clicks,
-        C::DetailPageViews,
-        C::AddToCarts,
-        C::Purchases,
-        C::Units,
-        C::SalesMinor,
-        C::TotalPurchases,
-        C::TotalUnits,
-        C::TotalSalesMinor,
-        C::BrbMinor,
-    ];
+    // Whether the row is complete first, then its figures.
+    let fields: Vec<C> = std::iter::once(C::Complete)
+        .chain(figure_columns!(C))
+        .collect();
     let mut out = BTreeMap::new();
     packed(
         conn,
         query,
         (C::AffiliateId, C::Day),
         &fields,
-        |key, row: Row| {
-            out.insert(key, row.staged());
+        |key, Headed(complete, figures): Headed<Flag>| {
+            out.insert(key, complete.is_set().then_some(figures));
             Ok(())
         },
     )
@@ -145,18 +136,18 @@ pub async fn others_in(
     Ok(rows
         .into_iter()
         .map(|r| {
-            let figures = r.complete.then_some(Figures {
-                clicks: r.clicks,
-                detail_page_views: r.detail_page_views,
-                add_to_carts: r.add_to_carts,
-                purchases: r.purchases,
-                units: r.units,
-                sales_minor: r.sales_minor,
-                total_purchases: r.total_purchases,
-                total_units: r.total_units,
-                total_sales_minor: r.total_sales_minor,
-                brb_minor: r.brb_minor,
-            });
+            let figures = r.complete.then_some(Figures::from([
+                r.clicks,
+                r.detail_page_views,
+                r.add_to_carts,
+                r.purchases,
+                r.units,
+                r.sales_minor,
+                r.total_purchases,
+                r.total_units,
+                r.total_sales_minor,
+                r.brb_minor,
+            ]));
             ((r.campaign_id, r.ad_group_id, r.day), figures)
         })
         .collect())
@@ -186,29 +177,7 @@ pub async fn sweep(conn: &impl ConnectionTrait, store: &StoreId) -> Result<u64, 
         .rows_affected)
 }
 
-/// A staged row as [`packed`] reads it: its completeness (a boolean on PostgreSQL, 0 or 1 on
-/// SQLite) and its ten figures in the order of [`Figures`].
-#[derive(Deserialize)]
-struct Row(Flag, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
-
-impl Row {
-    fn staged(self) -> Staged {
-        let Row(complete, clicks, views, carts, purchases, units, sales, tp, tu, ts, brb) = self;
-        complete.is_set().then_some(Figures {
-            clicks,
-            detail_page_views: views,
-            add_to_carts: carts,
-            purchases,
-            units,
-            sales_minor: sales,
-            total_purchases: tp,
-            total_units: tu,
-            total_sales_minor: ts,
-            brb_minor: brb,
-        })
-    }
-}
-
+/// A staged row's completeness as [`packed`] reads it: a boolean on PostgreSQL, 0 or 1 on SQLite.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Flag {
