@@ -504,6 +504,21 @@ impl TestApp {
         assert_eq!(self.count(&sql).await, expected, "{sql}");
     }
 
+    /// Waits (bounded, 30 s) until `from` holds `expected` rows: for a step of a task running in
+    /// the background that no test hook marks, such as a page's progress recorded while the next
+    /// page is already asked for. Panics if it never does.
+    pub async fn await_rows(&self, from: &str, expected: i64) {
+        let sql = format!("SELECT COUNT(*) FROM {from}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.count(&sql).await != expected {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never {expected}: {sql}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Asserts how many rows each `FROM …` clause counts, one after the other.
     pub async fn assert_counts(&self, expected: &[(&str, i64)]) {
         for (from, n) in expected {

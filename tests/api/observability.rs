@@ -263,6 +263,11 @@ async fn a_running_sync_shows_its_progress_on_the_activity_page() {
         .await
         .expect("the second page is asked for")
         .unwrap();
+    // The second page is asked for while the first is taken in (staged, on a large report), so
+    // its progress may come a moment later.
+    w.app
+        .await_rows("sync_runs WHERE status = 'running' AND rows = 2", 1)
+        .await;
     let page = w.app.page("/app/stores/st_1/activity").await;
     assert!(page.contains("running · 2 rows so far"), "{page}");
     assert!(page.contains(r#"<td class="run-rows">2</td>"#), "{page}");
