@@ -119,7 +119,8 @@ impl Lease {
     /// commits, the transaction renews the claim again ([`Hold::renew`]), so that it runs a full
     /// lease from there. On PostgreSQL the heartbeat renews through a connection of its own:
     /// this only checks that the claim is still the job's (locking the job's row for the whole
-    /// ingest would make others wait on it).
+    /// ingest would make others wait on it), and [`Hold::renew`] checks it again before the
+    /// commit, since another worker may take the job over meanwhile.
     ///
     /// `None` when another worker has the job. Errors: the database's.
     pub async fn hold(
@@ -129,11 +130,17 @@ impl Lease {
     ) -> Result<Option<Hold>, DbErr> {
         if txn.get_database_backend() != DbBackend::Sqlite {
             let ours = crate::store::jobs::still_claimed(txn, self.job_id, self.attempts).await?;
-            return Ok(ours.then_some(Hold(None)));
+            return Ok(ours.then_some(Hold {
+                lease: self.clone(),
+                holds_connection: false,
+            }));
         }
         // Set before the write: a beat from now on leaves the claim to the transaction.
         self.in_transaction.store(true, Ordering::SeqCst);
-        let hold = Hold(Some(self.clone()));
+        let hold = Hold {
+            lease: self.clone(),
+            holds_connection: true,
+        };
         if !crate::store::jobs::renew(txn, self.job_id, self.attempts, until).await? {
             return Ok(None);
         }
@@ -146,22 +153,26 @@ impl Lease {
     }
 }
 
-/// A claim held by a transaction of the job's handler ([`Lease::hold`]; on PostgreSQL, none);
-/// dropping it hands the claim back to the heartbeat.
+/// A claim held by a transaction of the job's handler ([`Lease::hold`]; on PostgreSQL it is
+/// only checked); dropping it hands the claim back to the heartbeat.
 #[derive(Debug)]
-pub struct Hold(Option<Lease>);
+pub struct Hold {
+    lease: Lease,
+    /// Whether the transaction holds the one connection (SQLite), and so the claim.
+    holds_connection: bool,
+}
 
 impl Hold {
     /// Renews the claim until `until` inside the transaction: call it just before the commit.
-    /// False when another worker has the job (it cannot, while the transaction holds it).
+    /// False when another worker has the job: on SQLite it cannot, while the transaction holds
+    /// it; on PostgreSQL it may have been taken over during the transaction, which must then
+    /// not commit (the worker that took it over may have ended this run and swept its rows).
     pub async fn renew(
         &self,
         txn: &DatabaseTransaction,
         until: DateTime<Utc>,
     ) -> Result<bool, DbErr> {
-        let Some(lease) = &self.0 else {
-            return Ok(true);
-        };
+        let lease = &self.lease;
         let renewed = crate::store::jobs::renew(txn, lease.job_id, lease.attempts, until).await?;
         if renewed {
             // A commit that fails ends the job's handler, and with it the heartbeat.
@@ -176,8 +187,8 @@ impl Hold {
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        if let Some(lease) = &self.0 {
-            lease.in_transaction.store(false, Ordering::SeqCst);
+        if self.holds_connection {
+            self.lease.in_transaction.store(false, Ordering::SeqCst);
         }
     }
 }

@@ -337,8 +337,16 @@ async fn a_transaction_holds_a_claim_only_while_it_lives_and_never_one_taken_ove
     if w.app.db.is_postgres() {
         // The heartbeat renews through a connection of its own: a transaction holds nothing.
         let txn = db.begin().await.unwrap();
-        let hold = lease.hold(&txn, later).await.unwrap();
-        assert!(hold.is_some() && !lease.in_transaction());
+        let hold = lease.hold(&txn, later).await.unwrap().expect("the claim");
+        assert!(!lease.in_transaction());
+        // Another worker takes the job over while the transaction runs: it must not commit.
+        w.app
+            .execute(&format!(
+                "UPDATE jobs SET attempts = attempts + 1 WHERE id = {}",
+                job.id
+            ))
+            .await;
+        assert!(!hold.renew(&txn, later).await.unwrap(), "taken over");
         return;
     }
     // An older claim of the same job (another worker took it over since) is never held.

@@ -134,6 +134,18 @@ pub async fn run(
     trigger: &str,
     lease: Option<Lease>,
 ) -> Result<SyncOutcome, JobError> {
+    let now = deps.clock.now();
+    // A run that will never end (its process died, or its job was taken over) is ended as
+    // failed: as soon as its job's claim is over, or a day after it started if no job ran it.
+    // What it, or any ended run, left staged goes before this run stages its own.
+    runs::abandon(
+        &deps.db,
+        store,
+        now - Duration::days(ABANDONED_AFTER_DAYS),
+        now,
+    )
+    .await?;
+    report_rows::sweep(&deps.db, store).await?;
     let Some(row) = stores::find_active(&deps.db, store).await? else {
         return Err(JobError::Cancelled("the store is uninstalled".into()));
     };
@@ -156,18 +168,6 @@ pub async fn run(
     let (Some(profile), Some(advertiser)) = (conn.profile_id, conn.advertiser_id.clone()) else {
         return Err(JobError::Cancelled("no Amazon account chosen".into()));
     };
-    // A run that will never end (its process died, or its job was taken over) is ended as
-    // failed: as soon as its job's claim is over, or a day after it started if no job ran it.
-    // What it, or any ended run, left staged goes before this run stages its own.
-    let now = deps.clock.now();
-    runs::abandon(
-        &deps.db,
-        store,
-        now - Duration::days(ABANDONED_AFTER_DAYS),
-        now,
-    )
-    .await?;
-    report_rows::sweep(&deps.db, store).await?;
     let claim = lease.as_ref().map(|l| (l.job_id, l.attempts));
     let run = runs::start(&deps.db, store, trigger, (from, to), claim, now).await?;
     let refusal = match commission.check_currencies(program_currency, currency) {
