@@ -130,6 +130,12 @@ pub async fn abandon(
                 .equals((sync_runs::Entity, C::JobAttempt)),
         )
         .filter(jobs::Column::Status.eq(JobStatus::Running))
+        // The claim began before the run (a claim sets the job's `updated_at`), so it is the
+        // run's and not a later one with the same count (a dead job sent again counts anew).
+        .filter(
+            Expr::col((jobs::Entity, jobs::Column::UpdatedAt))
+                .lte(Expr::col((sync_runs::Entity, C::StartedAt))),
+        )
         .into_query();
     let claim_over = C::JobId.is_not_null().and(Expr::exists(claim_runs).not());
     Ok(sync_runs::Entity::update_of_store(store)

@@ -80,19 +80,46 @@ async fn rows_left_staged_by_a_run_that_ended_or_was_abandoned_are_swept() {
         .connected()
         .await;
     // Runs that died mid-sync left rows: one ended since (marked failed), one started two days
-    // ago and never ended (abandoned), one started an hour ago (perhaps another sync, going).
+    // ago and never ended (abandoned), one started an hour ago by no job (perhaps a sync of
+    // before runs named their jobs, going); and three started by jobs: one gone, one claimed
+    // again since with the same attempt number (a dead letter sent again counts anew), one whose
+    // claim still runs.
+    let t = |hm: &str| format!("2026-11-20T{hm}:00+00:00");
+    for (id, updated) in [(991, t("09:30")), (992, t("09:00"))] {
+        w.app
+            .execute(&format!(
+                "INSERT INTO jobs (id, kind, store_id, payload, status, attempts, run_at, \
+                 lease_until, created_at, updated_at) VALUES ({id}, 'inert', 'st_1', '{{}}', \
+                 'running', 1, '{updated}', '2026-11-21T00:00:00+00:00', '{updated}', '{updated}')"
+            ))
+            .await;
+    }
     let runs = [
-        (901, "failed", "2026-11-19T00:00:00+00:00"),
-        (902, "running", "2026-11-18T10:00:00+00:00"),
-        (903, "running", "2026-11-20T09:00:00+00:00"),
+        (
+            901,
+            "failed",
+            "2026-11-19T00:00:00+00:00".to_owned(),
+            "NULL",
+        ),
+        (
+            902,
+            "running",
+            "2026-11-18T10:00:00+00:00".to_owned(),
+            "NULL",
+        ),
+        (903, "running", t("09:00"), "NULL"),
+        (904, "running", t("09:00"), "990"),
+        (905, "running", t("09:00"), "991"),
+        (906, "running", t("09:30"), "992"),
     ];
-    for (id, status, started) in runs {
+    for (id, status, started, job) in runs {
         w.app
             .execute(&format!(
                 "INSERT INTO sync_runs (id, store_id, \"trigger\", from_day, to_day, started_at, \
-                 rows, changes, pushes, ignored_final, unmatched, incomplete, held, status) \
+                 rows, changes, pushes, ignored_final, unmatched, incomplete, held, status, \
+                 job_id, job_attempt) \
                  VALUES ({id}, 'st_1', 'test', '2026-09-20', '2026-11-18', '{started}', \
-                 0, 0, 0, 0, 0, 0, 0, '{status}')"
+                 0, 0, 0, 0, 0, 0, 0, '{status}', {job}, 1)"
             ))
             .await;
         w.app
@@ -107,14 +134,15 @@ async fn rows_left_staged_by_a_run_that_ended_or_was_abandoned_are_swept() {
     assert_eq!(w.order(1, "20261118")["commission"], "5.00");
     w.app
         .assert_counts(&[
-            ("report_rows WHERE run_id IN (901, 902)", 0),
-            ("report_rows WHERE run_id = 903", 1),
-            ("report_rows", 1),
+            ("report_rows WHERE run_id IN (901, 902, 904, 905)", 0),
+            ("report_rows WHERE run_id IN (903, 906)", 2),
+            ("report_rows", 2),
             (
-                "sync_runs WHERE id = 902 AND status = 'failed' AND error LIKE 'abandoned%'",
-                1,
+                "sync_runs WHERE id IN (902, 904, 905) AND status = 'failed' \
+                 AND error LIKE 'abandoned%'",
+                3,
             ),
-            ("sync_runs WHERE id = 903 AND status = 'running'", 1),
+            ("sync_runs WHERE id IN (903, 906) AND status = 'running'", 2),
         ])
         .await;
 }
