@@ -196,6 +196,7 @@ pub struct ReportRow<'a> {
     /// 0 when not `ours`.
     pub affiliate_id: i64,
     pub day: NaiveDate,
+    /// Both empty when `ours`: the row's key is then (`affiliate_id`, `day`).
     pub campaign_id: &'a str,
     pub ad_group_id: &'a str,
     /// False when a money or purchase metric was missing (its figures are then zeros); a key

@@ -10,11 +10,7 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::{
     clients::amazon::report::{Reading, Rows},
-    domain::{
-        figures::Figures,
-        ids::StoreId,
-        links::{ad_group_for, affiliate_of_ad_group},
-    },
+    domain::{figures::Figures, ids::StoreId, links::affiliate_of_ad_group},
     store::{
         CHUNK_ROWS,
         ledger::{Key, Span, UnmatchedKey},
@@ -176,6 +172,12 @@ fn staged_row<'a>(
     (campaign_id, ad_group_id, day): (&'a str, &'a str, NaiveDate),
     figures: Option<&'a Figures>,
 ) -> ReportRow<'a> {
+    // A row of the store's campaign is keyed by (affiliate, day) alone: its campaign and ad
+    // group (`a{id}`, one spelling per id) say nothing more, and are not staged.
+    let (campaign_id, ad_group_id) = match affiliate {
+        Some(_) => ("", ""),
+        None => (campaign_id, ad_group_id),
+    };
     ReportRow {
         run_id: run,
         store_id: store.as_str(),
@@ -223,13 +225,12 @@ pub async fn stage_held(
     campaign: &str,
     held: &Held,
 ) -> Result<(), DbErr> {
-    let groups: Vec<String> = held.ours.keys().map(|key| ad_group_for(key.0)).collect();
     let mut rows: Vec<ReportRow<'_>> = Vec::with_capacity(held.len());
-    for ((&(id, day), f), ad_group) in held.ours.iter().zip(&groups) {
+    for (&(id, day), f) in &held.ours {
         rows.push(staged_row(
             (store, run),
             Some(id),
-            (campaign, ad_group, day),
+            (campaign, "", day),
             f.as_ref(),
         ));
     }
