@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use entity::{job_attempts, jobs};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Select, Statement,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, ExprTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Statement,
     sea_query::{Expr, OnConflict},
 };
 
@@ -185,12 +185,13 @@ pub async fn finish(
 }
 
 /// The job while its claim `attempts` runs: the rows a claim's renewal, its check and its end
-/// may touch, none once another worker claimed the job again or it ended.
-fn the_claim(job_id: i64, attempts: i32) -> Condition {
+/// may touch, none once another worker claimed the job again or it ended. The id and count are
+/// values, or columns of an outer query (`runs::abandon`).
+pub(super) fn the_claim(job_id: impl Into<Expr>, attempts: impl Into<Expr>) -> Condition {
     Condition::all()
-        .add(jobs::Column::Id.eq(job_id))
+        .add(Expr::col((jobs::Entity, jobs::Column::Id)).eq(job_id))
         .add(jobs::Column::Status.eq(JobStatus::Running))
-        .add(jobs::Column::Attempts.eq(attempts))
+        .add(Expr::col((jobs::Entity, jobs::Column::Attempts)).eq(attempts))
 }
 
 /// Extends a running claim to `until`, never shortening it: a renewal that waited (for a

@@ -6,7 +6,7 @@ use sea_orm::{
     ExprTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, sea_query::Expr,
 };
 
-use super::{JobStatus, RunStatus, StoreScoped};
+use super::{RunStatus, StoreScoped};
 use crate::domain::ids::StoreId;
 
 /// A run row.
@@ -124,12 +124,10 @@ pub async fn abandon(
     let claim_runs = jobs::Entity::find()
         .select_only()
         .expr(Expr::value(1))
-        .filter(Expr::col((jobs::Entity, jobs::Column::Id)).equals((sync_runs::Entity, C::JobId)))
-        .filter(
-            Expr::col((jobs::Entity, jobs::Column::Attempts))
-                .equals((sync_runs::Entity, C::JobAttempt)),
-        )
-        .filter(jobs::Column::Status.eq(JobStatus::Running))
+        .filter(super::jobs::the_claim(
+            Expr::col((sync_runs::Entity, C::JobId)),
+            Expr::col((sync_runs::Entity, C::JobAttempt)),
+        ))
         // The claim began before the run (a claim sets the job's `updated_at`), so it is the
         // run's and not a later one with the same count (a dead job sent again counts anew).
         .filter(
