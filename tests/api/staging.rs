@@ -229,7 +229,7 @@ mod pages {
                 if let Some(first) = first {
                     early.add("ab_st_p", first.clone());
                 }
-                stage_held(&conn, (&store, 9), "ab_st_p", &early).await.unwrap();
+                stage_held(&conn, (&store, 9), &early).await.unwrap();
                 for page in rest {
                     stage(&conn, (&store, 9), "ab_st_p", page).await.unwrap();
                 }

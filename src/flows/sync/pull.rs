@@ -222,7 +222,7 @@ impl Intake<'_> {
         if let Report::Held(held) = &self.report
             && !held.is_empty()
         {
-            stage_held(&txn, run, self.campaign, held).await?;
+            stage_held(&txn, run, held).await?;
         }
         stage(&txn, run, self.campaign, &rows).await?;
         runs::progress(&txn, self.run, read).await?;

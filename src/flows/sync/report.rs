@@ -222,7 +222,6 @@ pub async fn stage(
 pub async fn stage_held(
     conn: &impl ConnectionTrait,
     (store, run): (&StoreId, i64),
-    campaign: &str,
     held: &Held,
 ) -> Result<(), DbErr> {
     let mut rows: Vec<ReportRow<'_>> = Vec::with_capacity(held.len());
@@ -230,7 +229,7 @@ pub async fn stage_held(
         rows.push(staged_row(
             (store, run),
             Some(id),
-            (campaign, "", day),
+            ("", "", day),
             f.as_ref(),
         ));
     }
