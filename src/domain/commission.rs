@@ -64,7 +64,7 @@ impl DefaultCommission {
 
     /// From the stored columns (`commission_type`, `commission_value`).
     pub fn from_columns(kind: &str, value: &str) -> Result<Self, InvalidCommission> {
-        let value = Decimal::from_str(value)
+        let value = super::money::parse_decimal(value)
             .map_err(|_| InvalidCommission(format!("value {value:?} is not a decimal number")))?;
         Self::new(kind.parse()?, value)
     }
@@ -309,6 +309,10 @@ mod tests {
             r#"{"type":"percentage","value":"101"}"#,
             r#"{"type":"flat","value":"two"}"#,
             r#"{"type":"flat"}"#,
+            // Text `rust_decimal` alone would read as 10 or 2.5: no number (money::parse_decimal).
+            r#"{"type":"percentage","value":"1_0"}"#,
+            r#"{"type":"flat","value":"2__.5"}"#,
+            r#"{"type":"flat","value":""}"#,
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }

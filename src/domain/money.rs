@@ -51,6 +51,8 @@ pub enum MoneyError {
     NotANumber(String),
     #[error("{0} does not fit in minor units")]
     Overflow(String),
+    #[error("{0:?} is not a whole number")]
+    NotACount(String),
 }
 
 /// `10^exponent` as a decimal.
@@ -58,15 +60,39 @@ pub fn scale(exponent: u32) -> Decimal {
     Decimal::from(10i64.pow(exponent))
 }
 
-/// Parses Amazon's number text (`"191.95999999999998"`, `"30"`, `"1.5E2"`, `""` = 0).
+/// Parses number text as Amazon and the program write it: an optional sign, digits with at most
+/// one decimal point, an optional exponent (`"191.95999999999998"`, `"30"`, `"1.5E2"`), blanks
+/// around it ignored. Anything else is no number: `""` (never zero, DESIGN §4.3), `"5_0.00"` and
+/// `"1__0"` (which `rust_decimal` alone reads as 50 and 10), `"0x10"`, `"NaN"`.
 pub fn parse_decimal(text: &str) -> Result<Decimal, MoneyError> {
     let t = text.trim();
-    if t.is_empty() {
-        return Ok(Decimal::ZERO);
+    if !is_number_text(t) {
+        return Err(MoneyError::NotANumber(text.to_owned()));
     }
     Decimal::from_str(t)
         .or_else(|_| Decimal::from_scientific(t))
         .map_err(|_| MoneyError::NotANumber(text.to_owned()))
+}
+
+/// `[+-]digits[.digits][(e|E)[+-]digits]`, with digits on at least one side of the point.
+fn is_number_text(t: &str) -> bool {
+    fn unsigned(s: &str) -> &str {
+        s.strip_prefix(['+', '-']).unwrap_or(s)
+    }
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let (mantissa, exponent) = match t.find(['e', 'E']) {
+        Some(at) => (&t[..at], Some(&t[at + 1..])),
+        None => (t, None),
+    };
+    let mantissa = unsigned(mantissa);
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    (!whole.is_empty() || !fraction.is_empty())
+        && digits(whole)
+        && digits(fraction)
+        && exponent.is_none_or(|e| {
+            let e = unsigned(e);
+            !e.is_empty() && digits(e)
+        })
 }
 
 /// Rounds half away from zero to an integer.
@@ -85,9 +111,14 @@ pub fn to_minor(text: &str, exponent: u32) -> Result<i64, MoneyError> {
     )
 }
 
-/// A count (clicks, purchases, units) from Amazon's text; fractional text is rounded.
+/// A count (clicks, purchases, units) from Amazon's text: a whole number (`"3"`, `"3.0"`,
+/// `"1e3"`). Half a purchase is no count Amazon gives: an error, never rounded into a real one.
 pub fn to_count(text: &str) -> Result<i64, MoneyError> {
-    round(parse_decimal(text)?)
+    let value = parse_decimal(text)?;
+    if !value.fract().is_zero() {
+        return Err(MoneyError::NotACount(text.to_owned()));
+    }
+    round(value)
 }
 
 /// Minor units as major-unit text with exactly the currency's decimals: 19196 → "191.96",
@@ -125,7 +156,6 @@ mod tests {
             ("1.0005", 3, 1001),
             ("1.0004", 3, 1000),
             ("30", 2, 3000),
-            ("", 2, 0),
             ("1.5E2", 2, 15000),
             ("25.8799991607666", 2, 2588),
         ] {
@@ -133,6 +163,35 @@ mod tests {
         }
         assert!(to_minor("abc", 2).is_err());
         assert!(to_minor("1e40", 2).is_err());
+    }
+
+    #[test]
+    fn only_number_text_is_a_number() {
+        for text in [
+            " 5 ", "+5", "-0.5", ".5", "5.", "1e3", "1E+3", "2.5e-1", "007",
+        ] {
+            assert!(parse_decimal(text).is_ok(), "{text:?}");
+        }
+        for text in [
+            "", " ", "5_0.00", "1__0", "_1", "1.2.3", ".", "-", "+-1", "1e", "1e+", "e3", "0x10",
+            "NaN", "inf", "1,000", "1 000", "５", "1e3.5", "--1",
+        ] {
+            assert_eq!(
+                parse_decimal(text),
+                Err(MoneyError::NotANumber(text.into())),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_count_is_a_whole_number() {
+        for (text, n) in [("3", 3), ("3.0", 3), ("1e3", 1000), ("0", 0)] {
+            assert_eq!(to_count(text), Ok(n), "{text}");
+        }
+        for text in ["0.5", "2.5", "1e-1", "3.000001"] {
+            assert_eq!(to_count(text), Err(MoneyError::NotACount(text.into())));
+        }
     }
 
     #[test]

@@ -54,6 +54,7 @@ pub async fn sync(deps: &Deps, store: &StoreId) -> Result<RosterSummary, RosterE
     let txn = deps.db.begin().await?;
     let mut present = HashSet::new();
     let mut roster = Vec::with_capacity(entries.len());
+    let mut unreadable = 0;
     for entry in entries {
         let Some(id) = entry
             .id
@@ -62,6 +63,7 @@ pub async fn sync(deps: &Deps, store: &StoreId) -> Result<RosterSummary, RosterE
             .and_then(AffiliateId::new)
         else {
             tracing::warn!(store_id = %store, "roster entry without a usable id skipped");
+            unreadable += 1;
             continue;
         };
         present.insert(id);
@@ -76,7 +78,12 @@ pub async fn sync(deps: &Deps, store: &StoreId) -> Result<RosterSummary, RosterE
     let upserts: Vec<_> = roster.iter().map(|a| (store, a, now)).collect();
     affiliates::upsert_all(&txn, &upserts).await?;
     let mut removed = 0;
-    for known in affiliates::list_current(&txn, store).await? {
+    // An entry without a usable id may be any known affiliate: none is taken as gone then.
+    let known = match unreadable {
+        0 => affiliates::list_current(&txn, store).await?,
+        _ => Vec::new(),
+    };
+    for known in known {
         let Some(id) = AffiliateId::new(known.affiliate_id) else {
             continue;
         };

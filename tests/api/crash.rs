@@ -235,14 +235,7 @@ async fn a_retried_dead_letter_and_the_next_sync_push_the_order_once() {
     w.app
         .assert_rows("orders WHERE push_state = 'dead'", 1)
         .await;
-    let retried = push::retry_dead_letters(
-        &w.app.state.deps.db,
-        Some(&store_id("st_1")),
-        w.app.clock_now(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(retried, 1);
+    assert_eq!(w.retry_dead_letters().await, 1);
     // Another instance syncs before the retried push ran: still one push job for the order.
     *w.report.rows.lock().unwrap() = vec![report_row("20261101", 1, 10, 1, "11.00")];
     let day = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();

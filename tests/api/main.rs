@@ -17,6 +17,7 @@ mod ledger_props;
 mod lifecycle;
 mod load_link;
 mod merchant_headers;
+mod messy_input;
 mod migrations;
 mod money_safety;
 mod observability;

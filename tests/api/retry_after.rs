@@ -348,8 +348,10 @@ async fn a_throttled_push_is_sent_again_at_the_date_and_holds_the_next_push_of_t
         .await;
 }
 
+/// An order created; the same answer, read as a roster, holds none (this double answers every
+/// call alike).
 pub(crate) fn created() -> ResponseTemplate {
-    ResponseTemplate::new(201).set_body_json(json!({"order": {"id": 1}}))
+    ResponseTemplate::new(201).set_body_json(json!({"order": {"id": 1}, "affiliates": []}))
 }
 
 pub(crate) fn new_order(number: &str) -> attribution_bridge::clients::program::orders::NewOrder {

@@ -54,6 +54,55 @@ async fn affiliates_the_program_no_longer_has_are_retired() {
     );
 }
 
+/// A 2xx answer that holds no roster (`{}`, another key, nothing at all) is not understood: read
+/// as "no affiliates" it would retire every one of them.
+#[tokio::test]
+async fn an_answer_without_a_roster_is_an_error_and_retires_no_one() {
+    use wiremock::{Mock, ResponseTemplate, matchers::method};
+    for answer in [
+        ResponseTemplate::new(200).set_body_json(serde_json::json!({})),
+        ResponseTemplate::new(200).set_body_json(serde_json::json!({"data": []})),
+        ResponseTemplate::new(200).set_body_json(serde_json::json!({"affiliates": null})),
+        ResponseTemplate::new(204),
+    ] {
+        let (_, _, app, program) = read(3, false).await;
+        Mock::given(method("GET"))
+            .respond_with(answer)
+            .with_priority(1)
+            .mount(&program.server)
+            .await;
+        let err = roster::sync(&app.state.deps, &store_id("st_1"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not understood"), "{err}");
+        assert_eq!(
+            app.count("SELECT COUNT(*) FROM affiliates WHERE deleted_at IS NULL")
+                .await,
+            3
+        );
+    }
+}
+
+/// An entry without a usable id could be any affiliate: none is retired on that read.
+#[tokio::test]
+async fn a_roster_with_an_unreadable_entry_retires_no_one() {
+    let (_, _, app, program) = read(3, false).await;
+    {
+        let mut people = program.roster.people.lock().unwrap();
+        people.truncate(2);
+        people.push(serde_json::json!({"id": null, "name": "Who?"}));
+    }
+    let summary = roster::sync(&app.state.deps, &store_id("st_1"))
+        .await
+        .unwrap();
+    assert_eq!((summary.affiliates, summary.removed), (2, 0));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM affiliates WHERE deleted_at IS NULL")
+            .await,
+        3
+    );
+}
+
 #[tokio::test]
 async fn a_refused_program_token_is_an_error_not_an_empty_roster() {
     let program = ProgramDouble::start("gpat_right", 3, false).await;

@@ -236,6 +236,18 @@ impl World {
         *self.report.rows.lock().unwrap() = rows;
     }
 
+    /// The store's dead letters sent again (what **send them again** does); how many.
+    pub async fn retry_dead_letters(&self) -> u64 {
+        let db = &self.app.state.deps.db;
+        attribution_bridge::flows::push::retry_dead_letters(
+            db,
+            Some(&store_id("st_1")),
+            self.app.clock_now(),
+        )
+        .await
+        .unwrap()
+    }
+
     /// "Sync now": the trailing 60 days, then every job that is due.
     pub async fn sync_now(&self) {
         self.queue_sync(None).await;

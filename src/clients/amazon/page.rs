@@ -92,13 +92,15 @@ impl<'de: 'a, 'a> Visitor<'de> for ScalarVisitor<'a> {
     }
 }
 
-/// The fields of one report row the reader uses (DESIGN §4.3): its day, campaign and ad group,
-/// and the metrics in the order of [`METRIC_NAMES`].
+/// The fields of one report row the reader uses (DESIGN §4.3): its day, campaign, ad group and
+/// publisher (an ADGROUP report's rows are per publisher), and the metrics in the order of
+/// [`METRIC_NAMES`].
 #[derive(Debug, Default)]
 pub struct Fields<'a> {
     pub date: Option<Scalar<'a>>,
     pub campaign: Option<Scalar<'a>>,
     pub ad_group: Option<Scalar<'a>>,
+    pub publisher: Option<Scalar<'a>>,
     pub metrics: [Option<Scalar<'a>>; 10],
 }
 
@@ -124,6 +126,7 @@ impl<'a> Fields<'a> {
             date: get("date"),
             campaign: get("campaignId"),
             ad_group: get("adGroupId"),
+            publisher: get("publisher"),
             metrics: std::array::from_fn(|i| get(METRIC_NAMES[i])),
         }
     }
@@ -132,11 +135,13 @@ impl<'a> Fields<'a> {
 /// Which field of a row a key names: an index of [`ROW_FIELDS`], or none the reader uses.
 struct FieldOf(Option<usize>);
 
-/// The fields of a row the reader uses: `date`, `campaignId`, `adGroupId`, then the metrics.
-const ROW_FIELDS: [&str; 13] = [
+/// The fields of a row the reader uses: `date`, `campaignId`, `adGroupId`, `publisher`, then the
+/// metrics.
+const ROW_FIELDS: [&str; 14] = [
     "date",
     "campaignId",
     "adGroupId",
+    "publisher",
     METRIC_NAMES[0],
     METRIC_NAMES[1],
     METRIC_NAMES[2],
@@ -185,7 +190,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Row<'a> {
                         Some(0) => &mut row.date,
                         Some(1) => &mut row.campaign,
                         Some(2) => &mut row.ad_group,
-                        Some(i) => &mut row.metrics[i - 3],
+                        Some(3) => &mut row.publisher,
+                        Some(i) => &mut row.metrics[i - 4],
                         None => {
                             map.next_value::<IgnoredAny>()?;
                             continue;
@@ -234,29 +240,42 @@ impl<'de: 'a, 'a> Deserialize<'de> for Page<'a> {
     }
 }
 
+/// A page's `cursorId`: the next page's cursor, text or a number read as its text (as ids are);
+/// `Ok(None)` on the last page (empty, blank, `null` or absent). `Err` when it is anything else:
+/// it names no page, and the pages after it must not read as "no sales" (DESIGN §4.3).
+pub fn cursor_of(value: Option<&Scalar<'_>>) -> Result<Option<String>, NoPage> {
+    match value {
+        None => Ok(None),
+        Some(Scalar::Text(s)) if s.trim().is_empty() => Ok(None),
+        Some(Scalar::Text(s)) => Ok(Some(s.clone().into_owned())),
+        Some(Scalar::Number(n)) => Ok(Some(n.to_string())),
+        Some(Scalar::Other) => Err(NoPage),
+    }
+}
+
+/// A `cursorId` that names no page ([`cursor_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the page's `cursorId` is neither text nor a number")]
+pub struct NoPage;
+
 /// The next page's cursor as [`parse`] would read it, found without reading the rows: the value
 /// of the last `"cursorId"` key in the text (a quote inside a JSON string is escaped, so the
-/// quoted name followed by `:` is a key), when it is a text that is not blank. What the sync
+/// quoted name followed by `:` is a key), as [`cursor_of`] reads it. What the sync
 /// fetches next while this page is read: a guess only (the key could be a row's), which the
 /// page's full reading confirms or overrules.
 pub fn cursor_hint(text: &str) -> Option<String> {
     const KEY: &str = "\"cursorId\"";
     let value = memchr::memmem::rfind_iter(text.as_bytes(), KEY)
         .find_map(|at| text[at + KEY.len()..].trim_start().strip_prefix(':'))?;
-    match Option::<Scalar<'_>>::deserialize(&mut serde_json::Deserializer::from_str(value)) {
-        Ok(Some(Scalar::Text(s))) if !s.trim().is_empty() => Some(s.into_owned()),
-        _ => None,
-    }
+    let value = Option::<Scalar<'_>>::deserialize(&mut serde_json::Deserializer::from_str(value));
+    cursor_of(value.ok()?.as_ref()).ok().flatten()
 }
 
 /// A page's rows and its next cursor, read from the page's text; `None` when the page is not of
 /// the shape this reader takes (the `Value` reader then reads it, or says what is wrong).
 pub fn parse(text: &str) -> Option<(Vec<Fields<'_>>, Option<String>)> {
     let page: Page<'_> = serde_json::from_str(text).ok()?;
-    let cursor = match page.cursor {
-        Some(Scalar::Text(s)) if !s.trim().is_empty() => Some(s.into_owned()),
-        _ => None,
-    };
+    let cursor = cursor_of(page.cursor.as_ref()).ok()?;
     Some((page.reports.into_iter().map(|r| r.0).collect(), cursor))
 }
 
@@ -276,12 +295,14 @@ mod tests {
             Some("a")
         );
         assert_eq!(hint(r#"{"cursorId": "a\u0031"}"#).as_deref(), Some("a1"));
+        // A number is a cursor too, read as its text.
+        assert_eq!(hint(r#"{"cursorId": 7}"#).as_deref(), Some("7"));
         // The last page, or no cursor at all: nothing to fetch on a guess.
         for last in [
             r#"{"cursorId": ""}"#,
             r#"{"cursorId": " "}"#,
             r#"{"cursorId": null}"#,
-            r#"{"cursorId": 7}"#,
+            r#"{"cursorId": true}"#,
             r#"{"reports": []}"#,
             r#"{"cursorId": "#,
             "not json",
@@ -328,6 +349,9 @@ mod tests {
             r#"{"reports": null}"#,
             r#"{"size": 0}"#,
             r#"{"reports": {}}"#,
+            // A cursor that names no page: the `Value` reader refuses the page.
+            r#"{"reports": [], "cursorId": true}"#,
+            r#"{"reports": [], "cursorId": {"next": "b"}}"#,
         ] {
             assert!(parse(text).is_none(), "{text}");
         }

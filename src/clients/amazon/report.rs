@@ -30,7 +30,7 @@ pub enum Reading {
 }
 
 impl Reading {
-    /// Two rows of one key (Amazon may split one): their sum, incomplete if either is or if the
+    /// Two rows of one key from different publishers: their sum, incomplete if either is or if the
     /// sum overflows.
     fn add(&mut self, other: Reading) {
         *self = match (&*self, other) {
@@ -67,12 +67,12 @@ pub fn request_body(
     body
 }
 
-/// The next page's cursor, or None on the last page.
+/// The next page's cursor, or None on the last page ([`page::cursor_of`]; a page whose cursor
+/// names no page is refused by [`read_page`]).
 pub fn next_cursor(page: &Value) -> Option<String> {
-    match page.get("cursorId") {
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
-        _ => None,
-    }
+    page::cursor_of(Scalar::of(page.get("cursorId")).as_ref())
+        .ok()
+        .flatten()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,11 +144,19 @@ fn figures(row: &Fields<'_>, exponent: u32) -> Option<Figures> {
     })
 }
 
-/// Adds a page's rows to `rows`. The same key twice on one page is summed (Amazon may split a
-/// row); a key that an earlier page had already is a repeat and makes it incomplete. A page that
-/// is not a report, or a row without a readable date, is an error: it must not read as "no sales".
+/// Adds a page's rows to `rows`. Rows of one key on one page from different publishers are summed
+/// (an ADGROUP report has a row per publisher); the same key and publisher twice, or a key an
+/// earlier page had already, is a repeat and makes it incomplete. A page that is not a report, a
+/// row without a readable date, or a cursor that names no page is an error: it must not read as
+/// "no sales".
 pub fn read_page(page: &Value, exponent: u32, rows: &mut Rows) -> Result<usize, BadRow> {
     const NONE: &[Value] = &[];
+    if let Err(no_page) = page::cursor_of(Scalar::of(page.get("cursorId")).as_ref()) {
+        return Err(BadRow {
+            row: page.to_string().chars().take(300).collect(),
+            problem: no_page.to_string(),
+        });
+    }
     let list = page
         .get("reports")
         .and_then(Value::as_array)
@@ -212,29 +220,57 @@ pub fn read_page_rows(text: &str, exponent: u32) -> Result<PageRows, BadRow> {
     })
 }
 
-/// A page's rows by key, the same key twice summed; `Err` names the first row without a readable
-/// date (by its index) and what is wrong with it.
+/// A report row's `date`: `YYYYMMDD` as Amazon writes it, or `YYYY-MM-DD`, with every digit
+/// there (chrono alone reads `"2026111"` as 1 November, a sale paid on another day).
+fn report_day(date: &str) -> Option<NaiveDate> {
+    let date = date.trim();
+    let digit_or_dash = |(i, b): (usize, &u8)| match i {
+        4 | 7 => *b == b'-',
+        _ => b.is_ascii_digit(),
+    };
+    let format = match date.as_bytes() {
+        b if b.len() == 8 && b.iter().all(u8::is_ascii_digit) => "%Y%m%d",
+        b if b.len() == 10 && b.iter().enumerate().all(digit_or_dash) => "%Y-%m-%d",
+        _ => return None,
+    };
+    NaiveDate::parse_from_str(date, format).ok()
+}
+
+/// A page's rows by key, rows of one key from different publishers summed and the same publisher
+/// twice a repeat (incomplete); `Err` names the first row without a readable date (by its index)
+/// and what is wrong with it.
 fn keyed<'a>(
     list: impl Iterator<Item = Fields<'a>>,
     exponent: u32,
 ) -> Result<Rows, (usize, String)> {
-    let mut page_rows = Rows::new();
+    // Each key's reading and the publishers it was read from (rarely more than one).
+    let mut page_rows =
+        BTreeMap::<_, (Reading, Option<Scalar<'a>>, Vec<Option<Scalar<'a>>>)>::new();
     for (i, row) in list.enumerate() {
         let date = text(&row.date).ok_or_else(|| (i, "no date".to_owned()))?;
-        let day = NaiveDate::parse_from_str(date.trim(), "%Y%m%d")
-            .or_else(|_| NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d"))
-            .map_err(|_| (i, format!("date {date:?}")))?;
+        let day = report_day(&date).ok_or_else(|| (i, format!("date {date:?}")))?;
         let campaign = text(&row.campaign).unwrap_or_default();
         let ad_group = text(&row.ad_group).unwrap_or_default();
         let reading = figures(&row, exponent).map_or(Reading::Incomplete, Reading::Complete);
         match page_rows.entry((campaign, ad_group, day)) {
             Entry::Vacant(v) => {
-                v.insert(reading);
+                v.insert((reading, row.publisher, Vec::new()));
             }
-            Entry::Occupied(mut o) => o.get_mut().add(reading),
+            Entry::Occupied(mut o) => {
+                let (sum, first, more) = o.get_mut();
+                if *first == row.publisher || more.contains(&row.publisher) {
+                    *sum = Reading::Incomplete;
+                } else {
+                    sum.add(reading);
+                    more.push(row.publisher);
+                }
+            }
         }
     }
-    Ok(page_rows)
+    Ok(page_rows
+        .into_iter()
+        .map(|(key, (reading, ..))| (key, reading))
+        .collect())
 }
 
 /// Adds a page's rows to the report's. A key already read on an earlier page is a repeat, not
@@ -355,6 +391,8 @@ mod tests {
                 json!(""),
                 json!("  "),
                 json!("lots"),
+                json!("5_0.00"),
+                json!("1__0"),
                 json!(true),
                 json!({}),
             ] {
@@ -365,6 +403,19 @@ mod tests {
             let mut row = complete_row();
             row.as_object_mut().unwrap().remove(key);
             assert_eq!(read_one(row), Reading::Incomplete, "{key} absent");
+        }
+    }
+
+    #[test]
+    fn half_a_purchase_is_no_count() {
+        for key in [
+            "attributedPurchases14d",
+            "attributedTotalPurchases14d",
+            "Click-throughs",
+        ] {
+            let mut row = complete_row();
+            row[key] = json!("0.5");
+            assert_eq!(read_one(row), Reading::Incomplete, "{key}");
         }
     }
 
@@ -430,8 +481,14 @@ mod tests {
         let mut rows = Rows::new();
         let mut big = complete_row();
         big["attributedSales14d"] = json!("10000000000.00");
-        let page = json!({"reports": vec![big; 1000]});
-        read_page(&page, 2, &mut rows).unwrap();
+        let split: Vec<Value> = (0..1000)
+            .map(|p| {
+                let mut row = big.clone();
+                row["publisher"] = json!(format!("publisher {p}"));
+                row
+            })
+            .collect();
+        read_page(&json!({"reports": split}), 2, &mut rows).unwrap();
         // 1,000 halves at the bound add up to 10^15 minor units: within i64, so complete.
         assert!(matches!(rows.values().next(), Some(Reading::Complete(_))));
     }
@@ -448,9 +505,78 @@ mod tests {
     }
 
     #[test]
+    fn rows_of_one_key_from_other_publishers_add_up_and_the_same_publisher_twice_is_a_repeat() {
+        let from = |publisher: Value| {
+            let mut row = complete_row();
+            row["publisher"] = publisher;
+            row
+        };
+        let read = |list: Vec<Value>| {
+            let mut rows = Rows::new();
+            read_page(&json!({ "reports": list }), 2, &mut rows).unwrap();
+            rows.into_values().collect::<Vec<_>>()
+        };
+        let [google, email] = [json!("Google Ads"), json!("Email - Other")].map(from);
+        let Reading::Complete(both) = &read(vec![google.clone(), email.clone()])[0] else {
+            panic!("complete")
+        };
+        assert_eq!((both.sales_minor, both.purchases), (10000, 4));
+        for repeat in [
+            vec![email.clone(), email.clone()],
+            vec![google.clone(), email.clone(), google],
+            vec![complete_row(), complete_row()],
+            vec![from(json!(null)), complete_row()],
+        ] {
+            assert_eq!(read(repeat), vec![Reading::Incomplete]);
+        }
+    }
+
+    #[test]
+    fn a_date_is_all_its_digits() {
+        let day = |date: &str| {
+            let mut row = complete_row();
+            row["date"] = json!(date);
+            let mut rows = Rows::new();
+            read_page(&json!({"reports": [row]}), 2, &mut rows)
+                .map(|_| rows.into_keys().next().unwrap().2)
+        };
+        let first = NaiveDate::from_ymd_opt(2026, 11, 1);
+        for ok in ["20261101", "2026-11-01", " 20261101 "] {
+            assert_eq!(day(ok).ok(), first, "{ok}");
+        }
+        for bad in [
+            "2026111",
+            "2026011",
+            "202611 1",
+            "2026-11-1",
+            "2026-1-01",
+            "+2026-11-01",
+            "20261301",
+            "202611010",
+            "2026/11/01",
+            "20261131",
+            "",
+        ] {
+            assert!(day(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_cursor_is_text_or_a_number_and_anything_else_is_no_page() {
+        assert_eq!(next_cursor(&json!({"cursorId": 2})).as_deref(), Some("2"));
+        for bad in [json!(true), json!([1]), json!({"next": "b"})] {
+            let page = json!({"reports": [complete_row()], "cursorId": bad});
+            assert!(read_page(&page, 2, &mut Rows::new()).is_err(), "{page}");
+            let text = page.to_string();
+            assert!(read_page_rows(&text, 2).is_err(), "{text}");
+        }
+    }
+
+    #[test]
     fn an_incomplete_half_makes_a_split_row_incomplete() {
         let mut rows = Rows::new();
         let mut half = complete_row();
+        half["publisher"] = json!("Google Ads");
         half["attributedSales14d"] = json!(null);
         read_page(&json!({"reports": [complete_row(), half]}), 2, &mut rows).unwrap();
         assert_eq!(

@@ -310,18 +310,19 @@ impl<'a> ProgramClient<'a> {
                     ],
                 )
                 .await?;
-            let list = match body {
-                Value::Object(mut map) => map.remove("affiliates").unwrap_or(Value::Array(vec![])),
-                other => other,
-            };
-            let entries: Vec<RosterEntry> = serde_json::from_value(list)
+            let entries: Vec<RosterEntry> = serde_json::from_value(list_in(body, "affiliates")?)
                 .map_err(|e| ProgramError::Decode(format!("affiliates: {e}")))?;
             let len = entries.len();
             let mut new = 0;
             for entry in entries {
-                if entry.id.clone().is_some_and(|id| seen.insert(id)) {
-                    new += 1;
-                    all.push(entry);
+                match entry.id.as_ref().map(|id| seen.insert(id.clone())) {
+                    Some(true) => {
+                        new += 1;
+                        all.push(entry);
+                    }
+                    Some(false) => {}
+                    // Kept: the roster's reader must know that someone went unread.
+                    None => all.push(entry),
                 }
             }
             if len < PAGE_SIZE || new == 0 {
@@ -336,11 +337,29 @@ impl<'a> ProgramClient<'a> {
     }
 }
 
+/// The list an answer holds: `{"<key>": [...]}` or the bare list. Anything else (`{}`, an object
+/// without the key, an empty answer) is not understood: read as "none", it would make the
+/// program's affiliates or orders disappear.
+pub(crate) fn list_in(body: Value, key: &str) -> Result<Value, ProgramError> {
+    let list = match body {
+        Value::Object(mut map) => map.remove(key),
+        list @ Value::Array(_) => Some(list),
+        _ => None,
+    };
+    list.filter(Value::is_array)
+        .ok_or_else(|| ProgramError::Decode(format!("the answer has no `{key}` list")))
+}
+
 pub(crate) async fn classify(res: reqwest::Response) -> Result<Value, ProgramError> {
     let status = res.status();
     let after = retry_after(res.headers(), SystemTime::now());
     let text = res.text().await.map_err(ProgramError::Transport)?;
     if status.is_success() {
+        // 2xx is success (DESIGN §4.4): an empty answer (204) says nothing more, which only a
+        // call that reads the answer may find wanting.
+        if text.trim().is_empty() {
+            return Ok(Value::Null);
+        }
         return serde_json::from_str(&text).map_err(|e| ProgramError::Decode(e.to_string()));
     }
     Err(match status {

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::{Value, value::RawValue};
 
 use crate::{
-    clients::program::{ProgramClient, ProgramError},
+    clients::program::{ProgramClient, ProgramError, list_in},
     domain::money::{format_minor, to_minor},
 };
 
@@ -70,7 +70,8 @@ fn remote(order: &Value, exponent: u32) -> Option<RemoteOrder> {
         _ => None,
     };
     Some(RemoteOrder {
-        id: text(order.get("id")?)?,
+        // An empty id names no order: updates would go to `/admin/orders/`.
+        id: text(order.get("id")?).filter(|id| !id.trim().is_empty())?,
         total_minor: order
             .get("total")
             .and_then(text)
@@ -115,16 +116,19 @@ impl ProgramClient<'_> {
                 ])
             })
             .await?;
-        let list = match body {
-            Value::Object(mut map) => map.remove("orders").unwrap_or(Value::Array(vec![])),
-            other => other,
-        };
-        Ok(list
+        let list = list_in(body, "orders")?;
+        let Some(found) = list
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|o| o.get("number").and_then(Value::as_str) == Some(number))
-            .find_map(|o| remote(o, exponent)))
+            .find(|o| o.get("number").and_then(Value::as_str) == Some(number))
+        else {
+            return Ok(None);
+        };
+        // The order is there: read as none, it would be created a second time.
+        remote(found, exponent)
+            .map(Some)
+            .ok_or_else(|| ProgramError::Decode(format!("order {number} has no id")))
     }
 
     pub async fn create_order(
@@ -141,19 +145,27 @@ impl ProgramClient<'_> {
             .ok_or_else(|| ProgramError::Decode("the created order has no id".into()))
     }
 
+    /// Sends the changes; any 2xx is done, whatever its body says (DESIGN §4.4): sent again, the
+    /// update would e-mail the affiliate twice.
     pub async fn update_order(&self, id: &str, changes: &OrderChanges) -> Result<(), ProgramError> {
-        self.send(false, || {
-            self.http
-                .patch(self.url(&format!("/admin/orders/{id}")))
-                .json(changes)
-        })
-        .await
-        .map(|_| ())
+        let sent = self
+            .send(false, || {
+                self.http
+                    .patch(self.url(&format!("/admin/orders/{id}")))
+                    .json(changes)
+            })
+            .await;
+        match sent {
+            Ok(_) | Err(ProgramError::Decode(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -181,5 +193,16 @@ mod tests {
             ("987", Some(19196), Some(1920))
         );
         assert!(remote(&unwrap_order(serde_json::json!({"id": "x1"})), 2).is_some());
+        for no_id in [
+            json!({"id": ""}),
+            json!({"id": " "}),
+            json!({"id": null}),
+            json!({}),
+        ] {
+            assert!(remote(&unwrap_order(json!({ "order": no_id })), 2).is_none());
+        }
+        // An amount that is not there is unknown, never zero: the update sends it.
+        let o = remote(&json!({"id": 1, "total": "", "commission": "1_0"}), 2).unwrap();
+        assert_eq!((o.total_minor, o.commission_minor), (None, None));
     }
 }
