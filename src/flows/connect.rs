@@ -13,6 +13,7 @@ use crate::{
     clients::amazon::{Region, ads::AmazonError, lwa},
     crypto::CryptoError,
     domain::{
+        currency::Currency,
         ids::StoreId,
         links::{self, fill_template},
     },
@@ -261,7 +262,13 @@ pub async fn discover(deps: &Deps, store: &StoreId) -> Result<Outcome, ConnectEr
     .await?;
     let mut choices = Vec::new();
     let mut refused = Vec::new();
+    let mut unreadable = Vec::new();
     for p in profiles.iter().filter(|p| !p.is_legacy_attribution()) {
+        let name = || p.account_info.name.clone().unwrap_or(p.profile_id.clone());
+        if let Some(why) = unreadable_profile(p) {
+            unreadable.push(format!("{} ({why})", name()));
+            continue;
+        }
         let pid = p.profile_id.clone();
         let found = tokens::with_token(deps, store, |t, r| {
             let pid = pid.clone();
@@ -287,11 +294,7 @@ pub async fn discover(deps: &Deps, store: &StoreId) -> Result<Outcome, ConnectEr
             })),
             // Explained to the merchant, not retried.
             Err(CallError::Amazon(AmazonError::NotEnabled(detail))) => {
-                refused.push(format!(
-                    "{} ({})",
-                    p.account_info.name.clone().unwrap_or(p.profile_id.clone()),
-                    detail
-                ));
+                refused.push(format!("{} ({})", name(), detail));
             }
             Err(e) => return Err(e.into()),
         }
@@ -304,14 +307,23 @@ pub async fn discover(deps: &Deps, store: &StoreId) -> Result<Outcome, ConnectEr
     }
     match choices.len() {
         0 => {
-            let problem = if refused.is_empty() {
-                "This Amazon account has no Amazon Ads profile in this region that can use Amazon Attribution (legacy Attribution-only profiles are not supported). Try another region or account.".to_owned()
-            } else {
-                format!(
+            let mut problem = Vec::new();
+            if !refused.is_empty() {
+                problem.push(format!(
                     "Amazon Attribution is not enabled for this account's profiles: {}. Enable Amazon Attribution in the Amazon Ads console, or connect another account.",
                     refused.join("; ")
-                )
-            };
+                ));
+            }
+            if !unreadable.is_empty() {
+                problem.push(format!(
+                    "These profiles cannot be used, as their sales could not be read right: {}. Connect another account, or ask Amazon Ads support to correct the profile.",
+                    unreadable.join("; ")
+                ));
+            }
+            if problem.is_empty() {
+                problem.push("This Amazon account has no Amazon Ads profile in this region that can use Amazon Attribution (legacy Attribution-only profiles are not supported). Try another region or account.".to_owned());
+            }
+            let problem = problem.join(" ");
             connections::set_not_eligible(&deps.db, store, problem, now).await?;
             Ok(Outcome::NotEligible)
         }
@@ -324,6 +336,26 @@ pub async fn discover(deps: &Deps, store: &StoreId) -> Result<Outcome, ConnectEr
             connections::set_choices(&deps.db, store, json, now).await?;
             Ok(Outcome::MustChoose)
         }
+    }
+}
+
+/// Why a profile cannot be used, if it cannot: every amount Amazon reports is in its
+/// `currencyCode`, which must be an ISO 4217 currency, and its days are in its `timezone`, which
+/// must be one the app knows when given (DESIGN §4.3, §5). Refused at connect, not at the first
+/// sync, nor read as a default.
+fn unreadable_profile(p: &crate::clients::amazon::wire::Profile) -> Option<String> {
+    let currency = p.currency_code.as_deref().unwrap_or_default();
+    if Currency::parse(currency).is_err() {
+        return Some(match currency.trim() {
+            "" => "it has no currency".to_owned(),
+            _ => format!("its currency {currency:?} is not an ISO 4217 currency"),
+        });
+    }
+    match p.timezone.as_deref() {
+        Some(zone) if zone.parse::<chrono_tz::Tz>().is_err() => {
+            Some(format!("its time zone {zone:?} is unknown"))
+        }
+        _ => None,
     }
 }
 

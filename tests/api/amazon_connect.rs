@@ -592,3 +592,54 @@ async fn the_sweep_drops_abandoned_sign_in_attempts_and_keeps_live_ones() {
         .assert_rows("amazon_connections WHERE store_id = 'st_1'", 0)
         .await;
 }
+
+/// A profile whose currency or time zone cannot be read is refused at connect, named with why,
+/// rather than read as a default or left to fail the first sync; a readable profile beside it is
+/// still chosen.
+#[tokio::test]
+async fn a_profile_whose_currency_or_time_zone_cannot_be_read_is_refused_at_connect() {
+    for (field, value, says) in [
+        (
+            "currencyCode",
+            json!("ABC"),
+            ["ABC", "is not an ISO 4217 currency"],
+        ),
+        ("currencyCode", json!(""), ["Acme", "it has no currency"]),
+        ("currencyCode", json!(null), ["Acme", "it has no currency"]),
+        (
+            "timezone",
+            json!("Mars/Olympus"),
+            ["Mars/Olympus", "is unknown"],
+        ),
+    ] {
+        let w = world(1).await;
+        w.amazon.ads.profiles.lock().unwrap()[0][field] = value.clone();
+        let flash = connect(&w).await;
+        assert!(
+            flash.contains("no account can use Amazon Attribution"),
+            "{field} {value}: {flash}"
+        );
+        let page = w.app.page("/app/stores/st_1").await;
+        for part in says {
+            assert!(page.contains(part), "{field} {value}: {part}");
+        }
+        w.app.assert_rows("links", 0).await;
+        w.app
+            .assert_rows("amazon_connections WHERE currency_code IS NOT NULL", 0)
+            .await;
+    }
+    // Beside a readable profile, the unreadable one is left out and the readable one chosen.
+    let w = world(1).await;
+    {
+        let mut profiles = w.amazon.ads.profiles.lock().unwrap();
+        let mut odd = profiles[0].clone();
+        odd["profileId"] = json!(222);
+        odd["currencyCode"] = json!("ABC");
+        profiles.as_array_mut().unwrap().push(odd);
+    }
+    let flash = connect(&w).await;
+    assert!(flash.contains("connected"), "{flash}");
+    w.app
+        .assert_rows("amazon_connections WHERE currency_code = 'USD'", 1)
+        .await;
+}
