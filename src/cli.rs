@@ -94,8 +94,8 @@ pub enum Command {
         /// The store's id (as in `stores list`).
         #[arg(long)]
         store: String,
-        /// Every affiliate's Amazon link.
-        #[arg(long)]
+        /// Every affiliate's Amazon link (the one export there is, so far: required).
+        #[arg(long, required = true)]
         links: bool,
     },
 }
@@ -104,10 +104,13 @@ pub enum Command {
 pub enum MigrateAction {
     /// Apply every pending migration.
     Up,
-    /// Revert the last N migrations (all of them without -n).
+    /// Revert the last N migrations (1 without -n); --all reverts every one, which drops every
+    /// table and its data.
     Down {
-        #[arg(short = 'n', long)]
-        steps: Option<u32>,
+        #[arg(short = 'n', long, default_value_t = 1, conflicts_with = "all")]
+        steps: u32,
+        #[arg(long)]
+        all: bool,
     },
     /// Show which migrations are applied.
     Status,
@@ -231,9 +234,7 @@ async fn sync_store(
     )
     .await?;
     let db = &app.deps.db;
-    stores::find(db, store)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no store {store}"))?;
+    known_store(db, store).await?;
     let asked = scheduler::enqueue_now(&app.deps, store, range, "cli").await?;
     if let (false, Some(job)) = (asked.queued, &asked.job) {
         eprintln!(
@@ -352,6 +353,15 @@ fn say(line: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
     out(format_args!("{}\n", Escaped(&line.to_string())))
 }
 
+/// A store id the operator typed that names no store is an error (exit 1), whatever the command:
+/// an empty ledger or "no dead letters" would read as a store with nothing wrong.
+async fn known_store(db: &sea_orm::DatabaseConnection, store: &StoreId) -> anyhow::Result<()> {
+    stores::find(db, store)
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| anyhow::anyhow!("no store {store}"))
+}
+
 /// What `serve` tells whoever started it: the address to open, and the sandbox's when it is on.
 fn open_line(app: &Application) -> String {
     let url = app.browser_url();
@@ -389,8 +399,14 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             let db = db::connect(&settings.database).await?;
             match action.unwrap_or(MigrateAction::Up) {
                 MigrateAction::Up => Migrator::up(&db, None).await?,
-                MigrateAction::Down { steps } => Migrator::down(&db, steps).await?,
-                MigrateAction::Status => Migrator::status(&db).await?,
+                MigrateAction::Down { steps, all } => {
+                    Migrator::down(&db, (!all).then_some(steps)).await?
+                }
+                MigrateAction::Status => {}
+            }
+            // What the database holds now, whatever was asked: a command says what it did.
+            for m in Migrator::get_migration_with_status(&db).await? {
+                say(format_args!("{:<8} {}", m.status().to_string(), m.name()))?;
             }
             Ok(())
         }
@@ -406,6 +422,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Ledger { store, json } => {
             let store = StoreId::parse(&store)?;
             let db = db::connect_and_migrate(&settings.database).await?;
+            known_store(&db, &store).await?;
             let entries = status::ledger(&db, &store).await?;
             if json {
                 out(format_args!(
@@ -433,6 +450,9 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::DeadLetters { retry, store } => {
             let store = store.as_deref().map(StoreId::parse).transpose()?;
             let db = db::connect_and_migrate(&settings.database).await?;
+            if let Some(store) = &store {
+                known_store(&db, store).await?;
+            }
             if retry {
                 let n = push::retry_dead_letters(&db, store.as_ref(), chrono::Utc::now()).await?;
 
@@ -457,20 +477,15 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Export { store, links: true } => {
+        Command::Export { store, .. } => {
             let store = StoreId::parse(&store)?;
             let db = db::connect_and_migrate(&settings.database).await?;
-            stores::find(&db, &store)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no store {store}"))?;
+            known_store(&db, &store).await?;
             out(format_args!(
                 "{}",
                 links::to_csv(&store::links::current(&db, &store).await?)
             ))?;
             Ok(())
-        }
-        Command::Export { links: false, .. } => {
-            anyhow::bail!("say what to export: --links")
         }
         Command::Stores {
             action: StoresAction::List { json },

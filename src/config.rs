@@ -279,6 +279,27 @@ pub struct LogSettings {
     pub level: String,
 }
 
+/// Whether `level` is a level or comma-separated `[target=]level` directives. A bare word that is
+/// no level is a valid filter too (a target, at every level), which would silently turn every
+/// other log line off: `loud` is refused.
+fn is_log_level(level: &str) -> bool {
+    use std::str::FromStr;
+    use tracing_subscriber::filter::LevelFilter;
+    let directives: Vec<&str> = level.split(',').map(str::trim).collect();
+    !level.trim().is_empty()
+        && directives.iter().all(|d| {
+            let level =
+                d.rsplit_once('=').map_or(
+                    *d,
+                    |(target, level)| {
+                        if target.trim().is_empty() { "" } else { level }
+                    },
+                );
+            let level = level.trim();
+            !level.is_empty() && LevelFilter::from_str(level).is_ok()
+        })
+}
+
 impl Settings {
     /// Defaults, then `file` (when given; it must exist), then the process environment.
     pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
@@ -471,8 +492,12 @@ impl Settings {
         }
         within("jobs.concurrency", self.jobs.concurrency, 1..=64)?;
         at_least("jobs.poll_interval_ms", self.jobs.poll_interval_ms, 1)?;
-        if self.log.level.trim().is_empty() {
-            return Err(invalid("log.level", "must not be empty"));
+        if !is_log_level(&self.log.level) {
+            return Err(invalid(
+                "log.level",
+                "must be a level (trace, debug, info, warn, error, off) or a list of them by \
+                 target, as in `info,attribution_bridge::flows=debug`",
+            ));
         }
         Ok(())
     }
@@ -659,6 +684,22 @@ mod tests {
 
     fn problem(result: Result<Settings, ConfigError>) -> String {
         result.expect_err("should be refused").to_string()
+    }
+
+    #[test]
+    fn a_log_level_is_levels_not_any_filter() {
+        for ok in [
+            "info",
+            "WARN",
+            "off",
+            "warn,attribution_bridge::flows::sync=info",
+            " debug ",
+        ] {
+            assert!(is_log_level(ok), "{ok}");
+        }
+        for bad in ["", "loud", "info,", "=debug", "sqlx=noisy", "info,loud"] {
+            assert!(!is_log_level(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -98,8 +98,10 @@ impl Application {
         &self.state
     }
 
-    /// Serves until SIGTERM/SIGINT (in-flight requests finish), with the background workers
-    /// beside it when `[workers] enabled`.
+    /// Serves until SIGTERM or SIGINT (Ctrl-C), with the background workers beside it when
+    /// `[workers] enabled`. Either signal stops the workers first (a job cut off keeps its lease
+    /// and is taken up again; its sync run reads "abandoned"), then the server gracefully:
+    /// in-flight requests finish within `server.shutdown_timeout_secs`.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let settings = self.state.deps.settings.clone();
@@ -117,7 +119,12 @@ impl Application {
                 loops,
             )
         });
-        let served = self.server.await;
+        let handle = self.server.handle();
+        let mut served = Box::pin(self.server);
+        let ended = tokio::select! {
+            ended = &mut served => Some(ended),
+            () = stop_signal() => None,
+        };
         stop.cancel();
         if let Some((sweep, loops)) = workers {
             sweep.await.context("background sweep panicked")?;
@@ -126,7 +133,11 @@ impl Application {
                 job_loop.await.context("job worker panicked")?;
             }
         }
-
+        let served = match ended {
+            Some(ended) => ended,
+            // The server handles the stop while it is polled: both at once.
+            None => tokio::join!(handle.stop(true), served).1,
+        };
         served.context("HTTP server failed")
     }
 }
@@ -147,6 +158,7 @@ pub async fn prepare_with(
         .await
         .context("database unavailable or migration failed")?;
     let cipher = TokenCipher::new(crypto::load_key(&settings)?);
+    crate::flows::lifecycle::check_key(&db, &cipher).await?;
     let mut secrets = settings.platform.webhook_secrets.clone();
     let sandbox = if settings.sandbox.enabled {
         let dir = settings
@@ -274,9 +286,40 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             })
     })
     .shutdown_timeout(settings.server.shutdown_timeout_secs)
+    // `run_until_stopped` listens: actix alone stops at once, in-flight requests dropped, on SIGINT.
+    .disable_signals()
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// SIGTERM or SIGINT, whichever comes first.
+async fn stop_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received: stopping gracefully"),
+        () = terminate => tracing::info!("SIGTERM received: stopping gracefully"),
+    }
 }
 
 /// Background upkeep: retention (stores uninstalled longer than `retention_days`, expired

@@ -36,6 +36,37 @@ pub async fn program_token(
     Ok(Some(deps.cipher.open(&sealed, &program_token_aad(store))?))
 }
 
+/// Whether `cipher` opens this database's secrets, tried on one store's sealed program token. A
+/// key file deleted and created anew, or another `security.encryption_key`, would leave every
+/// store's tokens unreadable while the service ran as if well: refused at start instead.
+pub async fn check_key(
+    conn: &impl ConnectionTrait,
+    cipher: &crate::crypto::TokenCipher,
+) -> Result<(), KeyMismatch> {
+    let Some((store, sealed)) = stores::any_sealed_program_token(conn).await? else {
+        return Ok(());
+    };
+    let store =
+        StoreId::parse(&store).map_err(|e| KeyMismatch::Db(DbErr::Custom(e.to_string())))?;
+    cipher
+        .open(&sealed, &program_token_aad(&store))
+        .map(drop)
+        .map_err(|_| KeyMismatch::Mismatch(store))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyMismatch {
+    #[error(
+        "the encryption key does not open the secrets this database holds (store {0}'s program \
+         token): was the key file (security.key_file) deleted or replaced, or \
+         security.encryption_key changed? Restore the key they were sealed with; started with \
+         this one, every store's tokens would be unreadable"
+    )]
+    Mismatch(StoreId),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProgramTokenError {
     #[error(transparent)]

@@ -157,6 +157,18 @@ pub async fn sealed_program_token(
     )
 }
 
+/// One sealed program token of any store, with its store's id: the start's check that the key
+/// opens this database's secrets (`lifecycle::check_key`), the one reader across stores.
+pub async fn any_sealed_program_token(
+    conn: &impl ConnectionTrait,
+) -> Result<Option<(String, Vec<u8>)>, DbErr> {
+    Ok(program_credentials::Entity::find()
+        .order_by_asc(program_credentials::Column::StoreId)
+        .one(conn)
+        .await?
+        .map(|row| (row.store_id, row.access_token)))
+}
+
 /// Stops the store at once: its tokens, sessions and OAuth attempts go, its waiting work is
 /// cancelled, its history stays until retention ends. Returns false when there was nothing to
 /// uninstall (unknown or already uninstalled): still a success.

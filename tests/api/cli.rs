@@ -23,6 +23,8 @@ fn a_bad_configuration_value_names_itself_and_exits_non_zero() {
     for (key, value, named) in [
         ("APP__SERVER__PORT", "eighty", "server.port"),
         ("APP__SYNC__DAILY_AT", "25:00", "sync.daily_at"),
+        ("APP__LOG__LEVEL", "loud", "log.level"),
+        ("APP__LOG__LEVEL", "info,=debug", "log.level"),
     ] {
         let run = run_cli(&["stores", "list"], [(key, value)]);
         assert_eq!(run.code, Some(2), "{key}");
@@ -30,9 +32,16 @@ fn a_bad_configuration_value_names_itself_and_exits_non_zero() {
     }
 }
 
-/// SIGTERM while a merchant's request is in flight: it finishes, then the process exits cleanly.
+/// SIGTERM or Ctrl-C (SIGINT) while a merchant's request is in flight: it finishes, then the
+/// process exits cleanly.
 #[tokio::test]
-async fn sigterm_lets_in_flight_requests_finish() {
+async fn sigterm_and_sigint_let_in_flight_requests_finish() {
+    for signal in ["-TERM", "-INT"] {
+        stop_with_a_request_in_flight(signal).await;
+    }
+}
+
+async fn stop_with_a_request_in_flight(signal: &str) {
     use crate::doubles::AmazonDouble;
     let amazon = AmazonDouble::start().await;
     amazon.lwa.0.lock().unwrap().delay_ms = 1500;
@@ -105,19 +114,19 @@ async fn sigterm_lets_in_flight_requests_finish() {
     // Once Amazon's (slow) token endpoint has the request, the server is told to stop.
     amazon.wait_for_token_request().await;
     let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
+        .args([signal, &server.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
     assert_eq!(
         in_flight.await.unwrap(),
         303,
-        "the in-flight request finished"
+        "{signal}: the in-flight request finished"
     );
     let exit = tokio::task::spawn_blocking(move || server.wait().unwrap())
         .await
         .unwrap();
-    assert!(exit.success(), "clean exit: {exit:?}");
+    assert!(exit.success(), "{signal}: clean exit: {exit:?}");
     // And what it did is committed.
     let conn = sea_orm::Database::connect(&db.url).await.unwrap();
     use sea_orm::EntityTrait;
@@ -187,4 +196,58 @@ async fn every_command_ends_quietly_when_its_reader_closed_stdout() {
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(stdout.starts_with("2026-11-01 USD a1"), "{stdout}");
     assert_eq!(String::from_utf8_lossy(&run.stderr), "");
+}
+
+/// `migrate down` reverts the last migration, not every one (which drops every table and its
+/// data: that takes `--all`); every `migrate` command prints where the database stands.
+#[tokio::test]
+async fn migrate_down_reverts_one_and_each_command_says_where_the_database_stands() {
+    let app = spawn_app().await;
+    let count = |run: &CliRun, status: &str| {
+        assert!(run.ok, "{}", run.stderr);
+        run.stdout.lines().filter(|l| l.starts_with(status)).count()
+    };
+    let status = app.cli(&["migrate", "status"]);
+    let all = count(&status, "Applied");
+    assert!(all >= 6, "{}", status.stdout);
+    assert_eq!(count(&status, "Pending"), 0);
+    let down = app.cli(&["migrate", "down"]);
+    assert_eq!(
+        (count(&down, "Applied"), count(&down, "Pending")),
+        (all - 1, 1)
+    );
+    let down = app.cli(&["migrate", "down", "-n", "2"]);
+    assert_eq!(count(&down, "Pending"), 3);
+    let up = app.cli(&["migrate", "up"]);
+    assert_eq!((count(&up, "Applied"), count(&up, "Pending")), (all, 0));
+    assert_eq!(app.count("SELECT COUNT(*) FROM stores").await, 0);
+}
+
+/// A store id that names no store is an error the same way in every command that takes one
+/// (exit 1, "no store …"): an empty ledger or "no dead letters" would read as a store with
+/// nothing wrong. A command missing what it must be told is a usage error (exit 2).
+#[tokio::test]
+async fn a_store_id_that_names_no_store_is_an_error_in_every_command() {
+    let app = app_with_store("st_1", "gpat_cli", &[(1, "Alice")]).await;
+    for args in [
+        &["ledger", "--store", "st_nope"][..],
+        &["ledger", "--store", "st_nope", "--json"],
+        &["dead-letters", "--store", "st_nope"],
+        &["dead-letters", "--store", "st_nope", "--retry"],
+        &["export", "--store", "st_nope", "--links"],
+        &["sync", "--store", "st_nope", "--wait", "0"],
+    ] {
+        let run = app.cli(args);
+        assert_eq!(run.code, Some(1), "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("no store st_nope"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+    }
+    let run = app.cli(&["export", "--store", "st_1"]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("--links"), "{}", run.stderr);
+    assert!(app.cli(&["ledger", "--store", "st_1"]).ok);
 }

@@ -22,3 +22,28 @@ async fn the_access_tokens_plaintext_is_absent_from_the_database() {
         }
     }
 }
+
+/// A key that does not open the database's secrets (the key file deleted and so created anew,
+/// or another `security.encryption_key`) stops the start with an error that says so: running
+/// on, every store's tokens would be unreadable. The right key still starts.
+#[tokio::test]
+async fn a_key_that_does_not_open_the_databases_secrets_stops_the_start() {
+    let app = spawn_app().await;
+    app.install("st_1", "gpat_sealed").await;
+    let other = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=".to_owned();
+    // An empty key means the key file, which is not there: created anew, it is another key.
+    for key in [other, String::new()] {
+        let run = app.cli_with(
+            &["sync", "--store", "st_1", "--wait", "0"],
+            vec![("APP__SECURITY__ENCRYPTION_KEY".into(), key.clone())],
+        );
+        assert_eq!(run.code, Some(1), "{key:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("encryption key does not open"),
+            "{key:?}: {}",
+            run.stderr
+        );
+    }
+    app.assert_rows("jobs", 0).await;
+    assert!(app.cli(&["sync", "--store", "st_1", "--wait", "0"]).code != Some(1));
+}
