@@ -13,7 +13,7 @@ use crate::{
     config::Settings,
     db,
     domain::{ids::StoreId, text::Escaped},
-    flows::{links, push, scheduler, status},
+    flows::{links, push, scheduler, status, sync},
     store::{self, jobs, stores},
     telemetry,
 };
@@ -55,17 +55,19 @@ pub enum Command {
     #[command(after_help = "Exit status:\n  \
         0  every job of the store is done\n  \
         1  an error (database, unknown store, …)\n  \
-        2  bad configuration or arguments (--from after --to, or only one of them): nothing queued\n  \
+        2  bad configuration or arguments (--from after --to, only one of them, or days outside\n     \
+           the 60 days a sync reads): nothing queued\n  \
         3  a job failed for good: a dead letter (see `dead-letters`) or a sync that could not run\n  \
         4  work still waits past --wait: each waiting job is named on stderr with the time it runs next\n\
         3 wins over 4 when both apply.")]
     Sync {
         #[arg(long)]
         store: String,
-        /// First marketplace day (YYYY-MM-DD), with --to and not after it; default: 60 days ago.
+        /// First marketplace day (YYYY-MM-DD), with --to and not after it, at most 60 days ago
+        /// (older days are final); default: 60 days ago.
         #[arg(long, requires = "to")]
         from: Option<chrono::NaiveDate>,
-        /// Last marketplace day (YYYY-MM-DD), with --from; default: yesterday.
+        /// Last marketplace day (YYYY-MM-DD), with --from, not after today; default: yesterday.
         #[arg(long, requires = "from")]
         to: Option<chrono::NaiveDate>,
         /// Wait at most this many seconds for scheduled retries and for jobs held by other
@@ -144,6 +146,11 @@ pub async fn run() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // Whoever read stdout stopped reading (`| head -1`): nothing went wrong.
         Err(e) if e.is::<StdoutClosed>() => ExitCode::SUCCESS,
+        // A range the sync would not read: a bad argument, as clap's are.
+        Err(e) if e.is::<OutsideTheWindow>() => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
         // `sync` said what is left; its status tells scripts which case it is.
         Err(e) if e.is::<Unfinished>() => e
             .downcast_ref::<Unfinished>()
@@ -198,6 +205,12 @@ fn unless_closed(written: anyhow::Result<()>) -> anyhow::Result<()> {
     }
 }
 
+/// A `sync` range outside the days a sync reads (DESIGN §5: ages 1–60, the final days never
+/// change): refused before anything is queued (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}; nothing was queued")]
+struct OutsideTheWindow(String);
+
 /// `sync` ended with work of the store not done: what is left was said on stderr.
 #[derive(Debug, thiserror::Error)]
 enum Unfinished {
@@ -235,6 +248,27 @@ async fn sync_store(
     .await?;
     let db = &app.deps.db;
     known_store(db, store).await?;
+    if let Some((from, to)) = range {
+        let tz = crate::store::connections::find(db, store)
+            .await?
+            .and_then(|c| c.timezone);
+        let today = sync::today(chrono::Utc::now(), sync::zone(tz.as_deref()));
+        let (oldest, _) = sync::daily_range(today);
+        if to > today {
+            return Err(OutsideTheWindow(format!(
+                "--to {to} is after today ({today} on the store's marketplace): Amazon has no \
+                 figures for it"
+            ))
+            .into());
+        }
+        if from < oldest {
+            return Err(OutsideTheWindow(format!(
+                "--from {from} is more than 60 days ago (the oldest day a sync reads is \
+                 {oldest}): older days are final and never change"
+            ))
+            .into());
+        }
+    }
     let asked = scheduler::enqueue_now(&app.deps, store, range, "cli").await?;
     if let (false, Some(job)) = (asked.queued, &asked.job) {
         eprintln!(

@@ -42,7 +42,11 @@ pub struct SyncStatus {
     pub orders: u64,
     pub orders_pushed: u64,
     pub orders_waiting: u64,
+    /// Orders whose push failed for good (the program refused them, or their retries ran out).
     pub dead_letters: u64,
+    /// Jobs that failed for good, of any kind: those pushes, and syncs that could not run (Amazon
+    /// refused, say). `sync` exits 3 while there are any.
+    pub failed_jobs: u64,
 }
 
 pub async fn store_status(
@@ -75,6 +79,7 @@ pub async fn store_status(
         orders_pushed: count(&[PushState::Pushed]).await?,
         orders_waiting: count(&[PushState::Waiting, PushState::Pending]).await?,
         dead_letters: count(&[PushState::Dead]).await?,
+        failed_jobs: jobs::count_dead(conn, store).await?,
     })
 }
 

@@ -220,7 +220,9 @@ async fn restate(Checked(form): Checked<RestateForm>, sb: web::Data<Sandbox>) ->
     see_other(sb.url("/sandbox").as_str())
 }
 
+/// A misspelled key is refused (400), not read as "no faults".
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Faults {
     #[serde(default)]
     report: Vec<Fault>,

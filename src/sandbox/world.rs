@@ -134,6 +134,7 @@ pub struct Restatement {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Fault {
     pub status: u16,
     #[serde(default)]

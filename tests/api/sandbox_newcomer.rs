@@ -240,3 +240,35 @@ async fn restating_the_offered_day_updates_an_order_the_program_page_shows() {
         .count();
     assert!(updated > 0, "the program's page shows {day}'s update");
 }
+
+/// The faults hook takes what the README shows and refuses the rest: a misspelled key was read
+/// as "no faults" (200), clearing the pending ones.
+#[tokio::test]
+async fn the_faults_hook_refuses_what_it_does_not_know() {
+    let app = sandbox_app().await;
+    let post = |body: serde_json::Value| {
+        app.client
+            .post(app.url("/sandbox/amazon/faults"))
+            .json(&body)
+            .send()
+    };
+    let res =
+        post(serde_json::json!({"report": [{"status": 503, "retry_after": 2}, {"status": 429}]}))
+            .await
+            .unwrap();
+    assert_eq!(res.status(), 200);
+    let said: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(said["pending"]["report"], 2);
+    for bad in [
+        serde_json::json!({"reprot": [{"status": 503}]}),
+        serde_json::json!({"report": [{"status": 503, "retry-after": 2}]}),
+        serde_json::json!({"report": [{"status": 200}]}),
+    ] {
+        assert_eq!(post(bad.clone()).await.unwrap().status(), 400, "{bad}");
+    }
+    let res = post(serde_json::json!({"report": []})).await.unwrap();
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["pending"]["report"],
+        0
+    );
+}

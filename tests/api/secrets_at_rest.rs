@@ -31,8 +31,13 @@ async fn a_key_that_does_not_open_the_databases_secrets_stops_the_start() {
     let app = spawn_app().await;
     app.install("st_1", "gpat_sealed").await;
     let other = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=".to_owned();
-    // An empty key means the key file, which is not there: created anew, it is another key.
-    for key in [other, String::new()] {
+    // On SQLite an empty key means the key file, which is not there: created anew, it is
+    // another key (PostgreSQL requires the key itself).
+    let mut keys = vec![other];
+    if !app.db.is_postgres() {
+        keys.push(String::new());
+    }
+    for key in keys {
         let run = app.cli_with(
             &["sync", "--store", "st_1", "--wait", "0"],
             vec![("APP__SECURITY__ENCRYPTION_KEY".into(), key.clone())],

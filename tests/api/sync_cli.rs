@@ -279,9 +279,26 @@ async fn a_range_that_ends_before_it_starts_or_has_one_end_is_refused_with_statu
         "nothing queued"
     );
     assert_eq!(w.orders.count(), 0);
-    // The same day as first and last is a range of one day.
-    let run = cli(&w, &sync_range("2026-11-01", "2026-11-01"), &[]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    // Days outside the 60 a sync reads: none has figures yet, or they are final. The command
+    // runs on the real clock, so the days are counted from the real today (UTC, as this store's
+    // marketplace has no zone).
+    let day =
+        |ago: i64| (chrono::Utc::now().date_naive() - chrono::Duration::days(ago)).to_string();
+    for (from, to, says) in [
+        (day(1), day(-1), "is after today"),
+        (day(61), day(30), "more than 60 days ago"),
+    ] {
+        let run = cli(&w, &sync_range(&from, &to), &[]);
+        assert_eq!(run.code, Some(2), "{from}..{to}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{}", run.stderr);
+        assert!(run.stderr.contains("nothing was queued"), "{}", run.stderr);
+    }
+    assert_eq!(w.app.count("SELECT COUNT(*) FROM jobs").await, jobs_before);
+    // The same day as first and last is a range of one day; the window's ends are in it.
+    for (from, to) in [(day(3), day(3)), (day(60), day(0))] {
+        let run = cli(&w, &sync_range(&from, &to), &[]);
+        assert_eq!(run.code, Some(0), "{from}..{to}: {}", run.stderr);
+    }
 }
 
 #[tokio::test]
@@ -336,4 +353,35 @@ async fn sync_with_its_stdout_closed_still_does_the_work_and_exits_by_it() {
 /// `sync --store st_1 --from FROM --to TO`.
 fn sync_range<'a>(from: &'a str, to: &'a str) -> [&'a str; 7] {
     ["sync", "--store", "st_1", "--from", from, "--to", to]
+}
+
+/// A sync Amazon refused for good (the merchant revoked the app's access) is a failed job, not a
+/// dead letter of the program: `sync` exits 3 and its status counts it as such, and the pages
+/// name it beside the orders the program refused (none here).
+#[tokio::test]
+async fn a_sync_amazon_refused_for_good_is_counted_as_a_failed_job_not_a_refused_order() {
+    let w = one_order_world().await;
+    w.amazon.lwa.0.lock().unwrap().revoked = true;
+    let run = cli(&w, &["sync", "--store", "st_1", "--wait", "0"], &[]);
+    eprintln!("{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    let status = status_of(&run);
+    assert_eq!(
+        (
+            status["dead_letters"].as_u64(),
+            status["failed_jobs"].as_u64()
+        ),
+        (Some(0), Some(1))
+    );
+    let overview = w.app.page("/app/stores/st_1").await;
+    assert!(overview.contains("Refused by the program: 0"), "{overview}");
+    assert!(
+        overview.contains("Syncs that failed for good: 1"),
+        "{overview}"
+    );
+    let activity = w.app.page("/app/stores/st_1/activity").await;
+    assert!(
+        activity.contains(r#"Failed for good: <span id="dead-count">1<"#),
+        "{activity}"
+    );
 }
