@@ -67,7 +67,7 @@ pub enum Command {
         /// (older days are final); default: 60 days ago.
         #[arg(long, requires = "to")]
         from: Option<chrono::NaiveDate>,
-        /// Last marketplace day (YYYY-MM-DD), with --from, not after today; default: yesterday.
+        /// Last marketplace day (YYYY-MM-DD), with --from, at most yesterday; default: yesterday.
         #[arg(long, requires = "from")]
         to: Option<chrono::NaiveDate>,
         /// Wait at most this many seconds for scheduled retries and for jobs held by other
@@ -253,11 +253,11 @@ async fn sync_store(
             .await?
             .and_then(|c| c.timezone);
         let today = sync::today(chrono::Utc::now(), sync::zone(tz.as_deref()));
-        let (oldest, _) = sync::daily_range(today);
-        if to > today {
+        let (oldest, newest) = sync::daily_range(today);
+        if to > newest {
             return Err(OutsideTheWindow(format!(
-                "--to {to} is after today ({today} on the store's marketplace): Amazon has no \
-                 figures for it"
+                "--to {to} is not before today ({today} on the store's marketplace): a sync \
+                 reads days up to yesterday, as Amazon completes a day only after it"
             ))
             .into());
         }

@@ -99,9 +99,10 @@ impl Application {
     }
 
     /// Serves until SIGTERM or SIGINT (Ctrl-C), with the background workers beside it when
-    /// `[workers] enabled`. Either signal stops the workers first (a job cut off keeps its lease
-    /// and is taken up again; its sync run reads "abandoned"), then the server gracefully:
-    /// in-flight requests finish within `server.shutdown_timeout_secs`.
+    /// `[workers] enabled`. Either signal cuts off the workers' running jobs (each keeps its
+    /// claim and is taken up again after its lease; a sync's run reads "abandoned"), then stops
+    /// the server gracefully: in-flight requests finish within `server.shutdown_timeout_secs`.
+    /// A second signal exits at once.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let settings = self.state.deps.settings.clone();
@@ -123,7 +124,15 @@ impl Application {
         let mut served = Box::pin(self.server);
         let ended = tokio::select! {
             ended = &mut served => Some(ended),
-            () = stop_signal() => None,
+            signal = stop_signal() => {
+                tracing::info!(signal, "stopping gracefully; a second signal exits at once");
+                tokio::spawn(async {
+                    let signal = stop_signal().await;
+                    tracing::warn!(signal, "second signal: exiting now");
+                    std::process::exit(130);
+                });
+                None
+            }
         };
         stop.cancel();
         if let Some((sweep, loops)) = workers {
@@ -157,8 +166,17 @@ pub async fn prepare_with(
     let db = db::connect_and_migrate(&settings.database)
         .await
         .context("database unavailable or migration failed")?;
+    let key_file = &settings.security.key_file;
+    let had_key_file = key_file.exists();
     let cipher = TokenCipher::new(crypto::load_key(&settings)?);
-    crate::flows::lifecycle::check_key(&db, &cipher).await?;
+    if let Err(e) = crate::flows::lifecycle::check_key(&db, &cipher).await {
+        // A key file this start created opens nothing here: left behind, it would be mistaken
+        // for the one to back up.
+        if !had_key_file && key_file.exists() {
+            let _ = std::fs::remove_file(key_file);
+        }
+        return Err(e.into());
+    }
     let mut secrets = settings.platform.webhook_secrets.clone();
     let sandbox = if settings.sandbox.enabled {
         let dir = settings
@@ -293,8 +311,8 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
     Ok(server)
 }
 
-/// SIGTERM or SIGINT, whichever comes first.
-async fn stop_signal() {
+/// SIGTERM or SIGINT, whichever comes first: its name.
+async fn stop_signal() -> &'static str {
     let interrupt = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for SIGINT");
@@ -317,8 +335,8 @@ async fn stop_signal() {
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
     tokio::select! {
-        () = interrupt => tracing::info!("SIGINT received: stopping gracefully"),
-        () = terminate => tracing::info!("SIGTERM received: stopping gracefully"),
+        () = interrupt => "SIGINT",
+        () = terminate => "SIGTERM",
     }
 }
 
@@ -337,7 +355,11 @@ async fn sweep_loop(deps: Deps, stop: CancellationToken) {
         }
         if last_roster.is_none_or(|t| t.elapsed() >= roster_every) {
             last_roster = Some(tokio::time::Instant::now());
-            roster::sync_connected(&deps).await;
+            // Cut off by a stop like a job: each store's roster is applied in one transaction.
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = roster::sync_connected(&deps) => {}
+            }
         }
         tokio::select! {
             () = stop.cancelled() => return,

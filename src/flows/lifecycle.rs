@@ -36,22 +36,23 @@ pub async fn program_token(
     Ok(Some(deps.cipher.open(&sealed, &program_token_aad(store))?))
 }
 
-/// Whether `cipher` opens this database's secrets, tried on one store's sealed program token. A
-/// key file deleted and created anew, or another `security.encryption_key`, would leave every
-/// store's tokens unreadable while the service ran as if well: refused at start instead.
+/// Whether `cipher` opens this database's secrets, tried on a few stores' sealed program tokens:
+/// refused only when none opens (one damaged row must not stop every store). A key file deleted
+/// and created anew, or another `security.encryption_key`, would leave every store's tokens
+/// unreadable while the service ran as if well: refused at start instead.
 pub async fn check_key(
     conn: &impl ConnectionTrait,
     cipher: &crate::crypto::TokenCipher,
 ) -> Result<(), KeyMismatch> {
-    let Some((store, sealed)) = stores::any_sealed_program_token(conn).await? else {
-        return Ok(());
+    let sealed = stores::some_sealed_program_tokens(conn, 5).await?;
+    let opens = |(store, sealed): &(String, Vec<u8>)| {
+        StoreId::parse(store)
+            .is_ok_and(|store| cipher.open(sealed, &program_token_aad(&store)).is_ok())
     };
-    let store =
-        StoreId::parse(&store).map_err(|e| KeyMismatch::Db(DbErr::Custom(e.to_string())))?;
-    cipher
-        .open(&sealed, &program_token_aad(&store))
-        .map(drop)
-        .map_err(|_| KeyMismatch::Mismatch(store))
+    match sealed.first() {
+        Some((store, _)) if !sealed.iter().any(opens) => Err(KeyMismatch::Mismatch(store.clone())),
+        _ => Ok(()),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +63,7 @@ pub enum KeyMismatch {
          security.encryption_key changed? Restore the key they were sealed with; started with \
          this one, every store's tokens would be unreadable"
     )]
-    Mismatch(StoreId),
+    Mismatch(String),
     #[error(transparent)]
     Db(#[from] DbErr),
 }

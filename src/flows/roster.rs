@@ -33,6 +33,8 @@ pub struct RosterSummary {
     pub affiliates: usize,
     pub removed: usize,
     pub links_changed: usize,
+    /// Entries without a usable id: while there are any, no affiliate is retired.
+    pub unreadable: usize,
 }
 
 /// Reads the roster (HTTP, outside any transaction), then applies it in one transaction: upserts,
@@ -98,7 +100,11 @@ pub async fn sync(deps: &Deps, store: &StoreId) -> Result<RosterSummary, RosterE
         affiliates: present.len(),
         removed,
         links_changed,
+        unreadable,
     };
+    if unreadable > 0 {
+        tracing::warn!(store_id = %store, unreadable, "roster entries without a usable id: no affiliate retired on this read");
+    }
     tracing::info!(store_id = %store, ?summary, "roster read");
     Ok(summary)
 }

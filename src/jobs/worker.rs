@@ -330,14 +330,19 @@ impl Worker {
         Ok(())
     }
 
-    /// Runs due jobs until `stop`, sleeping `poll_interval` when there are none.
+    /// Runs due jobs until `stop`, sleeping `poll_interval` when there are none. A stop cuts off
+    /// the job running then, as a crash would: its transaction rolls back, its claim stays until
+    /// the lease runs out and another worker takes the job up (a sync's run then reads
+    /// "abandoned"). Waiting for it instead could outlast any shutdown grace period.
     pub async fn run(self, stop: CancellationToken) {
         loop {
             loop {
-                if stop.is_cancelled() {
-                    return;
-                }
-                match self.run_next().await {
+                let ran = tokio::select! {
+                    biased;
+                    () = stop.cancelled() => return,
+                    ran = self.run_next() => ran,
+                };
+                match ran {
                     Ok(Outcome::Completed) => continue,
                     Ok(Outcome::Empty) => break,
                     Err(e) => {

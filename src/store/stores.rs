@@ -9,7 +9,8 @@ use entity::{
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait, sea_query::Expr,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::Expr,
 };
 use serde::Serialize;
 
@@ -157,16 +158,20 @@ pub async fn sealed_program_token(
     )
 }
 
-/// One sealed program token of any store, with its store's id: the start's check that the key
-/// opens this database's secrets (`lifecycle::check_key`), the one reader across stores.
-pub async fn any_sealed_program_token(
+/// Up to `n` sealed program tokens of any stores, with their stores' ids: the start's check that
+/// the key opens this database's secrets (`lifecycle::check_key`), the one reader across stores.
+pub async fn some_sealed_program_tokens(
     conn: &impl ConnectionTrait,
-) -> Result<Option<(String, Vec<u8>)>, DbErr> {
+    n: u64,
+) -> Result<Vec<(String, Vec<u8>)>, DbErr> {
     Ok(program_credentials::Entity::find()
         .order_by_asc(program_credentials::Column::StoreId)
-        .one(conn)
+        .limit(n)
+        .all(conn)
         .await?
-        .map(|row| (row.store_id, row.access_token)))
+        .into_iter()
+        .map(|row| (row.store_id, row.access_token))
+        .collect())
 }
 
 /// Stops the store at once: its tokens, sessions and OAuth attempts go, its waiting work is

@@ -572,3 +572,39 @@ async fn a_sync_whose_worker_died_is_ended_as_failed_when_its_job_runs_again_not
         ])
         .await;
 }
+
+/// A stop (SIGTERM or Ctrl-C) cuts off the job a worker is running, as a crash would: the loop
+/// ends without waiting for Amazon, nothing of the sync is committed, and the job keeps its
+/// claim, to be taken up again once its lease runs out. Waiting for it instead could outlast
+/// any shutdown grace period (a sync may read a thousand pages).
+#[tokio::test]
+async fn a_stop_cuts_off_the_running_job_which_keeps_its_claim() {
+    let w = one_order_sync_world().queued().await;
+    let (arrived, has_arrived) = std::sync::mpsc::channel();
+    let (_go, let_go) = std::sync::mpsc::channel::<()>();
+    *w.report.gate.lock().unwrap() = Some(Gate {
+        arrived,
+        go: let_go,
+    });
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(w.app.state.worker.clone().run(stop.clone()));
+    tokio::task::spawn_blocking(move || has_arrived.recv())
+        .await
+        .unwrap()
+        .expect("the page was asked for");
+    stop.cancel();
+    // Only a guard against hanging: Amazon's page is never let go, so a loop that waited for
+    // the sync would never end.
+    tokio::time::timeout(std::time::Duration::from_secs(60), run)
+        .await
+        .expect("the worker loop ends at the stop")
+        .unwrap();
+    w.app
+        .assert_rows("jobs WHERE kind = 'sync_store' AND status = 'running'", 1)
+        .await;
+    w.app
+        .assert_rows("sync_runs WHERE status = 'running'", 1)
+        .await;
+    w.app.assert_rows("daily_figures", 0).await;
+    assert_eq!(w.orders.count(), 0);
+}

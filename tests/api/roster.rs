@@ -95,7 +95,10 @@ async fn a_roster_with_an_unreadable_entry_retires_no_one() {
     let summary = roster::sync(&app.state.deps, &store_id("st_1"))
         .await
         .unwrap();
-    assert_eq!((summary.affiliates, summary.removed), (2, 0));
+    assert_eq!(
+        (summary.affiliates, summary.removed, summary.unreadable),
+        (2, 0, 1)
+    );
     assert_eq!(
         app.count("SELECT COUNT(*) FROM affiliates WHERE deleted_at IS NULL")
             .await,

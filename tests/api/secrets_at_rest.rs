@@ -50,5 +50,7 @@ async fn a_key_that_does_not_open_the_databases_secrets_stops_the_start() {
         );
     }
     app.assert_rows("jobs", 0).await;
+    // The key file that refused start was not left behind, to be mistaken for the one to keep.
+    assert!(!app.db.dir.path().join("key").exists());
     assert!(app.cli(&["sync", "--store", "st_1", "--wait", "0"]).code != Some(1));
 }

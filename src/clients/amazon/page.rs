@@ -240,16 +240,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for Page<'a> {
     }
 }
 
-/// A page's `cursorId`: the next page's cursor, text or a number read as its text (as ids are);
-/// `Ok(None)` on the last page (empty, blank, `null` or absent). `Err` when it is anything else:
+/// A page's `cursorId`: the next page's cursor, text or a whole number read as its text (as ids
+/// are); `Ok(None)` on the last page (empty, blank, `null` or absent). `Err` when it is anything
+/// else, a fraction or a number beyond 64 bits too (its text would not be the one Amazon sent):
 /// it names no page, and the pages after it must not read as "no sales" (DESIGN §4.3).
 pub fn cursor_of(value: Option<&Scalar<'_>>) -> Result<Option<String>, NoPage> {
     match value {
         None => Ok(None),
         Some(Scalar::Text(s)) if s.trim().is_empty() => Ok(None),
         Some(Scalar::Text(s)) => Ok(Some(s.clone().into_owned())),
-        Some(Scalar::Number(n)) => Ok(Some(n.to_string())),
-        Some(Scalar::Other) => Err(NoPage),
+        Some(Scalar::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
+        Some(Scalar::Number(_) | Scalar::Other) => Err(NoPage),
     }
 }
 

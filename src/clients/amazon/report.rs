@@ -564,7 +564,13 @@ mod tests {
     #[test]
     fn a_cursor_is_text_or_a_number_and_anything_else_is_no_page() {
         assert_eq!(next_cursor(&json!({"cursorId": 2})).as_deref(), Some("2"));
-        for bad in [json!(true), json!([1]), json!({"next": "b"})] {
+        for bad in [
+            json!(true),
+            json!([1]),
+            json!({"next": "b"}),
+            json!(2.0),
+            json!(1e20),
+        ] {
             let page = json!({"reports": [complete_row()], "cursorId": bad});
             assert!(read_page(&page, 2, &mut Rows::new()).is_err(), "{page}");
             let text = page.to_string();
