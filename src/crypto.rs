@@ -102,39 +102,64 @@ impl TokenCipher {
     }
 }
 
-/// The configured key; on SQLite with none configured, the key file (created 0600 on first run).
-pub fn load_key(settings: &Settings) -> Result<[u8; 32], CryptoError> {
+/// The key tokens are sealed with, and where a new one is to be kept.
+pub struct LoadedKey {
+    pub bytes: [u8; 32],
+    /// A key file that did not exist: the key is new, and written there by [`LoadedKey::keep`]
+    /// only once it is known to fit the database (a refused start writes nothing).
+    new_file: Option<std::path::PathBuf>,
+}
+
+impl LoadedKey {
+    /// Writes a new key to its file (0600; never over a file that appeared meanwhile).
+    pub fn keep(&self) -> Result<(), CryptoError> {
+        let Some(path) = &self.new_file else {
+            return Ok(());
+        };
+        let io = |source| CryptoError::KeyFile {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        write_private(path, B64.encode(self.bytes).as_bytes()).map_err(io)?;
+        tracing::warn!(path = %path.display(), "created a new encryption key file; back it up");
+        Ok(())
+    }
+}
+
+/// The configured key; on SQLite with none configured, the key file's, or a new one for it
+/// (written by [`LoadedKey::keep`]).
+pub fn load_key(settings: &Settings) -> Result<LoadedKey, CryptoError> {
     if !settings.security.encryption_key.expose_secret().is_empty() {
-        return Ok(decode_key(&settings.security.encryption_key)?);
+        return Ok(LoadedKey {
+            bytes: decode_key(&settings.security.encryption_key)?,
+            new_file: None,
+        });
     }
     // Validation already refused an empty key for PostgreSQL.
     key_file(&settings.security.key_file)
 }
 
-fn key_file(path: &Path) -> Result<[u8; 32], CryptoError> {
-    let io = |source| CryptoError::KeyFile {
-        path: path.display().to_string(),
-        source,
-    };
+fn key_file(path: &Path) -> Result<LoadedKey, CryptoError> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
-            let bytes = B64
-                .decode(text.trim())
-                .map_err(|_| CryptoError::BadKeyFile(path.display().to_string()))?;
-            bytes
-                .try_into()
-                .map_err(|_| CryptoError::BadKeyFile(path.display().to_string()))
+            let bad = || CryptoError::BadKeyFile(path.display().to_string());
+            let bytes = B64.decode(text.trim()).map_err(|_| bad())?;
+            Ok(LoadedKey {
+                bytes: bytes.try_into().map_err(|_| bad())?,
+                new_file: None,
+            })
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key: [u8; 32] = XChaCha20Poly1305::generate_key(&mut OsRng).into();
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(io)?;
-            }
-            write_private(path, B64.encode(key).as_bytes()).map_err(io)?;
-            tracing::warn!(path = %path.display(), "created a new encryption key file; back it up");
-            Ok(key)
-        }
-        Err(e) => Err(io(e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LoadedKey {
+            bytes: XChaCha20Poly1305::generate_key(&mut OsRng).into(),
+            new_file: Some(path.to_owned()),
+        }),
+        Err(source) => Err(CryptoError::KeyFile {
+            path: path.display().to_string(),
+            source,
+        }),
     }
 }
 
@@ -186,7 +211,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/key");
         let first = key_file(&path).unwrap();
-        assert_eq!(key_file(&path).unwrap(), first);
+        assert!(!path.exists(), "written only when kept");
+        first.keep().unwrap();
+        assert_eq!(key_file(&path).unwrap().bytes, first.bytes);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -129,7 +129,8 @@ impl Application {
                 tokio::spawn(async {
                     let signal = stop_signal().await;
                     tracing::warn!(signal, "second signal: exiting now");
-                    std::process::exit(130);
+                    // The shell's code for death by that signal: 128 + its number.
+                    std::process::exit(if signal == "SIGTERM" { 143 } else { 130 });
                 });
                 None
             }
@@ -141,6 +142,17 @@ impl Application {
             for job_loop in loops {
                 job_loop.await.context("job worker panicked")?;
             }
+        }
+        // A token refresh a cut-off job started finishes and is saved (bounded, as the server's
+        // grace period is): Amazon may have rotated the refresh token.
+        let unstoppable = &self.state.deps.unstoppable;
+        unstoppable.close();
+        let grace = Duration::from_secs(settings.server.shutdown_timeout_secs);
+        if tokio::time::timeout(grace, unstoppable.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("a token refresh did not finish within the shutdown grace period");
         }
         let served = match ended {
             Some(ended) => ended,
@@ -166,17 +178,12 @@ pub async fn prepare_with(
     let db = db::connect_and_migrate(&settings.database)
         .await
         .context("database unavailable or migration failed")?;
-    let key_file = &settings.security.key_file;
-    let had_key_file = key_file.exists();
-    let cipher = TokenCipher::new(crypto::load_key(&settings)?);
-    if let Err(e) = crate::flows::lifecycle::check_key(&db, &cipher).await {
-        // A key file this start created opens nothing here: left behind, it would be mistaken
-        // for the one to back up.
-        if !had_key_file && key_file.exists() {
-            let _ = std::fs::remove_file(key_file);
-        }
-        return Err(e.into());
-    }
+    let key = crypto::load_key(&settings)?;
+    let cipher = TokenCipher::new(key.bytes);
+    // A new key is kept only if it fits: written by a refused start, it would be mistaken for
+    // the one to back up.
+    crate::flows::lifecycle::check_key(&db, &cipher).await?;
+    key.keep()?;
     let mut secrets = settings.platform.webhook_secrets.clone();
     let sandbox = if settings.sandbox.enabled {
         let dir = settings
@@ -242,6 +249,7 @@ pub async fn prepare_with(
         token_locks: Arc::default(),
         settings: Arc::new(settings),
         metrics: metrics.clone(),
+        unstoppable: tokio_util::task::TaskTracker::new(),
     };
     let worker = Worker {
         db: deps.db.clone(),

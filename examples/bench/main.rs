@@ -134,7 +134,7 @@ async fn connect_amazon(conn: &impl ConnectionTrait, settings: &Settings) -> Opt
     if found.is_some() {
         return Some(());
     }
-    let cipher = crypto::TokenCipher::new(crypto::load_key(settings).ok()?);
+    let cipher = crypto::TokenCipher::new(crypto::load_key(settings).ok()?.bytes);
     let seal = |aad: String| Some(cipher.seal(&SecretString::from("Atza|bench"), &aad));
     let now = Utc::now();
     ActiveModel {

@@ -42,4 +42,7 @@ pub struct Deps {
     pub settings: Arc<Settings>,
     /// What the sync and push flows count for `/metrics` (rows read, orders).
     pub metrics: Arc<Metrics>,
+    /// Work that must not be cut short even when its caller is (a token refresh between
+    /// Amazon's answer and saving it): a stop waits for it (`Application::run_until_stopped`).
+    pub unstoppable: tokio_util::task::TaskTracker,
 }

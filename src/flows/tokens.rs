@@ -78,8 +78,9 @@ pub async fn access_token(
     stale: Option<&SecretString>,
 ) -> Result<(SecretString, Region), AuthError> {
     let (deps, store, stale) = (deps.clone(), store.clone(), stale.cloned());
+    let tracker = deps.unstoppable.clone();
     let task =
-        tokio::spawn(async move { current_or_refreshed(&deps, &store, stale.as_ref()).await });
+        tracker.spawn(async move { current_or_refreshed(&deps, &store, stale.as_ref()).await });
     match task.await {
         Ok(found) => found,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
