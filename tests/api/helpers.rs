@@ -192,6 +192,10 @@ pub fn browser_client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
+        // The app closes a connection idle for 5 s (actix's keep-alive). One idle about that
+        // long (a test's sync under a loaded CI) could be reused as the server closed it, and the
+        // request fail with `IncompleteMessage`; browsers retry then, reqwest does not.
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
         .build()
         .unwrap()
 }
