@@ -249,10 +249,7 @@ async fn sync_store(
     let db = &app.deps.db;
     known_store(db, store).await?;
     if let Some((from, to)) = range {
-        let tz = crate::store::connections::find(db, store)
-            .await?
-            .and_then(|c| c.timezone);
-        let today = sync::today(chrono::Utc::now(), sync::zone(tz.as_deref()));
+        let today = sync::store_today(db, store, chrono::Utc::now()).await?;
         let (oldest, newest) = sync::daily_range(today);
         if to > newest {
             return Err(OutsideTheWindow(format!(

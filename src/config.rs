@@ -285,19 +285,16 @@ pub struct LogSettings {
 fn is_log_level(level: &str) -> bool {
     use std::str::FromStr;
     use tracing_subscriber::filter::LevelFilter;
-    let directives: Vec<&str> = level.split(',').map(str::trim).collect();
-    !level.trim().is_empty()
-        && directives.iter().all(|d| {
-            let level =
-                d.rsplit_once('=').map_or(
-                    *d,
-                    |(target, level)| {
-                        if target.trim().is_empty() { "" } else { level }
-                    },
-                );
-            let level = level.trim();
-            !level.is_empty() && LevelFilter::from_str(level).is_ok()
-        })
+    // `""` splits into one empty directive, refused like any other.
+    level.split(',').all(|directive| {
+        let level = match directive.rsplit_once('=') {
+            Some((target, _)) if target.trim().is_empty() => return false,
+            Some((_, level)) => level,
+            None => directive,
+        };
+        let level = level.trim();
+        !level.is_empty() && LevelFilter::from_str(level).is_ok()
+    })
 }
 
 impl Settings {

@@ -8,7 +8,7 @@ use crate::{
     domain::ids::StoreId,
     flows::{
         Deps,
-        sync::{daily_range, today, zone},
+        sync::{daily_range, store_today, today, zone},
         tasks::{SYNC_STORE, Task},
     },
     store::{connections, jobs, stores},
@@ -87,12 +87,7 @@ pub async fn enqueue_now(
     let now = deps.clock.now();
     let (from, to) = match range {
         Some(r) => r,
-        None => {
-            let tz = connections::find(&deps.db, store)
-                .await?
-                .and_then(|c| c.timezone);
-            daily_range(today(now, zone(tz.as_deref())))
-        }
+        None => daily_range(store_today(&deps.db, store, now).await?),
     };
     if let Some(job) = waiting_sync(deps, store, (from, to)).await? {
         return Ok(Asked {

@@ -9,7 +9,7 @@ use crate::{
         status::{self, WorkLeft},
         sync::{self, context::FINAL_AFTER_DAYS, orders::Proposal},
     },
-    store::{HoldState, OrderStatus, PushState, RunStatus, connections, ledger, runs},
+    store::{HoldState, OrderStatus, PushState, RunStatus, ledger, runs},
 };
 
 pub use crate::store::ledger::OrderFilter;
@@ -24,18 +24,6 @@ pub const RUNS_SHOWN: u64 = 100;
 pub fn money(minor: i64, currency: &str) -> String {
     let exp = Currency::parse(currency).map(|c| c.exponent()).unwrap_or(2);
     format!("{} {currency}", format_minor(minor, exp))
-}
-
-/// Today on the store's marketplace (UTC until Amazon is connected).
-async fn today(
-    conn: &impl ConnectionTrait,
-    store: &StoreId,
-    now: DateTime<Utc>,
-) -> Result<NaiveDate, DbErr> {
-    let tz = connections::find(conn, store)
-        .await?
-        .and_then(|c| c.timezone);
-    Ok(sync::today(now, sync::zone(tz.as_deref())))
 }
 
 /// Whether a day of that age can no longer change (DESIGN §5: final from age 61).
@@ -92,7 +80,7 @@ pub async fn ledger_page(
     page: u64,
     now: DateTime<Utc>,
 ) -> Result<LedgerView, DbErr> {
-    let today = today(conn, store, now).await?;
+    let today = sync::store_today(conn, store, now).await?;
     let matching = ledger::count_filtered(conn, store, filter).await?;
     // A page past the end shows the last one ("page 5 of 5"), never "page 999 of 5".
     let page = page.clamp(1, matching.div_ceil(PER_PAGE).max(1));
@@ -199,7 +187,7 @@ pub async fn order_history(
     let Some(o) = ledger::order_numbered(conn, store, number).await? else {
         return Ok(None);
     };
-    let today = today(conn, store, now).await?;
+    let today = sync::store_today(conn, store, now).await?;
     let cur = o.currency.clone();
     let mut before: Option<(String, String, OrderStatus)> = None;
     let mut versions = Vec::new();

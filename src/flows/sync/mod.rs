@@ -32,6 +32,18 @@ pub fn today(now: DateTime<Utc>, tz: Tz) -> NaiveDate {
     now.with_timezone(&tz).date_naive()
 }
 
+/// Today on the store's marketplace (UTC until Amazon is connected).
+pub async fn store_today(
+    conn: &impl sea_orm::ConnectionTrait,
+    store: &StoreId,
+    now: DateTime<Utc>,
+) -> Result<NaiveDate, sea_orm::DbErr> {
+    let tz = connections::find(conn, store)
+        .await?
+        .and_then(|c| c.timezone);
+    Ok(today(now, zone(tz.as_deref())))
+}
+
 /// The days of the daily sync: ages 1 to 60.
 pub fn daily_range(today: NaiveDate) -> (NaiveDate, NaiveDate) {
     (

@@ -12,14 +12,14 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     context::{Context, FINAL_AFTER_DAYS, order_number},
-    today, zone,
+    store_today,
 };
 use crate::{
     domain::{figures::Figures, ids::StoreId, money::Money},
     flows::tasks,
     jobs::JobError,
     store::{
-        HoldState, OrderStatus, PushState, connections, jobs,
+        HoldState, OrderStatus, PushState, jobs,
         ledger::{self as rows, Key, Order, OrderState, Span},
     },
 };
@@ -438,8 +438,7 @@ pub async fn apply_held(
     store: &StoreId,
     now: DateTime<Utc>,
 ) -> Result<usize, DbErr> {
-    let tz = connections::find(db, store).await?.and_then(|c| c.timezone);
-    let today = today(now, zone(tz.as_deref()));
+    let today = store_today(db, store, now).await?;
     let txn = db.begin().await?;
     let held = rows::held_of(&txn, store).await?;
     let (mut applied, mut jobs_due) = (0, Vec::new());
