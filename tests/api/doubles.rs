@@ -418,6 +418,20 @@ pub struct Gate {
     pub go: std::sync::mpsc::Receiver<()>,
 }
 
+impl Report {
+    /// Holds the next report request at the gate: told on the first receiver when it arrives,
+    /// answered once the sender says so (or is dropped).
+    pub fn hold_next_page(&self) -> (std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
+        let (arrived, has_arrived) = std::sync::mpsc::channel();
+        let (go, let_go) = std::sync::mpsc::channel();
+        *self.gate.lock().unwrap() = Some(Gate {
+            arrived,
+            go: let_go,
+        });
+        (has_arrived, go)
+    }
+}
+
 impl Respond for Report {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         if !self.lwa.is_live(req) {

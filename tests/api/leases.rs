@@ -25,7 +25,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use secrecy::SecretString;
 use tokio::sync::{Notify, oneshot};
 
-use crate::{doubles::Gate, helpers::store_id, sync::one_order_sync_world, world::World};
+use crate::{helpers::store_id, sync::one_order_sync_world, world::World};
 
 /// The real push handler, held at its start until the test lets it go: a worker in the middle
 /// of a push, for as long as the test needs.
@@ -449,12 +449,7 @@ async fn stalled_at_the_page(
     tokio::task::JoinHandle<Outcome>,
     std::sync::mpsc::Sender<()>,
 ) {
-    let (arrived, has_arrived) = std::sync::mpsc::channel();
-    let (go, let_go) = std::sync::mpsc::channel();
-    *w.report.gate.lock().unwrap() = Some(Gate {
-        arrived,
-        go: let_go,
-    });
+    let (has_arrived, go) = w.report.hold_next_page();
     let worker = w.app.state.worker.clone();
     let (heartbeat, _never_beaten) = Heartbeat::manual();
     let mut run = tokio::spawn(async move { worker.run_next_with(heartbeat).await.unwrap() });
@@ -580,12 +575,7 @@ async fn a_sync_whose_worker_died_is_ended_as_failed_when_its_job_runs_again_not
 #[tokio::test]
 async fn a_stop_cuts_off_the_running_job_which_keeps_its_claim() {
     let w = one_order_sync_world().queued().await;
-    let (arrived, has_arrived) = std::sync::mpsc::channel();
-    let (_go, let_go) = std::sync::mpsc::channel::<()>();
-    *w.report.gate.lock().unwrap() = Some(Gate {
-        arrived,
-        go: let_go,
-    });
+    let (has_arrived, _go) = w.report.hold_next_page();
     let stop = tokio_util::sync::CancellationToken::new();
     let run = tokio::spawn(w.app.state.worker.clone().run(stop.clone()));
     tokio::task::spawn_blocking(move || has_arrived.recv())
